@@ -1,0 +1,433 @@
+//! `kbridge groups …`: what kafka-consumer-groups.sh does.
+//!
+//! Committed offsets are read and written through a consumer that carries the
+//! group's id but never subscribes, so it never joins (or disturbs) the group.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::groups::GroupInfo;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::cli::{GroupsCommand, ResetOffsetsArgs};
+use crate::client::{KafkaContext, KafkaOpts, partitions_of};
+use crate::commands::topics::admin_options;
+use crate::output::{align_right, opt, print_json, print_table, table};
+
+pub(crate) async fn run(opts: &KafkaOpts, cmd: GroupsCommand) -> Result<()> {
+    match cmd {
+        GroupsCommand::List { output } => list(opts, output.json),
+        GroupsCommand::Describe { group, output } => describe(opts, &group, output.json),
+        GroupsCommand::ResetOffsets(args) => reset_offsets(opts, &args),
+        GroupsCommand::Delete { groups } => delete(opts, &groups).await,
+    }
+}
+
+/// A consumer bound to `group` that never joins it.
+fn group_client(opts: &KafkaOpts, group: &str) -> Result<BaseConsumer<KafkaContext>> {
+    let mut cfg = opts.config();
+    cfg.set("group.id", group).set("enable.auto.commit", "false");
+    opts.build(&cfg)
+}
+
+#[derive(Serialize)]
+struct GroupSummary {
+    group: String,
+    state: String,
+    protocol_type: String,
+    members: usize,
+}
+
+fn list(opts: &KafkaOpts, json: bool) -> Result<()> {
+    let client: BaseConsumer<KafkaContext> = opts.build(&opts.config())?;
+    opts.metadata(client.client(), None)?;
+    let groups = client
+        .fetch_group_list(None, opts.timeout)
+        .context("cannot list groups")?;
+    let mut rows: Vec<GroupSummary> = groups
+        .groups()
+        .iter()
+        .map(|g| GroupSummary {
+            group: g.name().to_string(),
+            state: g.state().to_string(),
+            protocol_type: g.protocol_type().to_string(),
+            members: g.members().len(),
+        })
+        .collect();
+    rows.sort_by(|a, b| a.group.cmp(&b.group));
+    if json {
+        return print_json(&rows);
+    }
+    let mut t = table(["GROUP", "STATE", "MEMBERS"]);
+    for r in &rows {
+        t.add_row(vec![r.group.clone(), r.state.clone(), r.members.to_string()]);
+    }
+    align_right(&mut t, &[2]);
+    print_table(&t)
+}
+
+#[derive(Serialize)]
+struct Member {
+    consumer_id: String,
+    host: String,
+    client_id: String,
+    assignment: Vec<(String, i32)>,
+}
+
+#[derive(Serialize)]
+struct PartitionLag {
+    topic: String,
+    partition: i32,
+    current_offset: Option<i64>,
+    log_end_offset: i64,
+    lag: Option<i64>,
+    consumer_id: Option<String>,
+    host: Option<String>,
+    client_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GroupDescription {
+    group: String,
+    state: String,
+    members: Vec<Member>,
+    partitions: Vec<PartitionLag>,
+    total_lag: i64,
+}
+
+fn members_of(info: &GroupInfo) -> Vec<Member> {
+    info.members()
+        .iter()
+        .map(|m| Member {
+            consumer_id: m.id().to_string(),
+            host: m.client_host().trim_start_matches('/').to_string(),
+            client_id: m.client_id().to_string(),
+            assignment: m.assignment().map(parse_assignment).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Fetches a group's state and members; `None` when the broker has never
+/// heard of it.
+fn group_info(
+    client: &BaseConsumer<KafkaContext>,
+    opts: &KafkaOpts,
+    group: &str,
+) -> Result<(String, Vec<Member>)> {
+    let list = client
+        .fetch_group_list(Some(group), opts.timeout)
+        .with_context(|| format!("cannot describe group '{group}'"))?;
+    Ok(list
+        .groups()
+        .iter()
+        .find(|g| g.name() == group)
+        .map(|g| (g.state().to_string(), members_of(g)))
+        .unwrap_or_else(|| ("Dead".to_string(), Vec::new())))
+}
+
+/// Every partition, of every non-internal topic, for which `group` has a
+/// committed offset: OffsetFetch for all of them in one request.
+fn committed_offsets(
+    client: &BaseConsumer<KafkaContext>,
+    opts: &KafkaOpts,
+    topics: &[String],
+) -> Result<BTreeMap<(String, i32), i64>> {
+    let md = opts.metadata(client.client(), None)?;
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics().iter().filter(|t| {
+        topics.is_empty() && !t.name().starts_with("__") || topics.iter().any(|n| n == t.name())
+    }) {
+        for p in t.partitions() {
+            tpl.add_partition(t.name(), p.id());
+        }
+    }
+    if tpl.count() == 0 {
+        return Ok(BTreeMap::new());
+    }
+    let committed = client
+        .committed_offsets(tpl, opts.timeout)
+        .context("cannot read committed offsets")?;
+    let out = committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+            _ => None,
+        })
+        .collect();
+    drop(committed);
+    Ok(out)
+}
+
+fn describe(opts: &KafkaOpts, group: &str, json: bool) -> Result<()> {
+    let client = group_client(opts, group)?;
+    opts.metadata(client.client(), None)?;
+    let (state, members) = group_info(&client, opts, group)?;
+    let committed = committed_offsets(&client, opts, &[])?;
+    if members.is_empty() && committed.is_empty() && (state == "Dead" || state.is_empty()) {
+        bail!(
+            "consumer group '{group}' does not exist (no members, no committed offsets); see `kbridge groups list`"
+        );
+    }
+
+    let mut owner: HashMap<(String, i32), &Member> = HashMap::new();
+    for m in &members {
+        for tp in &m.assignment {
+            owner.insert(tp.clone(), m);
+        }
+    }
+    let mut keys: Vec<(String, i32)> = committed.keys().cloned().collect();
+    keys.extend(owner.keys().filter(|k| !committed.contains_key(*k)).cloned());
+    keys.sort();
+
+    let mut partitions = Vec::new();
+    let mut total_lag = 0;
+    for (topic, partition) in keys {
+        let (_, high) = client
+            .fetch_watermarks(&topic, partition, opts.timeout)
+            .with_context(|| format!("cannot read the log end of {topic}/{partition}"))?;
+        let current = committed.get(&(topic.clone(), partition)).copied();
+        let lag = current.map(|c| (high - c).max(0));
+        total_lag += lag.unwrap_or(0);
+        let m = owner.get(&(topic.clone(), partition));
+        partitions.push(PartitionLag {
+            topic,
+            partition,
+            current_offset: current,
+            log_end_offset: high,
+            lag,
+            consumer_id: m.map(|m| m.consumer_id.clone()),
+            host: m.map(|m| m.host.clone()),
+            client_id: m.map(|m| m.client_id.clone()),
+        });
+    }
+    let desc = GroupDescription {
+        group: group.to_string(),
+        state,
+        members,
+        partitions,
+        total_lag,
+    };
+    if json {
+        return print_json(&desc);
+    }
+    println!(
+        "Group: {}\tState: {}\tMembers: {}",
+        desc.group,
+        desc.state,
+        desc.members.len()
+    );
+    println!();
+    let mut t = table([
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "CONSUMER-ID",
+        "HOST",
+        "CLIENT-ID",
+    ]);
+    for p in &desc.partitions {
+        t.add_row(vec![
+            p.topic.clone(),
+            p.partition.to_string(),
+            opt(p.current_offset),
+            p.log_end_offset.to_string(),
+            opt(p.lag),
+            opt(p.consumer_id.clone()),
+            opt(p.host.clone()),
+            opt(p.client_id.clone()),
+        ]);
+    }
+    align_right(&mut t, &[1, 2, 3, 4]);
+    print_table(&t)?;
+    println!();
+    println!("TOTAL LAG: {}", desc.total_lag);
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct OffsetChange {
+    topic: String,
+    partition: i32,
+    current_offset: Option<i64>,
+    new_offset: i64,
+}
+
+fn reset_offsets(opts: &KafkaOpts, args: &ResetOffsetsArgs) -> Result<()> {
+    let group = args.group.as_str();
+    let client = group_client(opts, group)?;
+    let md = opts.metadata(client.client(), None)?;
+    opts.require_topics(&md, &args.topics)?;
+    let (state, members) = group_info(&client, opts, group)?;
+    if !members.is_empty() {
+        bail!(
+            "group '{group}' has {} active member(s) (state {state}); stop its consumers first, then reset its offsets",
+            members.len()
+        );
+    }
+    let committed = committed_offsets(&client, opts, &args.topics)?;
+
+    let mut all = Vec::new();
+    for t in &args.topics {
+        for p in partitions_of(&md, t)? {
+            all.push((t.clone(), p));
+        }
+    }
+    let by_time = match args.to_datetime {
+        Some(ms) => Some(crate::commands::consume::offsets_for_time(opts, &client, &all, ms)?),
+        None => None,
+    };
+    let mut changes = Vec::new();
+    for (i, (topic, partition)) in all.into_iter().enumerate() {
+        let (low, high) = client
+            .fetch_watermarks(&topic, partition, opts.timeout)
+            .with_context(|| format!("cannot read the watermarks of {topic}/{partition}"))?;
+        let current = committed.get(&(topic.clone(), partition)).copied();
+        let target = if args.to_earliest {
+            low
+        } else if args.to_latest {
+            high
+        } else if let Some(n) = args.to_offset {
+            n
+        } else if let Some(found) = &by_time {
+            match found.get(i) {
+                Some(Offset::Offset(o)) => *o,
+                _ => high,
+            }
+        } else if let Some(n) = args.shift_by {
+            current.unwrap_or(low).saturating_add(n)
+        } else {
+            return Err(anyhow!("no reset target given"));
+        };
+        changes.push(OffsetChange {
+            topic,
+            partition,
+            current_offset: current,
+            new_offset: target.clamp(low, high),
+        });
+    }
+
+    if args.execute {
+        let mut tpl = TopicPartitionList::new();
+        for c in &changes {
+            tpl.add_partition_offset(&c.topic, c.partition, Offset::Offset(c.new_offset))?;
+        }
+        client
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| match e.rdkafka_error_code() {
+                Some(RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::RebalanceInProgress) => {
+                    anyhow!("group '{group}' became active while resetting; stop its consumers and try again")
+                }
+                _ => anyhow!("cannot commit the new offsets: {e}"),
+            })?;
+    }
+    if args.output.json {
+        return print_json(&changes);
+    }
+    let mut t = table(["TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]);
+    for c in &changes {
+        t.add_row(vec![
+            c.topic.clone(),
+            c.partition.to_string(),
+            opt(c.current_offset),
+            c.new_offset.to_string(),
+        ]);
+    }
+    align_right(&mut t, &[1, 2, 3]);
+    print_table(&t)?;
+    if args.execute {
+        eprintln!("kbridge: offsets of group '{group}' reset.");
+    } else {
+        eprintln!("kbridge: dry run, nothing changed; add --execute to apply.");
+    }
+    Ok(())
+}
+
+async fn delete(opts: &KafkaOpts, groups: &[String]) -> Result<()> {
+    let admin = opts.admin()?;
+    opts.metadata(admin.inner(), None)?;
+    let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let results = admin
+        .delete_groups(&names, &admin_options(opts))
+        .await
+        .context("the delete request failed")?;
+    let mut failed = 0;
+    for r in results {
+        match r {
+            Ok(name) => println!("Deleted group {name}."),
+            Err((name, RDKafkaErrorCode::GroupIdNotFound)) => {
+                eprintln!("kbridge: consumer group '{name}' does not exist");
+                failed += 1;
+            }
+            Err((name, RDKafkaErrorCode::NonEmptyGroup)) => {
+                eprintln!(
+                    "kbridge: consumer group '{name}' has active members; stop its consumers first"
+                );
+                failed += 1;
+            }
+            Err((name, code)) => {
+                eprintln!("kbridge: cannot delete group '{name}': {code}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(crate::Reported(format!("{failed} group(s) not deleted")).into());
+    }
+    Ok(())
+}
+
+/// Decodes a consumer-protocol assignment (version, [topic, [partition]],
+/// user data). A malformed one yields what could be read.
+fn parse_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
+    fn i16_at(b: &[u8], at: &mut usize) -> Option<i16> {
+        let v = i16::from_be_bytes(b.get(*at..*at + 2)?.try_into().ok()?);
+        *at += 2;
+        Some(v)
+    }
+    fn i32_at(b: &[u8], at: &mut usize) -> Option<i32> {
+        let v = i32::from_be_bytes(b.get(*at..*at + 4)?.try_into().ok()?);
+        *at += 4;
+        Some(v)
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    let parse = |out: &mut Vec<(String, i32)>, at: &mut usize| -> Option<()> {
+        i16_at(bytes, at)?;
+        let topics = i32_at(bytes, at)?;
+        for _ in 0..topics.max(0) {
+            let len = usize::try_from(i16_at(bytes, at)?).ok()?;
+            let name = std::str::from_utf8(bytes.get(*at..*at + len)?).ok()?.to_string();
+            *at += len;
+            let n = i32_at(bytes, at)?;
+            for _ in 0..n.max(0) {
+                out.push((name.clone(), i32_at(bytes, at)?));
+            }
+        }
+        Some(())
+    };
+    let _ = parse(&mut out, &mut at);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_bytes_decode() {
+        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 2];
+        b.extend_from_slice(b"ev");
+        b.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0]);
+        assert_eq!(
+            parse_assignment(&b),
+            vec![("ev".to_string(), 0), ("ev".to_string(), 3)]
+        );
+        assert_eq!(parse_assignment(&b[..9]), vec![]);
+    }
+}

@@ -1,0 +1,7 @@
+//! The everyday Kafka operations, one module per command family.
+
+pub(crate) mod cluster;
+pub(crate) mod consume;
+pub(crate) mod groups;
+pub(crate) mod produce;
+pub(crate) mod topics;

@@ -1,0 +1,311 @@
+//! `kbridge produce`: JSON lines in, one message each, a delivery report out.
+//!
+//! Lines are checked before they are sent, so a typo in line 5 000 of a
+//! replay file stops the run there with the line number rather than putting
+//! garbage on the topic. The producer is librdkafka's threaded producer: its
+//! own thread serves delivery reports while this one reads input, which keeps
+//! throughput at kcat's level.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Stdout, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use crate::cli::ProduceArgs;
+use crate::client::{KafkaContext, KafkaOpts, LastError, log_librdkafka};
+
+/// Delivery reports arrive on librdkafka's thread; this context counts them
+/// and prints one line each unless `--quiet`.
+struct ReportContext {
+    base: KafkaContext,
+    quiet: bool,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    out: Mutex<BufWriter<Stdout>>,
+}
+
+impl ClientContext for ReportContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        log_librdkafka(level, fac, msg);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.base.error(error, reason);
+    }
+}
+
+impl LastError for ReportContext {
+    fn last_error(&self) -> Option<String> {
+        self.base.last_error()
+    }
+}
+
+impl ProducerContext for ReportContext {
+    /// The input line number, for reports that point back at the source.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, line: usize) {
+        match result {
+            Ok(m) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                if !self.quiet
+                    && let Ok(mut out) = self.out.lock()
+                {
+                    let _ = writeln!(
+                        out,
+                        "line {line}: delivered to {} [{}] at offset {}",
+                        m.topic(),
+                        m.partition(),
+                        m.offset()
+                    );
+                }
+            }
+            Err((e, m)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("kbridge: line {line}: delivery to {} failed: {e}", m.topic());
+            }
+        }
+    }
+}
+
+pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
+    let mut cfg = opts.config();
+    // Bound how long a message may wait for the cluster; -X wins.
+    let msg_timeout = opts.timeout.max(Duration::from_secs(30)).as_millis();
+    if !opts.properties.iter().any(|(k, _)| k == "message.timeout.ms") {
+        cfg.set("message.timeout.ms", msg_timeout.to_string());
+    }
+    let ctx = ReportContext {
+        base: KafkaContext::default(),
+        quiet: args.quiet,
+        delivered: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        out: Mutex::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
+    };
+    let producer: ThreadedProducer<ReportContext> = cfg
+        .create_with_context(ctx)
+        .map_err(|e| anyhow::anyhow!("cannot create the producer: {e}; check the -X properties"))?;
+
+    let md = opts.metadata(producer.client(), Some(&args.topic))?;
+    opts.require_topics(&md, std::slice::from_ref(&args.topic))?;
+    if let Some(p) = args.partition {
+        let count = crate::client::partitions_of(&md, &args.topic)?.len() as i32;
+        if p < 0 || p >= count {
+            bail!(crate::UsageError(format!(
+                "--partition {p} does not exist: '{}' has partitions 0..{}",
+                args.topic,
+                count - 1
+            )));
+        }
+    }
+
+    let (reader, size): (Box<dyn Read>, Option<u64>) = match &args.file {
+        Some(path) if path.as_os_str() != "-" => {
+            let f = File::open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let size = f.metadata().ok().map(|m| m.len());
+            (Box::new(f), size)
+        }
+        _ => (Box::new(std::io::stdin().lock()), None),
+    };
+    let progress = progress_bar(size, args.quiet);
+    let headers = args.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+        h.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        })
+    });
+
+    let started = Instant::now();
+    let mut input = BufReader::with_capacity(256 * 1024, reader);
+    let mut line = Vec::with_capacity(4096);
+    let mut line_no = 0usize;
+    let mut invalid = 0u64;
+    let mut stopped: Option<String> = None;
+    loop {
+        line.clear();
+        let n = input.read_until(b'\n', &mut line).context("cannot read input")?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        progress.inc(if size.is_some() { n as u64 } else { 1 });
+        let body = trim_line(&line);
+        if body.is_empty() {
+            continue;
+        }
+        let key = match prepare(body, &args) {
+            Ok(key) => key,
+            Err(reason) => {
+                let msg = format!("line {line_no}: {reason}");
+                if args.skip_invalid {
+                    progress.suspend(|| eprintln!("kbridge: {msg}; skipped"));
+                    invalid += 1;
+                    continue;
+                }
+                stopped = Some(msg);
+                break;
+            }
+        };
+        let key = key.as_deref().or(args.key.as_deref().map(str::as_bytes));
+        send(&producer, &args, key, body, &headers, line_no)?;
+    }
+
+    // Deliver everything that was queued before deciding the exit status.
+    let flush_result = producer.flush(Duration::from_millis(msg_timeout as u64 + 5_000));
+    progress.finish_and_clear();
+    let ctx = producer.context();
+    if let Ok(mut out) = ctx.out.lock() {
+        out.flush().context("cannot write to standard output")?;
+    }
+    let delivered = ctx.delivered.load(Ordering::Relaxed);
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    eprintln!(
+        "kbridge: {delivered} message(s) delivered to {}, {failed} failed{} in {:.2?}",
+        args.topic,
+        if invalid > 0 {
+            format!(", {invalid} invalid line(s) skipped")
+        } else {
+            String::new()
+        },
+        started.elapsed()
+    );
+    if let Err(e) = flush_result {
+        bail!("not every message was delivered before the timeout: {e}");
+    }
+    if let Some(msg) = stopped {
+        bail!("{msg}; stopped before sending it (earlier lines were sent); fix the line or pass --skip-invalid");
+    }
+    if failed > 0 {
+        return Err(crate::Reported(format!("{failed} message(s) were not delivered")).into());
+    }
+    Ok(())
+}
+
+/// Validates one line and extracts its key, or says what is wrong with it.
+fn prepare(body: &[u8], args: &ProduceArgs) -> Result<Option<Vec<u8>>, String> {
+    if args.raw {
+        return Ok(None);
+    }
+    match &args.key_field {
+        None => serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            .map(|_| None)
+            .map_err(|e| format!("invalid JSON: {e}")),
+        Some(field) => {
+            let v: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+            Ok(match v.get(field) {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.as_bytes().to_vec()),
+                Some(serde_json::Value::Null) | None => None,
+                Some(serde_json::Value::String(_)) => None,
+                Some(other) => Some(other.to_string().into_bytes()),
+            })
+        }
+    }
+}
+
+fn send(
+    producer: &ThreadedProducer<ReportContext>,
+    args: &ProduceArgs,
+    key: Option<&[u8]>,
+    body: &[u8],
+    headers: &OwnedHeaders,
+    line_no: usize,
+) -> Result<()> {
+    let mut record = BaseRecord::with_opaque_to(&args.topic, line_no).payload(body);
+    if let Some(k) = key {
+        record = record.key(k);
+    }
+    if let Some(p) = args.partition {
+        record = record.partition(p);
+    }
+    if !args.headers.is_empty() {
+        record = record.headers(headers.clone());
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                // The local queue is full: let the background thread drain it.
+                record = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => bail!("line {line_no}: cannot queue the message: {e}"),
+        }
+    }
+}
+
+/// Strips the line ending (LF or CRLF).
+fn trim_line(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A progress bar on a terminal only: bytes for a file, a count for stdin.
+/// Hidden when reports go to the same terminal, where it would garble them.
+fn progress_bar(size: Option<u64>, quiet: bool) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || (!quiet && std::io::stdout().is_terminal()) {
+        return ProgressBar::hidden();
+    }
+    match size {
+        Some(len) => ProgressBar::new(len).with_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {pos} lines {per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(key_field: Option<&str>, raw: bool) -> ProduceArgs {
+        ProduceArgs {
+            topic: "t".into(),
+            file: None,
+            key_field: key_field.map(Into::into),
+            key: None,
+            headers: vec![],
+            partition: None,
+            raw,
+            skip_invalid: false,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn key_from_field() {
+        let a = args(Some("df_fault_id"), false);
+        assert_eq!(
+            prepare(br#"{"df_fault_id":"f1"}"#, &a).unwrap(),
+            Some(b"f1".to_vec())
+        );
+        assert_eq!(prepare(br#"{"df_fault_id":7}"#, &a).unwrap(), Some(b"7".to_vec()));
+        assert_eq!(prepare(br#"{"other":1}"#, &a).unwrap(), None);
+    }
+
+    #[test]
+    fn invalid_json_is_reported_raw_is_not_checked() {
+        let err = prepare(b"{not json", &args(None, false)).unwrap_err();
+        assert!(err.starts_with("invalid JSON"), "{err}");
+        assert_eq!(prepare(b"{not json", &args(None, true)).unwrap(), None);
+    }
+
+    #[test]
+    fn line_endings_are_trimmed() {
+        assert_eq!(trim_line(b"{}\r\n"), b"{}");
+        assert_eq!(trim_line(b"{}"), b"{}");
+    }
+}
