@@ -124,7 +124,10 @@ pub(crate) fn run(opts: &KafkaOpts, args: ConsumeArgs, stop: &AtomicBool) -> Res
             .set("enable.auto.commit", "true")
             .set("auto.offset.reset", reset);
     } else {
-        cfg.set("enable.auto.commit", "false");
+        // librdkafka's assign() wants a group id even though assigning never
+        // joins a group; with auto-commit off nothing is ever written to it.
+        cfg.set("group.id", format!("kbridge-console-{}", std::process::id()))
+            .set("enable.auto.commit", "false");
     }
     let consumer: BaseConsumer<ConsumeContext> = cfg
         .create_with_context(ConsumeContext {
@@ -284,7 +287,8 @@ fn consume_loop(
         }
         if group {
             for ((t, p), o) in printed.drain() {
-                if let Err(e) = consumer.store_offset(&t, p, o + 1) {
+                // The legacy store API stores `o + 1`, the next offset to read.
+                if let Err(e) = consumer.store_offset(&t, p, o) {
                     tracing::debug!("cannot store offset {t}/{p}@{o}: {e}");
                 }
             }

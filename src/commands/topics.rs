@@ -1,7 +1,7 @@
 //! `kbridge topics …`: what kafka-topics.sh does, through the admin API.
 
 use anyhow::{Context, Result, anyhow, bail};
-use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminOptions, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
@@ -90,7 +90,7 @@ struct PartitionInfo {
 struct TopicDescription {
     name: String,
     partitions: Vec<PartitionInfo>,
-    /// Configs whose value differs from the broker default.
+    /// The topic's own config overrides.
     configs: std::collections::BTreeMap<String, String>,
 }
 
@@ -124,7 +124,8 @@ async fn describe(opts: &KafkaOpts, topic: &str, json: bool) -> Result<()> {
     let mut configs = std::collections::BTreeMap::new();
     for r in results {
         let r = r.map_err(|e| anyhow!("cannot describe the configs of '{topic}': {e}"))?;
-        for e in r.entries.into_iter().filter(|e| !e.is_default) {
+        // Like kafka-topics.sh: the topic's own overrides, not broker settings.
+        for e in r.entries.into_iter().filter(|e| e.source == ConfigSource::DynamicTopic) {
             let v = if e.is_sensitive {
                 "<hidden>".to_string()
             } else {

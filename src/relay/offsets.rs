@@ -1,0 +1,88 @@
+//! Which offset of a partition may be committed.
+//!
+//! Deliveries finish out of order (they run concurrently, and retries take
+//! time), but a Kafka commit means "everything before this offset is done".
+//! This tracker keeps the offsets accepted and not yet finished, and answers
+//! with the contiguous prefix: the lowest unfinished offset, or one past the
+//! highest accepted when nothing is pending.
+
+use std::collections::BTreeSet;
+
+#[derive(Debug, Default)]
+pub(crate) struct OffsetTracker {
+    pending: BTreeSet<i64>,
+    /// One past the highest offset accepted so far.
+    next: Option<i64>,
+    /// The last value `committable` returned, to report only advances.
+    last: Option<i64>,
+}
+
+impl OffsetTracker {
+    /// Records a message as taken into processing.
+    pub(crate) fn accept(&mut self, offset: i64) {
+        self.pending.insert(offset);
+        self.next = Some(self.next.map_or(offset + 1, |n| n.max(offset + 1)));
+    }
+
+    /// Records a message as handled (delivered, dead-lettered or skipped).
+    pub(crate) fn finish(&mut self, offset: i64) {
+        self.pending.remove(&offset);
+    }
+
+    /// The offset to commit (the next one to read), if any.
+    pub(crate) fn committable(&self) -> Option<i64> {
+        self.pending.first().copied().or(self.next)
+    }
+
+    /// Returns the committable offset only when it moved since last asked.
+    pub(crate) fn advance(&mut self) -> Option<i64> {
+        let c = self.committable()?;
+        if self.last == Some(c) {
+            return None;
+        }
+        self.last = Some(c);
+        Some(c)
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_only_the_contiguous_prefix() {
+        let mut t = OffsetTracker::default();
+        assert_eq!(t.advance(), None);
+        for o in 10..15 {
+            t.accept(o);
+        }
+        assert_eq!(t.committable(), Some(10), "nothing finished: commit point stays at 10");
+        t.finish(12);
+        t.finish(11);
+        assert_eq!(t.advance(), Some(10));
+        assert_eq!(t.advance(), None, "unchanged");
+        t.finish(10);
+        assert_eq!(t.advance(), Some(13));
+        t.finish(14);
+        assert_eq!(t.advance(), None, "13 still pending");
+        t.finish(13);
+        assert_eq!(t.advance(), Some(15));
+        assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn gaps_in_offsets_are_fine() {
+        // Compacted topics and transactions leave holes in offsets.
+        let mut t = OffsetTracker::default();
+        t.accept(3);
+        t.accept(7);
+        t.finish(7);
+        assert_eq!(t.advance(), Some(3));
+        t.finish(3);
+        assert_eq!(t.advance(), Some(8));
+    }
+}
