@@ -50,11 +50,6 @@ impl<K: Hash + Eq, J> KeyedQueue<K, J> {
             }
         }
     }
-
-    /// Number of jobs waiting behind an active one.
-    pub(crate) fn waiting(&self) -> usize {
-        self.active.values().map(VecDeque::len).sum()
-    }
 }
 
 #[cfg(test)]
@@ -68,7 +63,6 @@ mod tests {
         assert_eq!(q.submit("a", 2), None);
         assert_eq!(q.submit("b", 3), Some(3));
         assert_eq!(q.submit("a", 4), None);
-        assert_eq!(q.waiting(), 2);
         assert_eq!(q.finish(&"a"), Some(2));
         assert_eq!(q.finish(&"a"), Some(4));
         assert_eq!(q.finish(&"a"), None);

@@ -1,0 +1,216 @@
+//! Stage 0, Kafka in: the group consumer and what happens on rebalance.
+//!
+//! Offsets follow rust-rdkafka's at-least-once recipe: auto-commit is on but
+//! `enable.auto.offset.store` is off, so librdkafka periodically commits only
+//! offsets we stored, and we store a partition's offset only when every
+//! event before it was delivered, dead-lettered or skipped.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::config::RelayConfig;
+use super::partitions::{Partitions, Tp};
+use crate::client::{KafkaContext, LastError, log_librdkafka};
+
+/// How long a revoke waits for the revoked partitions' deliveries.
+const REVOKE_WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) type RelayConsumer<J> = StreamConsumer<RelayContext<J>>;
+
+pub(crate) struct RelayContext<J> {
+    base: KafkaContext,
+    pub partitions: Arc<Partitions<J>>,
+    /// An error that must stop the service (authentication, fatal).
+    pub fatal: Mutex<Option<String>>,
+}
+
+impl<J: Send> ClientContext for RelayContext<J> {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        // The service shows librdkafka's warnings: an operator needs them.
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{msg}"),
+            _ => log_librdkafka(level, fac, msg),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.base.error(error.clone(), reason);
+        let code = error.rdkafka_error_code();
+        let fatal = matches!(
+            code,
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::Fatal)
+        ) || matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::GroupAuthorizationFailed
+            )
+        );
+        if fatal {
+            if let Ok(mut f) = self.fatal.lock() {
+                f.get_or_insert_with(|| format!("{error}: {reason}"));
+            }
+        } else {
+            tracing::warn!(target: "librdkafka", "{reason}");
+        }
+    }
+}
+
+impl<J: Send> LastError for RelayContext<J> {
+    fn last_error(&self) -> Option<String> {
+        self.base.last_error()
+    }
+}
+
+impl<J: Send> ConsumerContext for RelayContext<J> {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let tps = tps_of(tpl);
+            tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
+            let points = self.partitions.revoke(&tps, REVOKE_WAIT);
+            commit(consumer, &points);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let tps = tps_of(tpl);
+                tracing::info!(partitions = ?names(&tps), "partitions assigned");
+                self.partitions.assign(tps);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::error!("rebalance failed: {e}"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!("offset commit failed: {e}; it is retried with the next commit"),
+        }
+    }
+}
+
+fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements()
+        .iter()
+        .map(|e| (Arc::from(e.topic()), e.partition()))
+        .collect()
+}
+
+fn names(tps: &[Tp]) -> Vec<String> {
+    tps.iter().map(|(t, p)| format!("{t}/{p}")).collect()
+}
+
+/// Stores and synchronously commits the given commit points.
+pub(crate) fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, points: &[(Tp, i64)]) {
+    if points.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((t, p), o) in points {
+        if tpl.add_partition_offset(t, *p, Offset::Offset(*o)).is_err() {
+            continue;
+        }
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        tracing::warn!("offset commit failed: {e}");
+    } else {
+        tracing::debug!(offsets = ?points.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect::<Vec<_>>(), "committed");
+    }
+}
+
+/// Stores one partition's commit point for the next auto-commit.
+pub(crate) fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tp: &Tp, offset: i64) {
+    let mut tpl = TopicPartitionList::new();
+    if tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(offset)).is_ok()
+        && let Err(e) = consumer.store_offsets(&tpl)
+    {
+        // The partition was revoked meanwhile; its new owner reads on.
+        tracing::debug!("cannot store offset {}/{}@{offset}: {e}", tp.0, tp.1);
+    }
+}
+
+/// Builds the group consumer from the relay's config.
+pub(crate) fn create<J: Send + 'static>(
+    cfg: &RelayConfig,
+    partitions: Arc<Partitions<J>>,
+) -> Result<RelayConsumer<J>> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", &cfg.group)
+        .set("client.id", "kbridge")
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", cfg.commit_interval.as_millis().to_string())
+        .set("auto.offset.reset", cfg.offset_reset.as_librdkafka())
+        // Bound the prefetch queue: librdkafka's default (64 MB) would let a
+        // backlog fill memory regardless of max_pending.
+        .set("queued.max.messages.kbytes", "8192")
+        .set("fetch.message.max.bytes", "1048576")
+        .set_log_level(RDKafkaLogLevel::Debug);
+    for (k, v) in &cfg.kafka {
+        c.set(k, v);
+    }
+    c.create_with_context(RelayContext {
+        base: KafkaContext::default(),
+        partitions,
+        fatal: Mutex::new(None),
+    })
+    .map_err(|e| anyhow!("cannot create the Kafka consumer: {e}; check the [kafka] settings"))
+}
+
+/// Waits (bounded) until every topic exists, so a typo fails the start with
+/// a clear message instead of an idle service.
+pub(crate) fn wait_for_topics<C: ClientContext + LastError>(
+    client: &rdkafka::client::Client<C>,
+    brokers: &str,
+    topics: &[String],
+    wait: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let missing: Vec<&String> = match client.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(md) => topics
+                .iter()
+                .filter(|t| {
+                    !md.topics()
+                        .iter()
+                        .any(|m| m.name() == t.as_str() && m.error().is_none() && !m.partitions().is_empty())
+                })
+                .collect(),
+            Err(e) if Instant::now() >= deadline => {
+                let cause = client.context().last_error().unwrap_or_else(|| e.to_string());
+                bail!(
+                    "no Kafka broker answered at {brokers} within {wait:?} ({cause}); check `brokers` and the [kafka] security settings"
+                );
+            }
+            Err(_) => topics.iter().collect(),
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "topic(s) {} do not exist (waited {wait:?}); create them with `kbridge topics create` or fix `topics`",
+                missing.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

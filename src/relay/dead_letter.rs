@@ -1,0 +1,166 @@
+//! Dead letters: events that can never be delivered go to a Kafka topic,
+//! unchanged, with headers that say why — so nothing is lost silently and
+//! an operator can fix and replay them (`kbridge consume DLQ -f json`).
+//!
+//! An offset is committed only after its dead letter was acknowledged by
+//! the brokers, so a failing dead-letter topic stalls the partition instead
+//! of dropping the event.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use super::retry::backoff;
+use crate::client::KafkaContext;
+
+/// Where an event failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Decode,
+    Validate,
+    Map,
+    Deliver,
+}
+
+impl Stage {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Validate => "validate",
+            Stage::Map => "map",
+            Stage::Deliver => "deliver",
+        }
+    }
+}
+
+/// The original message, kept for its dead letter.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub topic: std::sync::Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Option<OwnedHeaders>,
+}
+
+impl Origin {
+    pub(crate) fn of(m: &rdkafka::message::BorrowedMessage<'_>, topic: std::sync::Arc<str>) -> Self {
+        Self {
+            topic,
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers: m.headers().map(rdkafka::message::BorrowedHeaders::detach),
+        }
+    }
+
+    /// `topic-partition-offset`: unique per event, stable across retries
+    /// and restarts.
+    pub(crate) fn coordinates(&self) -> String {
+        format!("{}-{}-{}", self.topic, self.partition, self.offset)
+    }
+}
+
+pub(crate) struct DeadLetters {
+    producer: FutureProducer<KafkaContext>,
+    topic: String,
+}
+
+impl DeadLetters {
+    pub(crate) fn new(producer: FutureProducer<KafkaContext>, topic: String) -> Self {
+        Self { producer, topic }
+    }
+
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Builds the dead letter's headers: the original ones plus ours.
+    pub(crate) fn headers(origin: &Origin, stage: Stage, reason: &str) -> OwnedHeaders {
+        let mut headers = OwnedHeaders::new();
+        if let Some(orig) = &origin.headers {
+            for h in orig.iter() {
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
+            }
+        }
+        let partition = origin.partition.to_string();
+        let offset = origin.offset.to_string();
+        let now = jiff::Timestamp::now().to_string();
+        for (k, v) in [
+            ("kbridge.error", reason),
+            ("kbridge.stage", stage.as_str()),
+            ("kbridge.topic", &origin.topic),
+            ("kbridge.partition", &partition),
+            ("kbridge.offset", &offset),
+            ("kbridge.time", &now),
+        ] {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        headers
+    }
+
+    /// Sends one dead letter and waits for its acknowledgement, retrying
+    /// until it is acknowledged or `abort` fires (then `false`: the event
+    /// stays uncommitted and will be read again).
+    pub(crate) async fn send(
+        &self,
+        origin: &Origin,
+        stage: Stage,
+        reason: &str,
+        retry: &super::config::RetryConfig,
+        mut abort: tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        let headers = Self::headers(origin, stage, reason);
+        let mut delays = backoff(retry);
+        loop {
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&self.topic).headers(headers.clone());
+            if let Some(k) = &origin.key {
+                record = record.key(k.as_slice());
+            }
+            if let Some(p) = &origin.payload {
+                record = record.payload(p.as_slice());
+            }
+            match self.producer.send(record, Timeout::Never).await {
+                Ok(_) => {
+                    metrics::counter!("kbridge_events_dead_lettered_total", "stage" => stage.as_str())
+                        .increment(1);
+                    return true;
+                }
+                Err((e, _)) => {
+                    let wait = delays.next().unwrap_or(retry.max_backoff);
+                    tracing::error!(
+                        topic = %self.topic,
+                        event = %origin.coordinates(),
+                        retry_in = ?wait,
+                        "cannot write the dead letter: {e}; the partition waits until it succeeds"
+                    );
+                    if *abort.borrow() {
+                        return false;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = abort.changed() => return false,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for every queued dead letter (shutdown).
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
+        self.producer.flush(timeout)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Bookkeeping for the partitions this instance owns: which offsets are in
+//! processing (for the commit point) and which alerts are being delivered
+//! (for per-alert ordering).
+//!
+//! Shared between the consume loop, the delivery tasks and the rebalance
+//! callback, which runs inside librdkafka's poll and must wait — with a
+//! bound — for the revoked partitions' deliveries before committing them.
+//! Hence a std `Mutex` and `Condvar`: every critical section is short and
+//! never awaits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::offsets::OffsetTracker;
+use super::ordering::KeyedQueue;
+
+/// A topic-partition.
+pub(crate) type Tp = (Arc<str>, i32);
+
+struct PartitionState<J> {
+    /// Changes on every (re)assignment, so that late completions from a
+    /// previous ownership are ignored.
+    epoch: u64,
+    offsets: OffsetTracker,
+    keys: KeyedQueue<String, J>,
+}
+
+pub(crate) struct Partitions<J> {
+    state: Mutex<HashMap<Tp, PartitionState<J>>>,
+    changed: Condvar,
+    epochs: AtomicU64,
+}
+
+impl<J> Default for Partitions<J> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(HashMap::new()),
+            changed: Condvar::new(),
+            epochs: AtomicU64::new(1),
+        }
+    }
+}
+
+impl<J> Partitions<J> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Tp, PartitionState<J>>> {
+        // A panic while holding the lock cannot leave the maps half-updated
+        // in a way that matters more than stopping would; keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self) -> PartitionState<J> {
+        PartitionState {
+            epoch: self.epochs.fetch_add(1, Ordering::Relaxed),
+            offsets: OffsetTracker::default(),
+            keys: KeyedQueue::default(),
+        }
+    }
+
+    /// New ownership of these partitions.
+    pub(crate) fn assign(&self, tps: impl IntoIterator<Item = Tp>) {
+        let mut s = self.lock();
+        for tp in tps {
+            let fresh = self.fresh();
+            s.insert(tp, fresh);
+        }
+    }
+
+    /// Takes a message into processing; returns the ownership epoch.
+    pub(crate) fn accept(&self, tp: &Tp, offset: i64) -> u64 {
+        let mut s = self.lock();
+        let state = s.entry(tp.clone()).or_insert_with(|| self.fresh());
+        state.offsets.accept(offset);
+        state.epoch
+    }
+
+    /// Queues a job behind the active one of its key; returns it when it
+    /// may start now. A job for a partition no longer owned is dropped.
+    pub(crate) fn submit(&self, tp: &Tp, epoch: u64, key: String, job: J) -> Option<J> {
+        let mut s = self.lock();
+        match s.get_mut(tp) {
+            Some(state) if state.epoch == epoch => state.keys.submit(key, job),
+            _ => None,
+        }
+    }
+
+    /// Marks an offset handled. Returns the new commit point, if it moved,
+    /// and the next job of the same key, if one waits.
+    pub(crate) fn finish(
+        &self,
+        tp: &Tp,
+        epoch: u64,
+        offset: i64,
+        key: Option<&String>,
+    ) -> (Option<i64>, Option<J>) {
+        let mut s = self.lock();
+        let result = match s.get_mut(tp) {
+            Some(state) if state.epoch == epoch => {
+                state.offsets.finish(offset);
+                let next = key.and_then(|k| state.keys.finish(k));
+                (state.offsets.advance(), next)
+            }
+            _ => (None, None),
+        };
+        drop(s);
+        self.changed.notify_all();
+        result
+    }
+
+    /// Gives up these partitions: waits up to `wait` for their pending
+    /// events, then returns their commit points and forgets them.
+    pub(crate) fn revoke(&self, tps: &[Tp], wait: Duration) -> Vec<(Tp, i64)> {
+        let deadline = Instant::now() + wait;
+        let mut s = self.lock();
+        loop {
+            let pending: usize = tps
+                .iter()
+                .filter_map(|tp| s.get(tp))
+                .map(|st| st.offsets.pending())
+                .sum();
+            let now = Instant::now();
+            if pending == 0 || now >= deadline {
+                if pending > 0 {
+                    tracing::warn!(
+                        pending,
+                        "partitions revoked with deliveries still running; their events will be read again by the new owner"
+                    );
+                }
+                break;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        tps.iter()
+            .filter_map(|tp| {
+                let st = s.remove(tp)?;
+                Some((tp.clone(), st.offsets.committable()?))
+            })
+            .collect()
+    }
+
+    /// Events in processing, over all partitions.
+    pub(crate) fn pending(&self) -> usize {
+        self.lock().values().map(|st| st.offsets.pending()).sum()
+    }
+
+    /// Owned partitions.
+    pub(crate) fn owned(&self) -> Vec<Tp> {
+        self.lock().keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> Tp {
+        (Arc::from("t"), p)
+    }
+
+    #[test]
+    fn late_completions_of_a_previous_owner_are_ignored() {
+        let parts: Partitions<u32> = Partitions::default();
+        parts.assign([tp(0)]);
+        let e1 = parts.accept(&tp(0), 5);
+        assert_eq!(parts.revoke(&[tp(0)], Duration::ZERO), vec![(tp(0), 5)]);
+        parts.assign([tp(0)]);
+        let e2 = parts.accept(&tp(0), 5);
+        assert_ne!(e1, e2);
+        assert_eq!(parts.finish(&tp(0), e1, 5, None), (None, None));
+        assert_eq!(parts.finish(&tp(0), e2, 5, None), (Some(6), None));
+    }
+
+    #[test]
+    fn revoke_waits_for_pending_deliveries() {
+        let parts: Arc<Partitions<u32>> = Arc::default();
+        parts.assign([tp(1)]);
+        let e = parts.accept(&tp(1), 0);
+        let p2 = parts.clone();
+        let t = std::thread::spawn(move || p2.revoke(&[tp(1)], Duration::from_secs(10)));
+        // The revoke returns only once offset 0 is finished.
+        parts.finish(&tp(1), e, 0, None);
+        assert_eq!(t.join().unwrap(), vec![(tp(1), 1)]);
+    }
+
+    #[test]
+    fn same_key_jobs_wait_in_order() {
+        let parts: Partitions<u32> = Partitions::default();
+        let e = parts.accept(&tp(0), 1);
+        parts.accept(&tp(0), 2);
+        assert_eq!(parts.submit(&tp(0), e, "a".into(), 1), Some(1));
+        assert_eq!(parts.submit(&tp(0), e, "a".into(), 2), None);
+        assert_eq!(parts.finish(&tp(0), e, 1, Some(&"a".to_string())), (Some(2), Some(2)));
+        assert_eq!(parts.finish(&tp(0), e, 2, Some(&"a".to_string())), (Some(3), None));
+    }
+}

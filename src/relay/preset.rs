@@ -1,0 +1,108 @@
+//! The built-in pipelines. A preset turns one message value into a decision:
+//! skip it, reject it (with the stage and reason), or deliver this body under
+//! this alert id. Pure: the I/O around it lives in `pipeline.rs`.
+
+use bytes::Bytes;
+
+use super::config::Preset;
+use super::dead_letter::Stage;
+use super::decode::decode;
+use super::map::map;
+use super::validate::{Validated, validate};
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decision {
+    Skip(String),
+    Reject {
+        stage: Stage,
+        reason: String,
+    },
+    Deliver {
+        alert_id: String,
+        body: Bytes,
+        /// Input that was ignored without stopping the alert.
+        warning: Option<String>,
+    },
+}
+
+pub(crate) fn decide(preset: Preset, value: Option<&[u8]>, max_bytes: usize) -> Decision {
+    match preset {
+        Preset::GuanceEasyops => guance_easyops(value, max_bytes),
+    }
+}
+
+fn guance_easyops(value: Option<&[u8]>, max_bytes: usize) -> Decision {
+    let obj = match decode(value, max_bytes) {
+        Ok(obj) => obj,
+        Err(e) => {
+            return Decision::Reject {
+                stage: Stage::Decode,
+                reason: e.to_string(),
+            };
+        }
+    };
+    let event = match validate(&obj) {
+        Validated::Event(e) => e,
+        Validated::Skip(reason) => return Decision::Skip(reason),
+        Validated::Invalid(reasons) => {
+            return Decision::Reject {
+                stage: Stage::Validate,
+                reason: reasons.join("; "),
+            };
+        }
+    };
+    let (alert, warning) = map(&event);
+    match serde_json::to_vec(&alert) {
+        Ok(body) => Decision::Deliver {
+            alert_id: alert.alert_id.to_string(),
+            body: Bytes::from(body),
+            warning,
+        },
+        Err(e) => Decision::Reject {
+            stage: Stage::Map,
+            reason: format!("cannot serialize the alert: {e}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide_json(v: &serde_json::Value) -> Decision {
+        decide(Preset::GuanceEasyops, Some(v.to_string().as_bytes()), 1 << 20)
+    }
+
+    #[test]
+    fn shared_samples_map_as_specified() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/events");
+        let sample = |name: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+        };
+        let Decision::Deliver { alert_id, body, warning } = decide_json(&sample("host-cpu-critical.json")) else {
+            panic!("trigger not delivered")
+        };
+        assert_eq!(warning, None);
+        let trigger: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let Decision::Deliver { alert_id: rec_id, body, .. } = decide_json(&sample("host-cpu-ok.json")) else {
+            panic!("recovery not delivered")
+        };
+        let recovery: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(alert_id, rec_id, "a recovery closes its trigger's alert");
+        assert_eq!(trigger["isRecover"], false);
+        assert_eq!(recovery["isRecover"], true);
+        assert!(matches!(decide_json(&sample("user-event.json")), Decision::Skip(_)));
+    }
+
+    #[test]
+    fn stages_of_rejection() {
+        assert!(matches!(
+            decide(Preset::GuanceEasyops, Some(b"\xff"), 100),
+            Decision::Reject { stage: Stage::Decode, .. }
+        ));
+        assert!(matches!(
+            decide_json(&serde_json::json!({"df_source": "monitor"})),
+            Decision::Reject { stage: Stage::Validate, .. }
+        ));
+    }
+}

@@ -1,0 +1,123 @@
+//! Stage 4b, retries: how long to wait between attempts and when to give up.
+//!
+//! Kept apart from request building (`webhook.rs`): exponential backoff
+//! with jitter from `backon`, stretched to honour the target's
+//! `Retry-After`, without end by default, because an alert that is late is
+//! better than one that is lost. Shutdown interrupts the wait, not the
+//! attempt in flight.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+
+use super::config::RetryConfig;
+use super::response::{Rejection, Verdict};
+use super::webhook::Webhook;
+
+/// The longest `Retry-After` we honour; a target asking for more is
+/// probably misconfigured, and the backoff cap applies again.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    Delivered { attempts: u32 },
+    Rejected { kind: Rejection, reason: String },
+    /// `max_attempts` reached: the event goes to the dead-letter topic.
+    GaveUp { attempts: u32, reason: String },
+    /// Shutdown came while waiting to retry: not handled, not committed.
+    Interrupted,
+}
+
+/// Observes each attempt (metrics, readiness) without the retry loop
+/// knowing about them.
+pub(crate) trait AttemptObserver: Send + Sync {
+    fn attempt(&self, attempt: &super::webhook::Attempt, elapsed: Duration);
+}
+
+pub(crate) fn backoff(cfg: &RetryConfig) -> impl Iterator<Item = Duration> + use<> {
+    ExponentialBuilder::new()
+        .with_jitter()
+        .with_min_delay(cfg.initial_backoff)
+        .with_max_delay(cfg.max_backoff)
+        .without_max_times()
+        .build()
+}
+
+/// The wait before the next attempt: the backoff, or longer when the target
+/// said so.
+pub(crate) fn next_delay(backoff: Duration, retry_after: Option<Duration>) -> Duration {
+    match retry_after {
+        Some(ra) => backoff.max(ra.min(MAX_RETRY_AFTER)),
+        None => backoff,
+    }
+}
+
+/// Delivers one alert, retrying transient failures.
+pub(crate) async fn deliver(
+    webhook: &Webhook,
+    cfg: &RetryConfig,
+    body: Bytes,
+    idempotency_key: &str,
+    observer: &dyn AttemptObserver,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Delivery {
+    let mut delays = backoff(cfg);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let started = std::time::Instant::now();
+        let attempt = webhook.post(body.clone(), idempotency_key).await;
+        observer.attempt(&attempt, started.elapsed());
+        let (reason, after) = match attempt.verdict {
+            Verdict::Delivered => return Delivery::Delivered { attempts },
+            Verdict::Rejected { kind, reason } => return Delivery::Rejected { kind, reason },
+            Verdict::Retry { reason, after } => (reason, after),
+        };
+        if cfg.max_attempts > 0 && attempts >= cfg.max_attempts {
+            return Delivery::GaveUp { attempts, reason };
+        }
+        let wait = next_delay(delays.next().unwrap_or(cfg.max_backoff), after);
+        tracing::warn!(
+            key = idempotency_key,
+            attempt = attempts,
+            retry_in = ?wait,
+            "webhook delivery failed, will retry: {reason}"
+        );
+        if *shutdown.borrow() {
+            return Delivery::Interrupted;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return Delivery::Interrupted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter() {
+        let cfg = RetryConfig {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            max_attempts: 0,
+        };
+        let delays: Vec<Duration> = backoff(&cfg).take(20).collect();
+        assert_eq!(delays.len(), 20, "without end");
+        assert!(delays[0] >= Duration::from_millis(100) && delays[0] < Duration::from_millis(200));
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(4)), "{delays:?}");
+        assert!(delays[19] >= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn retry_after_stretches_the_wait() {
+        let b = Duration::from_millis(300);
+        assert_eq!(next_delay(b, None), b);
+        assert_eq!(next_delay(b, Some(Duration::from_secs(5))), Duration::from_secs(5));
+        assert_eq!(next_delay(b, Some(Duration::ZERO)), b);
+        assert_eq!(next_delay(b, Some(Duration::from_secs(86400))), MAX_RETRY_AFTER);
+    }
+}

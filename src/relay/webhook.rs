@@ -1,0 +1,145 @@
+//! Stage 4a, the sink: one POST of one alert, and what the answer means.
+//!
+//! One pooled HTTP client for the whole process (the seed opened a new
+//! connection per event, with no timeout). Retrying is `retry.rs`'s job.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+
+use super::config::WebhookConfig;
+use super::response::{Verdict, classify};
+
+/// The header that lets the target drop duplicates: stable across retries
+/// and restarts, because it is the event's Kafka coordinates.
+pub(crate) const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Answers longer than this are cut before classification; the target's
+/// answers are small JSON documents.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub(crate) struct Webhook {
+    client: reqwest::Client,
+    url: reqwest::Url,
+}
+
+/// The outcome of one attempt: a verdict plus whether the failure was at the
+/// connection level (for readiness).
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub verdict: Verdict,
+    pub status: Option<u16>,
+    pub connection_failed: bool,
+}
+
+impl Webhook {
+    pub(crate) fn new(cfg: &WebhookConfig, concurrency: usize) -> Result<Self> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (k, v) in &cfg.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .with_context(|| format!("webhook header name '{k}' is invalid"))?;
+            let mut value = HeaderValue::from_str(v)
+                .with_context(|| format!("webhook header '{k}' has an invalid value"))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(concurrency)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("kbridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let url = reqwest::Url::parse(&cfg.url).context("webhook URL is invalid")?;
+        Ok(Self { client, url })
+    }
+
+    /// POSTs one alert body once.
+    pub(crate) async fn post(&self, body: Bytes, idempotency_key: &str) -> Attempt {
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .header(IDEMPOTENCY_KEY, idempotency_key)
+            .body(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt {
+                    verdict: Verdict::Retry {
+                        reason: describe_error(&e),
+                        after: None,
+                    },
+                    status: None,
+                    connection_failed: !e.is_timeout(),
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = match read_capped(resp).await {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt {
+                    verdict: Verdict::Retry {
+                        reason: format!("HTTP {status}, reading the answer failed: {}", describe_error(&e)),
+                        after: None,
+                    },
+                    status: Some(status),
+                    connection_failed: false,
+                };
+            }
+        };
+        Attempt {
+            verdict: classify(status, &body, retry_after.as_deref()),
+            status: Some(status),
+            connection_failed: false,
+        }
+    }
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> reqwest::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// reqwest's errors nest the useful part (connection refused, timeout).
+fn describe_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    if cause.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
