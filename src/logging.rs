@@ -31,8 +31,10 @@ pub(crate) fn init_for_cli(cli: &Cli) -> Result<Guard> {
         // The relay sets up its own logging from its config.
         return Ok(None);
     }
+    // The demo narrates on stdout; its relay's own retry warnings would
+    // only repeat that.
     let default = if matches!(cli.command, crate::cli::Command::Demo(_)) {
-        "kbridge=warn,librdkafka=off"
+        "kbridge=error,librdkafka=off"
     } else {
         "kbridge=warn,librdkafka=off"
     };

@@ -106,7 +106,10 @@ pub(crate) async fn run(
     properties: Vec<(String, String)>,
 ) -> Result<ExitCode> {
     let overrides = args.overrides(brokers, properties);
-    let cfg = RelayConfig::load(args.config.as_deref(), &overrides)?;
+    // A configuration mistake exits 2, which the systemd unit does not
+    // restart on (RestartPreventExitStatus=2).
+    let cfg = RelayConfig::load(args.config.as_deref(), &overrides)
+        .map_err(|e| crate::UsageError(format!("{e:#}")))?;
     let _guard = init_logging(&cfg)?;
     let (_trigger, shutdown) = shutdown::install(cfg.drain_timeout);
     match serve(cfg, shutdown, None).await {

@@ -1,0 +1,156 @@
+//! `kbridge demo`: the relay end to end with nothing installed.
+//!
+//! An embedded broker (librdkafka's mock cluster; its topics are created
+//! through the mock's own API, since it answers no admin CreateTopics), a
+//! built-in receiver that answers like the ops platform, a set of sample
+//! Guance events — good, filtered and malformed — and the real relay
+//! between them. Prints what happened to every event and exits.
+
+mod receiver;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use tokio::sync::{mpsc, watch};
+
+use crate::relay::config::{OffsetReset, Overrides, RelayConfig};
+use crate::relay::pipeline::{Outcome, Report};
+
+const TOPIC: &str = "guance-events";
+const DLQ: &str = "guance-events-dlq";
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Give up if the events are not all handled within this time
+    #[arg(long, default_value = "60s", value_parser = crate::time_spec::parse_duration)]
+    pub deadline: Duration,
+}
+
+/// The sample events: (label, key, value bytes).
+fn samples() -> Result<Vec<(&'static str, Option<String>, Vec<u8>)>> {
+    let good = [
+        ("host CPU critical (trigger)", include_str!("../../examples/events/host-cpu-critical.json")),
+        ("host CPU ok (recovery of the trigger)", include_str!("../../examples/events/host-cpu-ok.json")),
+        ("k8s pod error (date in seconds; first try gets 503)", include_str!("../../examples/events/k8s-pod-error.json")),
+        ("host no data (no df_fault_id)", include_str!("../../examples/events/host-nodata.json")),
+        ("host unknown to the CMDB", include_str!("../../examples/events/unknown-host.json")),
+        ("deployment notice (df_source user)", include_str!("../../examples/events/user-event.json")),
+    ];
+    let mut out = Vec::new();
+    for (label, text) in good {
+        let v: serde_json::Value = serde_json::from_str(text).context("a bundled sample is not JSON")?;
+        let key = v["df_fault_id"].as_str().map(str::to_owned);
+        out.push((label, key, serde_json::to_vec(&v)?));
+    }
+    out.push((
+        "malformed: date as a string, no df_message",
+        None,
+        br#"{"df_source":"monitor","df_event_id":"event-bad-1","df_title":"disk","df_status":"critical","df_workspace_name":"demo","date":"1731904800000"}"#.to_vec(),
+    ));
+    out.push(("malformed: not JSON", None, b"ALERT disk full on pay-node-03".to_vec()));
+    out.push(("malformed: not UTF-8", None, b"{\"df_title\":\"\xff\xfe\"}".to_vec()));
+    out.push(("malformed: a JSON array", None, b"[1,2,3]".to_vec()));
+    Ok(out)
+}
+
+pub(crate) async fn run(args: DemoArgs) -> Result<()> {
+    let mock = MockCluster::new(1).map_err(|e| anyhow!("cannot start the embedded broker: {e}"))?;
+    mock.create_topic(TOPIC, 3, 1)
+        .map_err(|e| anyhow!("cannot create the demo topic: {e}"))?;
+    mock.create_topic(DLQ, 1, 1)
+        .map_err(|e| anyhow!("cannot create the dead-letter topic: {e}"))?;
+    let brokers = mock.bootstrap_servers();
+    let url = receiver::start(receiver::Rules {
+        unknown_hosts: vec!["lab-box-99".into()],
+        flaky_alerts: vec!["event-1b2c3d4e5f60718293a4b5c6d7e8f901".into()],
+    })
+    .await?;
+    println!("kbridge demo");
+    println!("  embedded Kafka (librdkafka mock cluster): {brokers}, topics {TOPIC} (3 partitions) and {DLQ}");
+    println!("  built-in ops-platform receiver:           {url}");
+    println!();
+
+    let samples = samples()?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .map_err(|e| anyhow!("cannot create the demo producer: {e}"))?;
+    let mut labels = BTreeMap::new();
+    for (label, key, value) in &samples {
+        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(TOPIC).payload(value);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        let delivery = producer
+            .send(record, Timeout::After(Duration::from_secs(10)))
+            .await
+            .map_err(|(e, _)| anyhow!("cannot produce a demo event: {e}"))?;
+        labels.insert(format!("{TOPIC}-{}-{}", delivery.partition, delivery.offset), *label);
+    }
+    println!("produced {} sample events; relaying them:", samples.len());
+    println!();
+
+    let cfg = RelayConfig::load(
+        None,
+        &Overrides {
+            brokers: Some(brokers),
+            topics: Some(vec![TOPIC.into()]),
+            group: Some("kbridge-demo".into()),
+            offset_reset: Some(OffsetReset::Earliest),
+            dead_letter_topic: Some(DLQ.into()),
+            webhook: [("url".to_string(), url)].into(),
+            ..Default::default()
+        },
+    )?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
+    let relay = tokio::spawn(crate::relay::serve(cfg, stop_rx, Some(tx)));
+
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let deadline = tokio::time::sleep(args.deadline);
+    tokio::pin!(deadline);
+    let mut handled = 0;
+    while handled < samples.len() {
+        let report = tokio::select! {
+            r = rx.recv() => r.ok_or_else(|| anyhow!("the relay stopped early"))?,
+            _ = &mut deadline => bail!("only {handled} of {} events were handled within {:?}", samples.len(), args.deadline),
+        };
+        handled += 1;
+        let label = labels.get(&report.coordinates).copied().unwrap_or("?");
+        println!("● {}  {label}", report.coordinates);
+        let kind = match &report.outcome {
+            Outcome::Delivered { alert_id, body, attempts } => {
+                let tries = if *attempts > 1 { format!(" after {attempts} attempts") } else { String::new() };
+                println!("    delivered{tries}, alertId {alert_id}");
+                println!("    body: {}", String::from_utf8_lossy(body));
+                "delivered"
+            }
+            Outcome::Skipped { reason } => {
+                println!("    skipped: {reason}");
+                "skipped"
+            }
+            Outcome::DeadLettered { stage, reason } => {
+                println!("    dead-lettered to {DLQ} (stage {}): {reason}", stage.as_str());
+                "dead-lettered"
+            }
+            Outcome::Dropped { stage, reason } => {
+                println!("    dropped (stage {}): {reason}", stage.as_str());
+                "dropped"
+            }
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    let _ = stop_tx.send(true);
+    relay.await.context("the relay task failed")??;
+    println!();
+    let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!("done: {} events, {}; offsets committed.", samples.len(), summary.join(", "));
+    println!("Next: `kbridge run --config examples/guance-easyops.toml` against your own Kafka and webhook.");
+    Ok(())
+}
