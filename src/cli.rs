@@ -25,7 +25,13 @@ pub(crate) const DEFAULT_BROKERS: &str = "localhost:9092";
 )]
 pub(crate) struct Cli {
     /// Bootstrap brokers, comma-separated [default: localhost:9092]
-    #[arg(short = 'b', long, env = "KBRIDGE_BROKERS", global = true, value_name = "LIST")]
+    #[arg(
+        short = 'b',
+        long,
+        env = "KBRIDGE_BROKERS",
+        global = true,
+        value_name = "LIST"
+    )]
     pub brokers: Option<String>,
 
     /// Any librdkafka property for every client (security.protocol, sasl.*, ssl.*, client.id …)
@@ -255,7 +261,9 @@ mod tests {
     #[test]
     fn negative_offsets_are_values_not_flags() {
         let cli = Cli::try_parse_from(["kbridge", "consume", "t", "-o", "-5"]).unwrap();
-        let Command::Consume(args) = cli.command else { panic!("not consume") };
+        let Command::Consume(args) = cli.command else {
+            panic!("not consume")
+        };
         assert_eq!(args.offset, Some(crate::time_spec::StartOffset::Tail(5)));
     }
 }

@@ -45,7 +45,10 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        let at = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
         eprintln!("kbridge: internal error{at}: {msg}; please report this");
     }));
 
@@ -57,7 +60,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kbridge: error: cannot start the async runtime: {e}");
@@ -109,7 +115,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo(args) => demo::run(args).await?,
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "kbridge", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "kbridge",
+                &mut std::io::stdout(),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

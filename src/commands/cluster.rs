@@ -11,8 +11,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use serde::Serialize;
 
-use crate::client::{KafkaContext, KafkaOpts, LastError, log_librdkafka};
 use crate::cli::ClusterCommand;
+use crate::client::{KafkaContext, KafkaOpts, LastError, log_librdkafka};
 use crate::output::{align_right, print_json, print_table, table};
 
 pub(crate) fn run(opts: &KafkaOpts, cmd: ClusterCommand) -> Result<()> {
@@ -46,7 +46,8 @@ fn describe(opts: &KafkaOpts, json: bool) -> Result<()> {
     // SAFETY: the pointer is a live client owned by `admin` for this call;
     // rd_kafka_controllerid only reads cached metadata (waiting up to the
     // timeout for it) and returns -1 when unknown.
-    let controller = unsafe { rdkafka::bindings::rd_kafka_controllerid(client.native_ptr(), timeout_ms) };
+    let controller =
+        unsafe { rdkafka::bindings::rd_kafka_controllerid(client.native_ptr(), timeout_ms) };
     let controller_id = (controller >= 0).then_some(controller);
     let mut brokers: Vec<Broker> = md
         .brokers()
@@ -142,7 +143,10 @@ fn parse_api_line(msg: &str) -> Option<(String, ApiVersion)> {
     let head = head.trim_end().trim_end_matches(':');
     let broker = head.rsplit("]: ").next()?.trim();
     let broker = broker.split_once("://").map_or(broker, |(_, b)| b);
-    let addr = broker.rsplit_once('/').map_or(broker, |(a, _)| a).to_string();
+    let addr = broker
+        .rsplit_once('/')
+        .map_or(broker, |(a, _)| a)
+        .to_string();
     let (name, rest) = rest.split_once(" (")?;
     let (key, rest) = rest.split_once(") Versions ")?;
     let (min, max) = rest.trim().split_once("..")?;

@@ -58,7 +58,10 @@ impl ConsumerContext for ConsumeContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let elements: Vec<Tp> = tpl
             .elements()
             .iter()
@@ -108,12 +111,16 @@ pub(crate) fn run(opts: &KafkaOpts, args: ConsumeArgs, stop: &AtomicBool) -> Res
     let start = args.offset.unwrap_or(StartOffset::Earliest);
     if start == StartOffset::None && args.group.is_none() {
         bail!(crate::UsageError(
-            "-o none needs a group (-g): it means \"start from the group's committed offsets\"".into()
+            "-o none needs a group (-g): it means \"start from the group's committed offsets\""
+                .into()
         ));
     }
     let mut cfg = opts.config();
-    cfg.set("enable.partition.eof", if args.exit_at_end { "true" } else { "false" })
-        .set("enable.auto.offset.store", "false");
+    cfg.set(
+        "enable.partition.eof",
+        if args.exit_at_end { "true" } else { "false" },
+    )
+    .set("enable.auto.offset.store", "false");
     if let Some(g) = &args.group {
         let reset = match start {
             StartOffset::Latest => "latest",
@@ -126,8 +133,11 @@ pub(crate) fn run(opts: &KafkaOpts, args: ConsumeArgs, stop: &AtomicBool) -> Res
     } else {
         // librdkafka's assign() wants a group id even though assigning never
         // joins a group; with auto-commit off nothing is ever written to it.
-        cfg.set("group.id", format!("kbridge-console-{}", std::process::id()))
-            .set("enable.auto.commit", "false");
+        cfg.set(
+            "group.id",
+            format!("kbridge-console-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false");
     }
     let consumer: BaseConsumer<ConsumeContext> = cfg
         .create_with_context(ConsumeContext {
@@ -156,7 +166,9 @@ pub(crate) fn run(opts: &KafkaOpts, args: ConsumeArgs, stop: &AtomicBool) -> Res
             if let Ok(mut a) = consumer.context().assigned.lock() {
                 a.extend(all.iter().cloned());
             }
-            consumer.assign(&tpl).context("cannot assign the partitions")?;
+            consumer
+                .assign(&tpl)
+                .context("cannot assign the partitions")?;
         }
         Some(group) => {
             if start == StartOffset::None {

@@ -29,7 +29,8 @@ pub(crate) async fn run(opts: &KafkaOpts, cmd: GroupsCommand) -> Result<()> {
 /// A consumer bound to `group` that never joins it.
 fn group_client(opts: &KafkaOpts, group: &str) -> Result<BaseConsumer<KafkaContext>> {
     let mut cfg = opts.config();
-    cfg.set("group.id", group).set("enable.auto.commit", "false");
+    cfg.set("group.id", group)
+        .set("enable.auto.commit", "false");
     opts.build(&cfg)
 }
 
@@ -63,7 +64,11 @@ fn list(opts: &KafkaOpts, json: bool) -> Result<()> {
     }
     let mut t = table(["GROUP", "STATE", "MEMBERS"]);
     for r in &rows {
-        t.add_row(vec![r.group.clone(), r.state.clone(), r.members.to_string()]);
+        t.add_row(vec![
+            r.group.clone(),
+            r.state.clone(),
+            r.members.to_string(),
+        ]);
     }
     align_right(&mut t, &[2]);
     print_table(&t)
@@ -180,7 +185,12 @@ fn describe(opts: &KafkaOpts, group: &str, json: bool) -> Result<()> {
         }
     }
     let mut keys: Vec<(String, i32)> = committed.keys().cloned().collect();
-    keys.extend(owner.keys().filter(|k| !committed.contains_key(*k)).cloned());
+    keys.extend(
+        owner
+            .keys()
+            .filter(|k| !committed.contains_key(*k))
+            .cloned(),
+    );
     keys.sort();
 
     let mut partitions = Vec::new();
@@ -279,7 +289,9 @@ fn reset_offsets(opts: &KafkaOpts, args: &ResetOffsetsArgs) -> Result<()> {
         }
     }
     let by_time = match args.to_datetime {
-        Some(ms) => Some(crate::commands::consume::offsets_for_time(opts, &client, &all, ms)?),
+        Some(ms) => Some(crate::commands::consume::offsets_for_time(
+            opts, &client, &all, ms,
+        )?),
         None => None,
     };
     let mut changes = Vec::new();
@@ -402,7 +414,9 @@ fn parse_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
         let topics = i32_at(bytes, at)?;
         for _ in 0..topics.max(0) {
             let len = usize::try_from(i16_at(bytes, at)?).ok()?;
-            let name = std::str::from_utf8(bytes.get(*at..*at + len)?).ok()?.to_string();
+            let name = std::str::from_utf8(bytes.get(*at..*at + len)?)
+                .ok()?
+                .to_string();
             *at += len;
             let n = i32_at(bytes, at)?;
             for _ in 0..n.max(0) {

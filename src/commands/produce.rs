@@ -70,7 +70,10 @@ impl ProducerContext for ReportContext {
             }
             Err((e, m)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                eprintln!("kbridge: line {line}: delivery to {} failed: {e}", m.topic());
+                eprintln!(
+                    "kbridge: line {line}: delivery to {} failed: {e}",
+                    m.topic()
+                );
             }
         }
     }
@@ -80,7 +83,11 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
     let mut cfg = opts.config();
     // Bound how long a message may wait for the cluster; -X wins.
     let msg_timeout = opts.timeout.max(Duration::from_secs(30)).as_millis();
-    if !opts.properties.iter().any(|(k, _)| k == "message.timeout.ms") {
+    if !opts
+        .properties
+        .iter()
+        .any(|(k, _)| k == "message.timeout.ms")
+    {
         cfg.set("message.timeout.ms", msg_timeout.to_string());
     }
     let ctx = ReportContext {
@@ -109,8 +116,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
 
     let (reader, size): (Box<dyn Read>, Option<u64>) = match &args.file {
         Some(path) if path.as_os_str() != "-" => {
-            let f = File::open(path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
+            let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let size = f.metadata().ok().map(|m| m.len());
             (Box::new(f), size)
         }
@@ -132,7 +138,9 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
     let mut stopped: Option<String> = None;
     loop {
         line.clear();
-        let n = input.read_until(b'\n', &mut line).context("cannot read input")?;
+        let n = input
+            .read_until(b'\n', &mut line)
+            .context("cannot read input")?;
         if n == 0 {
             break;
         }
@@ -182,7 +190,9 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
         bail!("not every message was delivered before the timeout: {e}");
     }
     if let Some(msg) = stopped {
-        bail!("{msg}; stopped before sending it (earlier lines were sent); fix the line or pass --skip-invalid");
+        bail!(
+            "{msg}; stopped before sending it (earlier lines were sent); fix the line or pass --skip-invalid"
+        );
     }
     if failed > 0 {
         return Err(crate::Reported(format!("{failed} message(s) were not delivered")).into());
@@ -257,8 +267,10 @@ fn progress_bar(size: Option<u64>, quiet: bool) -> ProgressBar {
     }
     match size {
         Some(len) => ProgressBar::new(len).with_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} {pos} lines {per_sec}")
@@ -292,7 +304,10 @@ mod tests {
             prepare(br#"{"df_fault_id":"f1"}"#, &a).unwrap(),
             Some(b"f1".to_vec())
         );
-        assert_eq!(prepare(br#"{"df_fault_id":7}"#, &a).unwrap(), Some(b"7".to_vec()));
+        assert_eq!(
+            prepare(br#"{"df_fault_id":7}"#, &a).unwrap(),
+            Some(b"7".to_vec())
+        );
         assert_eq!(prepare(br#"{"other":1}"#, &a).unwrap(), None);
     }
 

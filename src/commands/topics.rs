@@ -125,7 +125,11 @@ async fn describe(opts: &KafkaOpts, topic: &str, json: bool) -> Result<()> {
     for r in results {
         let r = r.map_err(|e| anyhow!("cannot describe the configs of '{topic}': {e}"))?;
         // Like kafka-topics.sh: the topic's own overrides, not broker settings.
-        for e in r.entries.into_iter().filter(|e| e.source == ConfigSource::DynamicTopic) {
+        for e in r
+            .entries
+            .into_iter()
+            .filter(|e| e.source == ConfigSource::DynamicTopic)
+        {
             let v = if e.is_sensitive {
                 "<hidden>".to_string()
             } else {

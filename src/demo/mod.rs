@@ -32,19 +32,40 @@ pub(crate) struct DemoArgs {
     pub deadline: Duration,
 }
 
-/// The sample events: (label, key, value bytes).
-fn samples() -> Result<Vec<(&'static str, Option<String>, Vec<u8>)>> {
+/// A sample event: what it shows, its key, its value bytes.
+type Sample = (&'static str, Option<String>, Vec<u8>);
+
+fn samples() -> Result<Vec<Sample>> {
     let good = [
-        ("host CPU critical (trigger)", include_str!("../../examples/events/host-cpu-critical.json")),
-        ("host CPU ok (recovery of the trigger)", include_str!("../../examples/events/host-cpu-ok.json")),
-        ("k8s pod error (date in seconds; first try gets 503)", include_str!("../../examples/events/k8s-pod-error.json")),
-        ("host no data (no df_fault_id)", include_str!("../../examples/events/host-nodata.json")),
-        ("host unknown to the CMDB", include_str!("../../examples/events/unknown-host.json")),
-        ("deployment notice (df_source user)", include_str!("../../examples/events/user-event.json")),
+        (
+            "host CPU critical (trigger)",
+            include_str!("../../examples/events/host-cpu-critical.json"),
+        ),
+        (
+            "host CPU ok (recovery of the trigger)",
+            include_str!("../../examples/events/host-cpu-ok.json"),
+        ),
+        (
+            "k8s pod error (date in seconds; first try gets 503)",
+            include_str!("../../examples/events/k8s-pod-error.json"),
+        ),
+        (
+            "host no data (no df_fault_id)",
+            include_str!("../../examples/events/host-nodata.json"),
+        ),
+        (
+            "host unknown to the CMDB",
+            include_str!("../../examples/events/unknown-host.json"),
+        ),
+        (
+            "deployment notice (df_source user)",
+            include_str!("../../examples/events/user-event.json"),
+        ),
     ];
     let mut out = Vec::new();
     for (label, text) in good {
-        let v: serde_json::Value = serde_json::from_str(text).context("a bundled sample is not JSON")?;
+        let v: serde_json::Value =
+            serde_json::from_str(text).context("a bundled sample is not JSON")?;
         let key = v["df_fault_id"].as_str().map(str::to_owned);
         out.push((label, key, serde_json::to_vec(&v)?));
     }
@@ -53,8 +74,16 @@ fn samples() -> Result<Vec<(&'static str, Option<String>, Vec<u8>)>> {
         None,
         br#"{"df_source":"monitor","df_event_id":"event-bad-1","df_title":"disk","df_status":"critical","df_workspace_name":"demo","date":"1731904800000"}"#.to_vec(),
     ));
-    out.push(("malformed: not JSON", None, b"ALERT disk full on pay-node-03".to_vec()));
-    out.push(("malformed: not UTF-8", None, b"{\"df_title\":\"\xff\xfe\"}".to_vec()));
+    out.push((
+        "malformed: not JSON",
+        None,
+        b"ALERT disk full on pay-node-03".to_vec(),
+    ));
+    out.push((
+        "malformed: not UTF-8",
+        None,
+        b"{\"df_title\":\"\xff\xfe\"}".to_vec(),
+    ));
     out.push(("malformed: a JSON array", None, b"[1,2,3]".to_vec()));
     Ok(out)
 }
@@ -72,7 +101,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     })
     .await?;
     println!("kbridge demo");
-    println!("  embedded Kafka (librdkafka mock cluster): {brokers}, topics {TOPIC} (3 partitions) and {DLQ}");
+    println!(
+        "  embedded Kafka (librdkafka mock cluster): {brokers}, topics {TOPIC} (3 partitions) and {DLQ}"
+    );
     println!("  built-in ops-platform receiver:           {url}");
     println!();
 
@@ -91,7 +122,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             .send(record, Timeout::After(Duration::from_secs(10)))
             .await
             .map_err(|(e, _)| anyhow!("cannot produce a demo event: {e}"))?;
-        labels.insert(format!("{TOPIC}-{}-{}", delivery.partition, delivery.offset), *label);
+        labels.insert(
+            format!("{TOPIC}-{}-{}", delivery.partition, delivery.offset),
+            *label,
+        );
     }
     println!("produced {} sample events; relaying them:", samples.len());
     println!();
@@ -125,8 +159,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         let label = labels.get(&report.coordinates).copied().unwrap_or("?");
         println!("● {}  {label}", report.coordinates);
         let kind = match &report.outcome {
-            Outcome::Delivered { alert_id, body, attempts } => {
-                let tries = if *attempts > 1 { format!(" after {attempts} attempts") } else { String::new() };
+            Outcome::Delivered {
+                alert_id,
+                body,
+                attempts,
+            } => {
+                let tries = if *attempts > 1 {
+                    format!(" after {attempts} attempts")
+                } else {
+                    String::new()
+                };
                 println!("    delivered{tries}, alertId {alert_id}");
                 println!("    body: {}", String::from_utf8_lossy(body));
                 "delivered"
@@ -136,7 +178,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
                 "skipped"
             }
             Outcome::DeadLettered { stage, reason } => {
-                println!("    dead-lettered to {DLQ} (stage {}): {reason}", stage.as_str());
+                println!(
+                    "    dead-lettered to {DLQ} (stage {}): {reason}",
+                    stage.as_str()
+                );
                 "dead-lettered"
             }
             Outcome::Dropped { stage, reason } => {
@@ -150,7 +195,13 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     relay.await.context("the relay task failed")??;
     println!();
     let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    println!("done: {} events, {}; offsets committed.", samples.len(), summary.join(", "));
-    println!("Next: `kbridge run --config examples/guance-easyops.toml` against your own Kafka and webhook.");
+    println!(
+        "done: {} events, {}; offsets committed.",
+        samples.len(),
+        summary.join(", ")
+    );
+    println!(
+        "Next: `kbridge run --config examples/guance-easyops.toml` against your own Kafka and webhook."
+    );
     Ok(())
 }

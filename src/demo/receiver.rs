@@ -63,7 +63,9 @@ async fn intake(
     if r.rules.unknown_hosts.iter().any(|h| h == host) {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({"code": 400, "error": format!("alert dims {{host: {host}}} not match any cmdb instance")})),
+            Json(
+                json!({"code": 400, "error": format!("alert dims {{host: {host}}} not match any cmdb instance")}),
+            ),
         );
     }
     if r.rules.flaky_alerts.contains(&id)
@@ -79,5 +81,8 @@ async fn intake(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    (StatusCode::OK, Json(json!({"code": 0, "data": {"accepted": key}})))
+    (
+        StatusCode::OK,
+        Json(json!({"code": 0, "data": {"accepted": key}})),
+    )
 }

@@ -73,6 +73,7 @@ pub(crate) struct RelayConfig {
     /// librdkafka properties for the consumer and dead-letter producer.
     #[serde(default)]
     pub kafka: BTreeMap<String, String>,
+    #[serde(default)]
     pub webhook: WebhookConfig,
     #[serde(default)]
     pub retry: RetryConfig,
@@ -108,6 +109,16 @@ pub(crate) struct WebhookConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default = "defaults::webhook_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            headers: BTreeMap::new(),
+            timeout: defaults::webhook_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -286,7 +297,8 @@ impl RelayConfig {
     fn check(&self) -> Result<()> {
         if self.topics.is_empty() {
             bail!(crate::UsageError(
-                "no topic to consume: give --topic, `topics` in the config file, or KBRIDGE_TOPICS".into()
+                "no topic to consume: give --topic, `topics` in the config file, or KBRIDGE_TOPICS"
+                    .into()
             ));
         }
         if self.webhook.url.is_empty() {
@@ -294,8 +306,12 @@ impl RelayConfig {
                 "no webhook URL: give --webhook, `webhook.url` in the config file, or KBRIDGE_WEBHOOK__URL".into()
             ));
         }
-        let url = reqwest::Url::parse(&self.webhook.url)
-            .map_err(|e| crate::UsageError(format!("webhook URL '{}' is invalid: {e}", self.webhook.url)))?;
+        let url = reqwest::Url::parse(&self.webhook.url).map_err(|e| {
+            crate::UsageError(format!(
+                "webhook URL '{}' is invalid: {e}",
+                self.webhook.url
+            ))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             bail!(crate::UsageError(format!(
                 "webhook URL '{}' must be http or https",
@@ -303,9 +319,15 @@ impl RelayConfig {
             )));
         }
         if self.concurrency == 0 || self.max_pending == 0 {
-            bail!(crate::UsageError("concurrency and max_pending must be at least 1".into()));
+            bail!(crate::UsageError(
+                "concurrency and max_pending must be at least 1".into()
+            ));
         }
-        if self.dead_letter_topic.as_deref().is_some_and(|d| self.topics.iter().any(|t| t == d)) {
+        if self
+            .dead_letter_topic
+            .as_deref()
+            .is_some_and(|d| self.topics.iter().any(|t| t == d))
+        {
             bail!(crate::UsageError(
                 "the dead-letter topic must not be one of the consumed topics".into()
             ));
@@ -348,7 +370,11 @@ impl fmt::Debug for RelayConfig {
 
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: BTreeMap<_, _> = self.headers.iter().map(|(k, v)| (k, redact(k, v))).collect();
+        let headers: BTreeMap<_, _> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k, redact(k, v)))
+            .collect();
         f.debug_struct("WebhookConfig")
             .field("url", &self.url)
             .field("headers", &headers)
@@ -389,7 +415,9 @@ fn expand_str(s: &str) -> Result<String> {
             .ok_or_else(|| anyhow!("unclosed '${{' in a value"))?;
         let name = &after[..end];
         let value = std::env::var(name).map_err(|_| {
-            anyhow!("the value refers to ${{{name}}}, but the environment variable {name} is not set")
+            anyhow!(
+                "the value refers to ${{{name}}}, but the environment variable {name} is not set"
+            )
         })?;
         out.push_str(&value);
         rest = &after[end + 1..];
@@ -461,7 +489,10 @@ mod tests {
             ..Default::default()
         };
         let c = RelayConfig::load(Some(f.path()), &o).unwrap();
-        assert_eq!((c.group.as_str(), c.topics), ("flag", vec!["b".to_string()]));
+        assert_eq!(
+            (c.group.as_str(), c.topics),
+            ("flag", vec!["b".to_string()])
+        );
     }
 
     #[test]
@@ -479,17 +510,32 @@ mod tests {
     #[test]
     fn missing_variables_and_typos_are_clear_errors() {
         let f = write("topics = \"t\"\n[webhook]\nurl = \"${KBRIDGE_TEST_UNSET_VAR}\"\n");
-        let e = format!("{:#}", RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err());
-        assert!(e.contains("KBRIDGE_TEST_UNSET_VAR is not set") && e.contains("webhook.url"), "{e}");
+        let e = format!(
+            "{:#}",
+            RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err()
+        );
+        assert!(
+            e.contains("KBRIDGE_TEST_UNSET_VAR is not set") && e.contains("webhook.url"),
+            "{e}"
+        );
         let f = write("topics = \"t\"\nconcurrancy = 3\n[webhook]\nurl = \"http://x/\"\n");
-        let e = format!("{:#}", RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err());
+        let e = format!(
+            "{:#}",
+            RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err()
+        );
         assert!(e.contains("concurrancy"), "{e}");
     }
 
     #[test]
     fn a_webhook_is_required() {
-        let e = RelayConfig::load(None, &Overrides { topics: Some(vec!["t".into()]), ..Default::default() })
-            .unwrap_err();
+        let e = RelayConfig::load(
+            None,
+            &Overrides {
+                topics: Some(vec!["t".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no webhook URL"), "{e}");
     }
 }

@@ -12,7 +12,9 @@ use anyhow::{Result, anyhow, bail};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -29,6 +31,7 @@ pub(crate) type RelayConsumer<J> = StreamConsumer<RelayContext<J>>;
 pub(crate) struct RelayContext<J> {
     base: KafkaContext,
     pub partitions: Arc<Partitions<J>>,
+    pub totals: Arc<super::telemetry::Totals>,
     /// An error that must stop the service (authentication, fatal).
     pub fatal: Mutex<Option<String>>,
 }
@@ -44,6 +47,10 @@ impl<J: Send> ClientContext for RelayContext<J> {
             | RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{msg}"),
             _ => log_librdkafka(level, fac, msg),
         }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.totals.partition_stats(&statistics);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -82,6 +89,7 @@ impl<J: Send> ConsumerContext for RelayContext<J> {
             let tps = tps_of(tpl);
             tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
             let points = self.partitions.revoke(&tps, REVOKE_WAIT);
+            self.totals.assigned(!self.partitions.owned().is_empty());
             commit(consumer, &points);
         }
     }
@@ -92,6 +100,7 @@ impl<J: Send> ConsumerContext for RelayContext<J> {
                 let tps = tps_of(tpl);
                 tracing::info!(partitions = ?names(&tps), "partitions assigned");
                 self.partitions.assign(tps);
+                self.totals.assigned(!self.partitions.owned().is_empty());
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::error!("rebalance failed: {e}"),
@@ -101,7 +110,9 @@ impl<J: Send> ConsumerContext for RelayContext<J> {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         match result {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!("offset commit failed: {e}; it is retried with the next commit"),
+            Err(e) => {
+                tracing::warn!("offset commit failed: {e}; it is retried with the next commit")
+            }
         }
     }
 }
@@ -138,7 +149,9 @@ pub(crate) fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, points: &[
 /// Stores one partition's commit point for the next auto-commit.
 pub(crate) fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tp: &Tp, offset: i64) {
     let mut tpl = TopicPartitionList::new();
-    if tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(offset)).is_ok()
+    if tpl
+        .add_partition_offset(&tp.0, tp.1, Offset::Offset(offset))
+        .is_ok()
         && let Err(e) = consumer.store_offsets(&tpl)
     {
         // The partition was revoked meanwhile; its new owner reads on.
@@ -150,6 +163,7 @@ pub(crate) fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tp: &Tp, of
 pub(crate) fn create<J: Send + 'static>(
     cfg: &RelayConfig,
     partitions: Arc<Partitions<J>>,
+    totals: Arc<super::telemetry::Totals>,
 ) -> Result<RelayConsumer<J>> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers)
@@ -157,12 +171,17 @@ pub(crate) fn create<J: Send + 'static>(
         .set("client.id", "kbridge")
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", cfg.commit_interval.as_millis().to_string())
+        .set(
+            "auto.commit.interval.ms",
+            cfg.commit_interval.as_millis().to_string(),
+        )
         .set("auto.offset.reset", cfg.offset_reset.as_librdkafka())
         // Bound the prefetch queue: librdkafka's default (64 MB) would let a
         // backlog fill memory regardless of max_pending.
         .set("queued.max.messages.kbytes", "8192")
         .set("fetch.message.max.bytes", "1048576")
+        // Per-partition lag and committed offsets for the metrics.
+        .set("statistics.interval.ms", "5000")
         .set_log_level(RDKafkaLogLevel::Debug);
     for (k, v) in &cfg.kafka {
         c.set(k, v);
@@ -170,6 +189,7 @@ pub(crate) fn create<J: Send + 'static>(
     c.create_with_context(RelayContext {
         base: KafkaContext::default(),
         partitions,
+        totals,
         fatal: Mutex::new(None),
     })
     .map_err(|e| anyhow!("cannot create the Kafka consumer: {e}; check the [kafka] settings"))
@@ -189,13 +209,16 @@ pub(crate) fn wait_for_topics<C: ClientContext + LastError>(
             Ok(md) => topics
                 .iter()
                 .filter(|t| {
-                    !md.topics()
-                        .iter()
-                        .any(|m| m.name() == t.as_str() && m.error().is_none() && !m.partitions().is_empty())
+                    !md.topics().iter().any(|m| {
+                        m.name() == t.as_str() && m.error().is_none() && !m.partitions().is_empty()
+                    })
                 })
                 .collect(),
             Err(e) if Instant::now() >= deadline => {
-                let cause = client.context().last_error().unwrap_or_else(|| e.to_string());
+                let cause = client
+                    .context()
+                    .last_error()
+                    .unwrap_or_else(|| e.to_string());
                 bail!(
                     "no Kafka broker answered at {brokers} within {wait:?} ({cause}); check `brokers` and the [kafka] security settings"
                 );
@@ -208,7 +231,11 @@ pub(crate) fn wait_for_topics<C: ClientContext + LastError>(
         if Instant::now() >= deadline {
             bail!(
                 "topic(s) {} do not exist (waited {wait:?}); create them with `kbridge topics create` or fix `topics`",
-                missing.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|t| format!("'{t}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         std::thread::sleep(Duration::from_millis(500));

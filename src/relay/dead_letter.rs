@@ -42,17 +42,23 @@ pub(crate) struct Origin {
     pub topic: std::sync::Arc<str>,
     pub partition: i32,
     pub offset: i64,
+    /// The message's timestamp (epoch ms), for the delivery latency.
+    pub timestamp_ms: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub headers: Option<OwnedHeaders>,
 }
 
 impl Origin {
-    pub(crate) fn of(m: &rdkafka::message::BorrowedMessage<'_>, topic: std::sync::Arc<str>) -> Self {
+    pub(crate) fn of(
+        m: &rdkafka::message::BorrowedMessage<'_>,
+        topic: std::sync::Arc<str>,
+    ) -> Self {
         Self {
             topic,
             partition: m.partition(),
             offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
             headers: m.headers().map(rdkafka::message::BorrowedHeaders::detach),
@@ -133,11 +139,7 @@ impl DeadLetters {
                 record = record.payload(p.as_slice());
             }
             match self.producer.send(record, Timeout::Never).await {
-                Ok(_) => {
-                    metrics::counter!("kbridge_events_dead_lettered_total", "stage" => stage.as_str())
-                        .increment(1);
-                    return true;
-                }
+                Ok(_) => return true,
                 Err((e, _)) => {
                     let wait = delays.next().unwrap_or(retry.max_backoff);
                     tracing::error!(

@@ -24,7 +24,10 @@ pub(crate) enum DecodeError {
 }
 
 /// Decodes a message value into a JSON object.
-pub(crate) fn decode(bytes: Option<&[u8]>, limit: usize) -> Result<Map<String, Value>, DecodeError> {
+pub(crate) fn decode(
+    bytes: Option<&[u8]>,
+    limit: usize,
+) -> Result<Map<String, Value>, DecodeError> {
     let bytes = bytes.unwrap_or_default();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
@@ -73,12 +76,27 @@ mod tests {
     fn every_kind_of_bad_input_has_a_reason() {
         assert_eq!(decode(None, LIMIT), Err(DecodeError::Empty));
         assert_eq!(decode(Some(b"  \n"), LIMIT), Err(DecodeError::Empty));
-        assert_eq!(decode(Some(b"{\"a\":\xff}"), LIMIT), Err(DecodeError::NotUtf8(5)));
-        assert!(matches!(decode(Some(b"{\"a\":"), LIMIT), Err(DecodeError::InvalidJson(_))));
-        assert_eq!(decode(Some(b"[1,2]"), LIMIT), Err(DecodeError::NotAnObject("array")));
-        assert_eq!(decode(Some(b"\"x\""), LIMIT), Err(DecodeError::NotAnObject("string")));
         assert_eq!(
-            decode(Some(&[b' '; 10].iter().chain(b"{}").copied().collect::<Vec<_>>()), 5),
+            decode(Some(b"{\"a\":\xff}"), LIMIT),
+            Err(DecodeError::NotUtf8(5))
+        );
+        assert!(matches!(
+            decode(Some(b"{\"a\":"), LIMIT),
+            Err(DecodeError::InvalidJson(_))
+        ));
+        assert_eq!(
+            decode(Some(b"[1,2]"), LIMIT),
+            Err(DecodeError::NotAnObject("array"))
+        );
+        assert_eq!(
+            decode(Some(b"\"x\""), LIMIT),
+            Err(DecodeError::NotAnObject("string"))
+        );
+        assert_eq!(
+            decode(
+                Some(&[b' '; 10].iter().chain(b"{}").copied().collect::<Vec<_>>()),
+                5
+            ),
             Err(DecodeError::TooLarge { size: 12, limit: 5 })
         );
     }

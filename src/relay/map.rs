@@ -99,7 +99,9 @@ fn dimension_tags(tags: Option<&Value>) -> (Map<String, Value>, Option<String>) 
             ),
             Err(e) => (
                 Map::new(),
-                Some(format!("df_dimension_tags: invalid JSON in the string ({e}); tags ignored")),
+                Some(format!(
+                    "df_dimension_tags: invalid JSON in the string ({e}); tags ignored"
+                )),
             ),
         },
         Some(other) => (
@@ -117,7 +119,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event<'a>(status: &'a str, fault: Option<&'a str>, tags: Option<&'a Value>) -> GuanceEvent<'a> {
+    fn event<'a>(
+        status: &'a str,
+        fault: Option<&'a str>,
+        tags: Option<&'a Value>,
+    ) -> GuanceEvent<'a> {
         GuanceEvent {
             event_id: "event-2",
             fault_id: fault,

@@ -19,6 +19,7 @@ mod response;
 mod retry;
 mod shutdown;
 mod systemd;
+mod telemetry;
 mod validate;
 mod webhook;
 
@@ -90,7 +91,8 @@ impl RunArgs {
             o.webhook.insert("url".into(), url.clone());
         }
         if let Some(f) = self.log_format {
-            o.log.insert("format".into(), format!("{f:?}").to_lowercase());
+            o.log
+                .insert("format".into(), format!("{f:?}").to_lowercase());
         }
         if let Some(a) = &self.metrics_addr {
             o.metrics.insert("addr".into(), a.clone());
@@ -98,6 +100,9 @@ impl RunArgs {
         o
     }
 }
+
+/// How often the relay logs its one-line summary.
+const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
 /// Entry point of `kbridge run`.
 pub(crate) async fn run(
@@ -124,11 +129,14 @@ pub(crate) async fn run(
     }
 }
 
-/// Counts attempts by outcome; remembers whether the last one failed at the
-/// connection level.
-struct Observer;
+/// Feeds webhook attempts into the telemetry.
+struct Observer(Arc<telemetry::Totals>);
 
 impl AttemptObserver for Observer {
+    fn waiting(&self, delta: i64) {
+        self.0.retry_backlog(delta);
+    }
+
     fn attempt(&self, attempt: &Attempt, elapsed: Duration) {
         let outcome = match (&attempt.verdict, attempt.connection_failed) {
             (response::Verdict::Delivered, _) => "delivered",
@@ -136,10 +144,7 @@ impl AttemptObserver for Observer {
             (response::Verdict::Retry { .. }, true) => "connection_error",
             (response::Verdict::Retry { .. }, false) => "retryable",
         };
-        let status = attempt.status.map_or_else(|| "none".to_string(), |s| s.to_string());
-        metrics::counter!("kbridge_delivery_attempts_total", "outcome" => outcome, "status" => status)
-            .increment(1);
-        metrics::histogram!("kbridge_request_duration_seconds").record(elapsed.as_secs_f64());
+        self.0.attempt(outcome, attempt.status, elapsed);
     }
 }
 
@@ -150,9 +155,14 @@ pub(crate) async fn serve(
     shutdown: shutdown::Shutdown,
     reports: Option<mpsc::UnboundedSender<Report>>,
 ) -> Result<()> {
+    let totals = Arc::new(telemetry::Totals::default());
+    if let Some(addr) = cfg.metrics.addr {
+        telemetry::serve(addr, totals.clone()).await?;
+    }
+    telemetry::spawn_summary(totals.clone(), SUMMARY_EVERY);
     let webhook = Webhook::new(&cfg.webhook, cfg.concurrency)?;
     let partitions: Arc<Partitions<pipeline::Job>> = Arc::default();
-    let consumer = Arc::new(consumer::create(&cfg, partitions.clone())?);
+    let consumer = Arc::new(consumer::create(&cfg, partitions.clone(), totals.clone())?);
 
     let dead_letters = match &cfg.dead_letter_topic {
         Some(topic) => {
@@ -199,7 +209,8 @@ pub(crate) async fn serve(
         webhook,
         retry: cfg.retry.clone(),
         dead_letters,
-        observer: Arc::new(Observer),
+        observer: Arc::new(Observer(totals.clone())),
+        totals,
         reports,
         preset: cfg.preset,
         max_message_bytes: cfg.max_message_bytes,
@@ -214,7 +225,11 @@ pub(crate) async fn serve(
         "relay started"
     );
     let heartbeat = systemd::Heartbeat::new();
-    systemd::ready(&format!("consuming {} as group {}", cfg.topics.join(","), cfg.group));
+    systemd::ready(&format!(
+        "consuming {} as group {}",
+        cfg.topics.join(","),
+        cfg.group
+    ));
     systemd::spawn_watchdog(heartbeat.clone());
     let result = pipeline::run(relay.clone(), &cfg, shutdown, abort_tx, heartbeat).await;
     systemd::status("stopped");
@@ -247,7 +262,10 @@ fn init_logging(cfg: &RelayConfig) -> Result<crate::logging::Guard> {
     };
     let (file_layer, guard) = match &cfg.log.file {
         Some(path) => {
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
             let name = path
                 .file_name()
                 .ok_or_else(|| anyhow!("log.file '{}' has no file name", path.display()))?;
@@ -256,8 +274,14 @@ fn init_logging(cfg: &RelayConfig) -> Result<crate::logging::Guard> {
             let (writer, guard) =
                 tracing_appender::non_blocking(tracing_appender::rolling::never(dir, name));
             let layer = match cfg.log.format {
-                LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).boxed(),
-                LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(writer).boxed(),
+                LogFormat::Text => tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(false)
+                    .boxed(),
+                LogFormat::Json => tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(writer)
+                    .boxed(),
             };
             (Some(layer), Some(guard))
         }

@@ -60,7 +60,11 @@ mod tests {
         for o in 10..15 {
             t.accept(o);
         }
-        assert_eq!(t.committable(), Some(10), "nothing finished: commit point stays at 10");
+        assert_eq!(
+            t.committable(),
+            Some(10),
+            "nothing finished: commit point stays at 10"
+        );
         t.finish(12);
         t.finish(11);
         assert_eq!(t.advance(), Some(10));

@@ -194,7 +194,13 @@ mod tests {
         parts.accept(&tp(0), 2);
         assert_eq!(parts.submit(&tp(0), e, "a".into(), 1), Some(1));
         assert_eq!(parts.submit(&tp(0), e, "a".into(), 2), None);
-        assert_eq!(parts.finish(&tp(0), e, 1, Some(&"a".to_string())), (Some(2), Some(2)));
-        assert_eq!(parts.finish(&tp(0), e, 2, Some(&"a".to_string())), (Some(3), None));
+        assert_eq!(
+            parts.finish(&tp(0), e, 1, Some(&"a".to_string())),
+            (Some(2), Some(2))
+        );
+        assert_eq!(
+            parts.finish(&tp(0), e, 2, Some(&"a".to_string())),
+            (Some(3), None)
+        );
     }
 }

@@ -31,6 +31,7 @@ use super::response::Rejection;
 use super::retry::{self, AttemptObserver, Delivery};
 use super::shutdown::Shutdown;
 use super::systemd::Heartbeat;
+use super::telemetry::Totals;
 use super::webhook::Webhook;
 
 /// One event in processing. Holding the permit is what bounds memory.
@@ -57,12 +58,24 @@ pub(crate) struct Report {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
-    Delivered { alert_id: String, body: Bytes, attempts: u32 },
-    Skipped { reason: String },
-    DeadLettered { stage: Stage, reason: String },
+    Delivered {
+        alert_id: String,
+        body: Bytes,
+        attempts: u32,
+    },
+    Skipped {
+        reason: String,
+    },
+    DeadLettered {
+        stage: Stage,
+        reason: String,
+    },
     /// Invalid or rejected with no dead-letter topic configured: logged and
     /// committed.
-    Dropped { stage: Stage, reason: String },
+    Dropped {
+        stage: Stage,
+        reason: String,
+    },
 }
 
 /// Everything the delivery tasks share.
@@ -73,6 +86,7 @@ pub(crate) struct Relay {
     pub retry: RetryConfig,
     pub dead_letters: Option<DeadLetters>,
     pub observer: Arc<dyn AttemptObserver>,
+    pub totals: Arc<Totals>,
     pub reports: Option<mpsc::UnboundedSender<Report>>,
     pub preset: Preset,
     pub max_message_bytes: usize,
@@ -138,7 +152,7 @@ pub(crate) async fn run(
                 if !paused.is_empty() && permits.available_permits() >= resume_threshold {
                     resume(&relay, &mut paused);
                 }
-                metrics::gauge!("kbridge_in_flight_events").set((cfg.max_pending - permits.available_permits()) as f64);
+                relay.totals.in_flight(cfg.max_pending - permits.available_permits());
             }
             msg = relay.consumer.recv() => match msg {
                 Ok(m) => {
@@ -198,20 +212,20 @@ fn on_message(
     tp: Tp,
     permit: OwnedSemaphorePermit,
 ) -> Option<Job> {
-    metrics::counter!("kbridge_events_consumed_total").increment(1);
+    relay.totals.consumed();
     let offset = m.offset();
     let epoch = relay.partitions.accept(&tp, offset);
     let origin = Origin::of(m, tp.0.clone());
     let work = match decide(relay.preset, m.payload(), relay.max_message_bytes) {
         Decision::Skip(reason) => {
-            metrics::counter!("kbridge_events_skipped_total").increment(1);
+            relay.totals.skipped();
             tracing::debug!(event = %origin.coordinates(), "skipped: {reason}");
             relay.finish(&tp, epoch, offset, None);
             relay.report(&origin, Outcome::Skipped { reason });
             return None;
         }
         Decision::Reject { stage, reason } => {
-            metrics::counter!("kbridge_events_invalid_total", "stage" => stage.as_str()).increment(1);
+            relay.totals.invalid(stage);
             tracing::warn!(
                 topic = %tp.0, partition = tp.1, offset, stage = stage.as_str(),
                 "invalid event: {reason}"
@@ -289,7 +303,7 @@ async fn handle(relay: &Relay, job: &Job) -> bool {
             .await;
             match delivery {
                 Delivery::Delivered { attempts } => {
-                    metrics::counter!("kbridge_events_delivered_total").increment(1);
+                    relay.totals.delivered(job.origin.timestamp_ms);
                     tracing::debug!(event = %key, alert_id, attempts, "delivered");
                     relay.report(
                         &job.origin,
@@ -301,9 +315,12 @@ async fn handle(relay: &Relay, job: &Job) -> bool {
                     );
                     true
                 }
-                Delivery::Rejected { kind, reason } => {
-                    metrics::counter!("kbridge_events_rejected_total", "reason" => kind.label())
-                        .increment(1);
+                Delivery::Rejected {
+                    kind,
+                    status,
+                    reason,
+                } => {
+                    relay.totals.rejected(kind.label(), status);
                     if kind == Rejection::NoCmdbMatch {
                         tracing::warn!(event = %key, alert_id, "no CMDB instance matches this alert's dimensions: {reason}");
                     } else {
@@ -312,8 +329,7 @@ async fn handle(relay: &Relay, job: &Job) -> bool {
                     dead_letter(relay, job, Stage::Deliver, &reason).await
                 }
                 Delivery::GaveUp { attempts, reason } => {
-                    metrics::counter!("kbridge_events_rejected_total", "reason" => "retries_exhausted")
-                        .increment(1);
+                    relay.totals.rejected("retries_exhausted", None);
                     tracing::error!(event = %key, alert_id, attempts, "giving up after {attempts} attempts: {reason}");
                     dead_letter(
                         relay,
@@ -334,9 +350,16 @@ async fn dead_letter(relay: &Relay, job: &Job, stage: Stage, reason: &str) -> bo
     match &relay.dead_letters {
         Some(d) => {
             let ok = d
-                .send(&job.origin, stage, &reason, &relay.retry, relay.abort.clone())
+                .send(
+                    &job.origin,
+                    stage,
+                    &reason,
+                    &relay.retry,
+                    relay.abort.clone(),
+                )
                 .await;
             if ok {
+                relay.totals.dead_lettered(stage);
                 relay.report(&job.origin, Outcome::DeadLettered { stage, reason });
             }
             ok
@@ -359,7 +382,7 @@ fn on_error(relay: &Relay, cfg: &RelayConfig, e: KafkaError) -> Result<()> {
             cfg.group
         )),
         e => {
-            metrics::counter!("kbridge_consumer_errors_total").increment(1);
+            relay.totals.consumer_error();
             if let Some((code, reason)) = relay.consumer.client().fatal_error() {
                 return Err(anyhow!("fatal Kafka error {code:?}: {reason}"));
             }
@@ -377,9 +400,11 @@ fn pause_all(relay: &Relay, paused: &mut HashMap<Tp, Option<i64>>) {
         tracing::warn!("cannot pause partitions: {e}");
     }
     for e in assignment.elements() {
-        paused.entry((Arc::from(e.topic()), e.partition())).or_insert(None);
+        paused
+            .entry((Arc::from(e.topic()), e.partition()))
+            .or_insert(None);
     }
-    metrics::gauge!("kbridge_paused_partitions").set(paused.len() as f64);
+    relay.totals.paused_partitions(paused.len());
 }
 
 fn resume(relay: &Relay, paused: &mut HashMap<Tp, Option<i64>>) {
@@ -392,7 +417,7 @@ fn resume(relay: &Relay, paused: &mut HashMap<Tp, Option<i64>>) {
     }
     tracing::info!("backpressure released: consumption resumed");
     paused.clear();
-    metrics::gauge!("kbridge_paused_partitions").set(0.0);
+    relay.totals.paused_partitions(0);
 }
 
 fn seek(relay: &Relay, tp: &Tp, offset: i64) {
@@ -406,7 +431,12 @@ fn seek(relay: &Relay, tp: &Tp, offset: i64) {
 
 /// Stop fetching, let in-flight deliveries finish within the drain timeout,
 /// commit what was handled, leave the group.
-async fn drain(relay: &Relay, cfg: &RelayConfig, mut tasks: JoinSet<()>, abort: watch::Sender<bool>) {
+async fn drain(
+    relay: &Relay,
+    cfg: &RelayConfig,
+    mut tasks: JoinSet<()>,
+    abort: watch::Sender<bool>,
+) {
     super::systemd::stopping();
     if let Ok(assignment) = relay.consumer.assignment() {
         let _ = relay.consumer.pause(&assignment);

@@ -70,7 +70,11 @@ mod tests {
     use super::*;
 
     fn decide_json(v: &serde_json::Value) -> Decision {
-        decide(Preset::GuanceEasyops, Some(v.to_string().as_bytes()), 1 << 20)
+        decide(
+            Preset::GuanceEasyops,
+            Some(v.to_string().as_bytes()),
+            1 << 20,
+        )
     }
 
     #[test]
@@ -79,30 +83,49 @@ mod tests {
         let sample = |name: &str| -> serde_json::Value {
             serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
         };
-        let Decision::Deliver { alert_id, body, warning } = decide_json(&sample("host-cpu-critical.json")) else {
+        let Decision::Deliver {
+            alert_id,
+            body,
+            warning,
+        } = decide_json(&sample("host-cpu-critical.json"))
+        else {
             panic!("trigger not delivered")
         };
         assert_eq!(warning, None);
         let trigger: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let Decision::Deliver { alert_id: rec_id, body, .. } = decide_json(&sample("host-cpu-ok.json")) else {
+        let Decision::Deliver {
+            alert_id: rec_id,
+            body,
+            ..
+        } = decide_json(&sample("host-cpu-ok.json"))
+        else {
             panic!("recovery not delivered")
         };
         let recovery: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(alert_id, rec_id, "a recovery closes its trigger's alert");
         assert_eq!(trigger["isRecover"], false);
         assert_eq!(recovery["isRecover"], true);
-        assert!(matches!(decide_json(&sample("user-event.json")), Decision::Skip(_)));
+        assert!(matches!(
+            decide_json(&sample("user-event.json")),
+            Decision::Skip(_)
+        ));
     }
 
     #[test]
     fn stages_of_rejection() {
         assert!(matches!(
             decide(Preset::GuanceEasyops, Some(b"\xff"), 100),
-            Decision::Reject { stage: Stage::Decode, .. }
+            Decision::Reject {
+                stage: Stage::Decode,
+                ..
+            }
         ));
         assert!(matches!(
             decide_json(&serde_json::json!({"df_source": "monitor"})),
-            Decision::Reject { stage: Stage::Validate, .. }
+            Decision::Reject {
+                stage: Stage::Validate,
+                ..
+            }
         ));
     }
 }

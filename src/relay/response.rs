@@ -8,7 +8,10 @@ use std::time::Duration;
 pub(crate) enum Verdict {
     Delivered,
     /// The target will never accept this alert: dead-letter it, no retry.
-    Rejected { kind: Rejection, reason: String },
+    Rejected {
+        kind: Rejection,
+        reason: String,
+    },
     /// Transient: try again, not before `after` when the target said so.
     Retry {
         reason: String,
@@ -89,11 +92,18 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
 fn snippet(body: &[u8]) -> String {
     const MAX: usize = 300;
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
-    let mut s: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut s: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if body.len() > MAX {
         s.push('…');
     }
-    if s.is_empty() { "(empty body)".into() } else { s }
+    if s.is_empty() {
+        "(empty body)".into()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -102,12 +112,18 @@ mod tests {
 
     #[test]
     fn success_needs_code_zero_or_absent() {
-        assert_eq!(classify(200, br#"{"code":0,"data":{}}"#, None), Verdict::Delivered);
+        assert_eq!(
+            classify(200, br#"{"code":0,"data":{}}"#, None),
+            Verdict::Delivered
+        );
         assert_eq!(classify(200, b"", None), Verdict::Delivered);
         assert_eq!(classify(201, br#"{"ok":true}"#, None), Verdict::Delivered);
         assert!(matches!(
             classify(200, br#"{"code":1001,"error":"bad"}"#, None),
-            Verdict::Rejected { kind: Rejection::ErrorCode, .. }
+            Verdict::Rejected {
+                kind: Rejection::ErrorCode,
+                ..
+            }
         ));
     }
 
@@ -116,22 +132,34 @@ mod tests {
         let body = br#"{"code":400,"error":"alert dims not match any cmdb instance"}"#;
         assert!(matches!(
             classify(400, body, None),
-            Verdict::Rejected { kind: Rejection::NoCmdbMatch, .. }
+            Verdict::Rejected {
+                kind: Rejection::NoCmdbMatch,
+                ..
+            }
         ));
         assert!(matches!(
             classify(400, br#"{"error":"bad field"}"#, None),
-            Verdict::Rejected { kind: Rejection::ClientError, .. }
+            Verdict::Rejected {
+                kind: Rejection::ClientError,
+                ..
+            }
         ));
         assert!(matches!(
             classify(404, b"not found", None),
-            Verdict::Rejected { kind: Rejection::ClientError, .. }
+            Verdict::Rejected {
+                kind: Rejection::ClientError,
+                ..
+            }
         ));
     }
 
     #[test]
     fn transient_answers_are_retried() {
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(matches!(classify(s, b"", None), Verdict::Retry { .. }), "{s}");
+            assert!(
+                matches!(classify(s, b"", None), Verdict::Retry { .. }),
+                "{s}"
+            );
         }
         assert_eq!(
             classify(503, b"busy", Some("7")),
@@ -144,7 +172,10 @@ mod tests {
 
     #[test]
     fn retry_after_dates() {
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -21,10 +21,19 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Delivery {
-    Delivered { attempts: u32 },
-    Rejected { kind: Rejection, reason: String },
+    Delivered {
+        attempts: u32,
+    },
+    Rejected {
+        kind: Rejection,
+        status: Option<u16>,
+        reason: String,
+    },
     /// `max_attempts` reached: the event goes to the dead-letter topic.
-    GaveUp { attempts: u32, reason: String },
+    GaveUp {
+        attempts: u32,
+        reason: String,
+    },
     /// Shutdown came while waiting to retry: not handled, not committed.
     Interrupted,
 }
@@ -33,6 +42,8 @@ pub(crate) enum Delivery {
 /// knowing about them.
 pub(crate) trait AttemptObserver: Send + Sync {
     fn attempt(&self, attempt: &super::webhook::Attempt, elapsed: Duration);
+    /// An event starts (+1) or ends (-1) waiting to be retried.
+    fn waiting(&self, delta: i64);
 }
 
 pub(crate) fn backoff(cfg: &RetryConfig) -> impl Iterator<Item = Duration> + use<> {
@@ -71,7 +82,13 @@ pub(crate) async fn deliver(
         observer.attempt(&attempt, started.elapsed());
         let (reason, after) = match attempt.verdict {
             Verdict::Delivered => return Delivery::Delivered { attempts },
-            Verdict::Rejected { kind, reason } => return Delivery::Rejected { kind, reason },
+            Verdict::Rejected { kind, reason } => {
+                return Delivery::Rejected {
+                    kind,
+                    status: attempt.status,
+                    reason,
+                };
+            }
             Verdict::Retry { reason, after } => (reason, after),
         };
         if cfg.max_attempts > 0 && attempts >= cfg.max_attempts {
@@ -87,9 +104,14 @@ pub(crate) async fn deliver(
         if *shutdown.borrow() {
             return Delivery::Interrupted;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return Delivery::Interrupted,
+        observer.waiting(1);
+        let interrupted = tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            _ = shutdown.changed() => true,
+        };
+        observer.waiting(-1);
+        if interrupted {
+            return Delivery::Interrupted;
         }
     }
 }
@@ -108,7 +130,10 @@ mod tests {
         let delays: Vec<Duration> = backoff(&cfg).take(20).collect();
         assert_eq!(delays.len(), 20, "without end");
         assert!(delays[0] >= Duration::from_millis(100) && delays[0] < Duration::from_millis(200));
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(4)), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(4)),
+            "{delays:?}"
+        );
         assert!(delays[19] >= Duration::from_secs(2));
     }
 
@@ -116,8 +141,14 @@ mod tests {
     fn retry_after_stretches_the_wait() {
         let b = Duration::from_millis(300);
         assert_eq!(next_delay(b, None), b);
-        assert_eq!(next_delay(b, Some(Duration::from_secs(5))), Duration::from_secs(5));
+        assert_eq!(
+            next_delay(b, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
         assert_eq!(next_delay(b, Some(Duration::ZERO)), b);
-        assert_eq!(next_delay(b, Some(Duration::from_secs(86400))), MAX_RETRY_AFTER);
+        assert_eq!(
+            next_delay(b, Some(Duration::from_secs(86400))),
+            MAX_RETRY_AFTER
+        );
     }
 }

@@ -29,7 +29,9 @@ pub(crate) fn install(drain_timeout: std::time::Duration) -> (watch::Sender<bool
         );
         let _ = trigger.send(true);
         if wait_for_signal().await.is_ok() {
-            tracing::error!("second signal: exiting now without draining; uncommitted events will be read again");
+            tracing::error!(
+                "second signal: exiting now without draining; uncommitted events will be read again"
+            );
             std::process::exit(FORCED_EXIT);
         }
     });

@@ -58,7 +58,10 @@ pub(crate) fn spawn_watchdog(heartbeat: Heartbeat) {
             if heartbeat.age() < interval {
                 let _ = sd_notify::notify(&[NotifyState::Watchdog]);
             } else {
-                tracing::error!("consume loop stalled for {:?}; not pinging the watchdog", heartbeat.age());
+                tracing::error!(
+                    "consume loop stalled for {:?}; not pinging the watchdog",
+                    heartbeat.age()
+                );
             }
         }
     });

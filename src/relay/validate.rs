@@ -69,23 +69,26 @@ pub(crate) fn validate(obj: &Map<String, Value>) -> Validated<'_> {
         }
     };
     match (event_id, title, message, status, workspace_name, date) {
-        (Some(event_id), Some(title), Some(message), Some(status), Some(workspace_name), Some(date))
-            if errors.is_empty() =>
-        {
-            Validated::Event(GuanceEvent {
-                event_id,
-                fault_id: obj
-                    .get("df_fault_id")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty()),
-                title,
-                message,
-                status,
-                workspace_name,
-                date,
-                dimension_tags: obj.get("df_dimension_tags"),
-            })
-        }
+        (
+            Some(event_id),
+            Some(title),
+            Some(message),
+            Some(status),
+            Some(workspace_name),
+            Some(date),
+        ) if errors.is_empty() => Validated::Event(GuanceEvent {
+            event_id,
+            fault_id: obj
+                .get("df_fault_id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty()),
+            title,
+            message,
+            status,
+            workspace_name,
+            date,
+            dimension_tags: obj.get("df_dimension_tags"),
+        }),
         _ => Validated::Invalid(errors),
     }
 }
@@ -98,9 +101,9 @@ fn required_str<'a>(
 ) -> Option<&'a str> {
     match obj.get(field) {
         None => errors.push(format!("{field}: missing")),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            errors.push(format!("{field}: expected a non-empty string, got an empty one"))
-        }
+        Some(Value::String(s)) if s.trim().is_empty() => errors.push(format!(
+            "{field}: expected a non-empty string, got an empty one"
+        )),
         Some(Value::String(s)) => return Some(s),
         Some(other) => errors.push(format!(
             "{field}: expected a string, got {}",
@@ -136,7 +139,9 @@ mod tests {
     #[test]
     fn a_complete_event_validates() {
         let v = event();
-        let Validated::Event(e) = check(&v) else { panic!("not valid") };
+        let Validated::Event(e) = check(&v) else {
+            panic!("not valid")
+        };
         assert_eq!(e.event_id, "event-1");
         assert_eq!(e.fault_id, Some("event-1"));
         assert_eq!(e.date, 1718678520000.0);
@@ -164,7 +169,10 @@ mod tests {
             ])
         );
         v.as_object_mut().unwrap().remove("df_source");
-        assert_eq!(check(&v), Validated::Invalid(vec!["df_source: missing".into()]));
+        assert_eq!(
+            check(&v),
+            Validated::Invalid(vec!["df_source: missing".into()])
+        );
     }
 
     #[test]
@@ -199,7 +207,9 @@ mod tests {
     fn empty_fault_id_is_absent() {
         let mut v = event();
         v["df_fault_id"] = json!("");
-        let Validated::Event(e) = check(&v) else { panic!("not valid") };
+        let Validated::Event(e) = check(&v) else {
+            panic!("not valid")
+        };
         assert_eq!(e.fault_id, None);
     }
 }

@@ -94,7 +94,10 @@ impl Webhook {
             Err(e) => {
                 return Attempt {
                     verdict: Verdict::Retry {
-                        reason: format!("HTTP {status}, reading the answer failed: {}", describe_error(&e)),
+                        reason: format!(
+                            "HTTP {status}, reading the answer failed: {}",
+                            describe_error(&e)
+                        ),
                         after: None,
                     },
                     status: Some(status),

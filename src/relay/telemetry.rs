@@ -1,0 +1,225 @@
+//! What the relay tells operators: Prometheus metrics (all names live here),
+//! health endpoints, and a periodic one-line summary in the log.
+//!
+//! Counters go to the `metrics` facade (exported by
+//! metrics-exporter-prometheus when `metrics.addr` is set, a no-op
+//! otherwise) and to a few process-local totals that feed the summary line.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::dead_letter::Stage;
+
+/// Totals since start, for the summary line.
+#[derive(Default)]
+pub(crate) struct Totals {
+    consumed: AtomicU64,
+    delivered: AtomicU64,
+    skipped: AtomicU64,
+    invalid: AtomicU64,
+    dead_lettered: AtomicU64,
+    rejected: AtomicU64,
+    retrying: AtomicI64,
+    in_flight: AtomicI64,
+    lag: AtomicI64,
+    /// Readiness: the last webhook attempt failed to connect.
+    connection_failed: AtomicBool,
+    /// Readiness: partitions are assigned.
+    assigned: AtomicBool,
+}
+
+impl Totals {
+    pub(crate) fn consumed(&self) {
+        self.consumed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("kbridge_events_consumed_total").increment(1);
+    }
+
+    pub(crate) fn delivered(&self, event_time_ms: Option<i64>) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("kbridge_events_delivered_total").increment(1);
+        if let Some(ts) = event_time_ms {
+            let now = jiff::Timestamp::now().as_millisecond();
+            metrics::histogram!("kbridge_delivery_latency_seconds")
+                .record((now - ts).max(0) as f64 / 1000.0);
+        }
+    }
+
+    pub(crate) fn skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("kbridge_events_skipped_total").increment(1);
+    }
+
+    pub(crate) fn invalid(&self, stage: Stage) {
+        self.invalid.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("kbridge_events_invalid_total", "stage" => stage.as_str()).increment(1);
+    }
+
+    pub(crate) fn dead_lettered(&self, stage: Stage) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("kbridge_events_dead_lettered_total", "stage" => stage.as_str())
+            .increment(1);
+    }
+
+    pub(crate) fn rejected(&self, reason: &'static str, status: Option<u16>) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
+        metrics::counter!("kbridge_events_rejected_total", "reason" => reason, "status" => status)
+            .increment(1);
+    }
+
+    pub(crate) fn consumer_error(&self) {
+        metrics::counter!("kbridge_consumer_errors_total").increment(1);
+    }
+
+    /// One webhook attempt and its outcome.
+    pub(crate) fn attempt(&self, outcome: &'static str, status: Option<u16>, elapsed: Duration) {
+        self.connection_failed
+            .store(outcome == "connection_error", Ordering::Relaxed);
+        let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
+        metrics::counter!("kbridge_delivery_attempts_total", "outcome" => outcome, "status" => status)
+            .increment(1);
+        metrics::histogram!("kbridge_request_duration_seconds").record(elapsed.as_secs_f64());
+    }
+
+    /// An event entered (+1) or left (-1) a retry wait.
+    pub(crate) fn retry_backlog(&self, delta: i64) {
+        let n = self.retrying.fetch_add(delta, Ordering::Relaxed) + delta;
+        metrics::gauge!("kbridge_retry_backlog").set(n as f64);
+    }
+
+    pub(crate) fn in_flight(&self, n: usize) {
+        self.in_flight.store(n as i64, Ordering::Relaxed);
+        metrics::gauge!("kbridge_in_flight_events").set(n as f64);
+    }
+
+    pub(crate) fn paused_partitions(&self, n: usize) {
+        metrics::gauge!("kbridge_paused_partitions").set(n as f64);
+    }
+
+    pub(crate) fn assigned(&self, any: bool) {
+        self.assigned.store(any, Ordering::Relaxed);
+    }
+
+    /// Per-partition lag and committed offset, from librdkafka's statistics.
+    pub(crate) fn partition_stats(&self, stats: &rdkafka::Statistics) {
+        let mut total = 0;
+        for (topic, t) in &stats.topics {
+            for (id, p) in &t.partitions {
+                if *id < 0 || p.fetch_state == "none" || p.hi_offset < 0 {
+                    continue;
+                }
+                let lag = if p.committed_offset >= 0 {
+                    (p.hi_offset - p.committed_offset).max(0)
+                } else {
+                    p.consumer_lag.max(0)
+                };
+                total += lag;
+                let labels = [("topic", topic.clone()), ("partition", id.to_string())];
+                metrics::gauge!("kbridge_consumer_lag", &labels).set(lag as f64);
+                if p.committed_offset >= 0 {
+                    metrics::gauge!("kbridge_committed_offset", &labels)
+                        .set(p.committed_offset as f64);
+                }
+            }
+        }
+        self.lag.store(total, Ordering::Relaxed);
+    }
+
+    fn ready(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed) && !self.connection_failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Installs the Prometheus recorder and serves `/metrics`, `/healthz` and
+/// `/readyz` on `addr`.
+pub(crate) async fn serve(addr: SocketAddr, totals: Arc<Totals>) -> Result<()> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0, 300.0,
+            ],
+        )
+        .context("invalid histogram buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get({
+                let handle: PrometheusHandle = handle.clone();
+                move || std::future::ready(handle.render())
+            }),
+        )
+        .route("/healthz", get(|| std::future::ready("ok\n")))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = totals.ready();
+                std::future::ready(if ready {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: no partitions assigned, or the webhook is unreachable\n",
+                    )
+                })
+            }),
+        );
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics endpoint stopped: {e}");
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
+    Ok(())
+}
+
+/// Logs a one-line summary every `every`, like Vector's: rates since the
+/// last line, lag, in flight.
+pub(crate) fn spawn_summary(totals: Arc<Totals>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        let mut last = (Instant::now(), 0u64, 0u64);
+        loop {
+            tick.tick().await;
+            let consumed = totals.consumed.load(Ordering::Relaxed);
+            let delivered = totals.delivered.load(Ordering::Relaxed);
+            let secs = last.0.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(
+                consumed,
+                consumed_per_sec = format!("{:.1}", (consumed - last.1) as f64 / secs),
+                delivered,
+                delivered_per_sec = format!("{:.1}", (delivered - last.2) as f64 / secs),
+                skipped = totals.skipped.load(Ordering::Relaxed),
+                invalid = totals.invalid.load(Ordering::Relaxed),
+                rejected = totals.rejected.load(Ordering::Relaxed),
+                dead_lettered = totals.dead_lettered.load(Ordering::Relaxed),
+                in_flight = totals.in_flight.load(Ordering::Relaxed),
+                retrying = totals.retrying.load(Ordering::Relaxed),
+                lag = totals.lag.load(Ordering::Relaxed),
+                "summary"
+            );
+            last = (Instant::now(), consumed, delivered);
+        }
+    });
+}
