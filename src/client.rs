@@ -133,6 +133,29 @@ impl ClientContext for KafkaContext {
 
 impl ConsumerContext for KafkaContext {}
 
+/// Implements `ClientContext` (logs into tracing, errors remembered) and
+/// `LastError` for a context that wraps a [`KafkaContext`] in a field named
+/// `base`, for commands that need callbacks of their own.
+macro_rules! wraps_kafka_context {
+    ($t:ty) => {
+        impl rdkafka::client::ClientContext for $t {
+            fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+                $crate::client::log_librdkafka(level, fac, msg);
+            }
+            fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+                rdkafka::client::ClientContext::error(&self.base, error, reason);
+            }
+        }
+
+        impl $crate::client::LastError for $t {
+            fn last_error(&self) -> Option<String> {
+                $crate::client::LastError::last_error(&self.base)
+            }
+        }
+    };
+}
+pub(crate) use wraps_kafka_context;
+
 /// Maps librdkafka's syslog levels onto tracing's. Connection chatter is
 /// debug: a person sees it with `-vv`, and a clear summary otherwise.
 pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, fac: &str, msg: &str) {

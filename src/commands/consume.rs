@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -23,7 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::cli::{ConsumeArgs, Format};
-use crate::client::{KafkaContext, KafkaOpts, LastError, log_librdkafka};
+use crate::client::{KafkaContext, KafkaOpts};
 use crate::time_spec::StartOffset;
 
 type Tp = (String, i32);
@@ -36,20 +34,7 @@ struct ConsumeContext {
     assigned: Mutex<HashSet<Tp>>,
 }
 
-impl ClientContext for ConsumeContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        log_librdkafka(level, fac, msg);
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.base.error(error, reason);
-    }
-}
-
-impl LastError for ConsumeContext {
-    fn last_error(&self) -> Option<String> {
-        self.base.last_error()
-    }
-}
+crate::client::wraps_kafka_context!(ConsumeContext);
 
 impl ConsumerContext for ConsumeContext {
     fn rebalance(

@@ -14,14 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::cli::ProduceArgs;
-use crate::client::{KafkaContext, KafkaOpts, LastError, log_librdkafka};
+use crate::client::{KafkaContext, KafkaOpts};
 
 /// Delivery reports arrive on librdkafka's thread; this context counts them
 /// and prints one line each unless `--quiet`.
@@ -33,20 +31,7 @@ struct ReportContext {
     out: Mutex<BufWriter<Stdout>>,
 }
 
-impl ClientContext for ReportContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        log_librdkafka(level, fac, msg);
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.base.error(error, reason);
-    }
-}
-
-impl LastError for ReportContext {
-    fn last_error(&self) -> Option<String> {
-        self.base.last_error()
-    }
-}
+crate::client::wraps_kafka_context!(ReportContext);
 
 impl ProducerContext for ReportContext {
     /// The input line number, for reports that point back at the source.
