@@ -1865,24 +1865,39 @@ fn consume_into_a_closed_pipe_ends_quietly() {
     let mut cmd = kbridge();
     cmd.args(["consume", &t, "-e"]);
     let out = closed_stdout(cmd);
+    assert_no_panic(&out);
     assert_eq!(out.code(), 0, "{}", out.describe());
     assert!(out.stderr.is_empty(), "{}", out.describe());
 }
 
 #[test]
-#[ignore = "CLI bug (see report): tables and --json into a closed pipe print 'Broken pipe' and exit 1"]
-fn listing_into_a_closed_pipe_ends_quietly() {
-    for args in [
-        &["topics", "list"][..],
-        &["topics", "list", "--json"][..],
-        &["cluster", "api-versions"][..],
-    ] {
+#[ignore = "CLI bug (see report): other commands writing into a closed pipe fail with 'Broken pipe' or panic"]
+fn other_output_into_a_closed_pipe_ends_quietly() {
+    let t = unique("kbt-pipe2");
+    let g = unique("kbt-group");
+    create_topic(&t, 1);
+    produce(&t, &numbered(0..1), &[]);
+    run(&["consume", &t, "-g", &g, "-e"], "").ok();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["topics", "list"],
+        vec!["topics", "list", "--json"],
+        vec!["topics", "describe", &t],
+        vec!["groups", "list"],
+        vec!["groups", "describe", &g],
+        vec!["cluster", "describe"],
+        vec!["cluster", "api-versions"],
+        vec!["completions", "bash"],
+    ];
+    let mut failures = Vec::new();
+    for args in &cases {
         let mut cmd = kbridge();
         cmd.args(args);
         let out = closed_stdout(cmd);
-        assert_eq!(out.code(), 0, "{args:?}:\n{}", out.describe());
-        assert!(out.stderr.is_empty(), "{args:?}:\n{}", out.describe());
+        if out.code() != 0 || !out.stderr.is_empty() {
+            failures.push(format!("{args:?}: {}", out.describe()));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Runs `cmd` with its stdout a pipe whose reading end is already closed
@@ -1897,11 +1912,9 @@ fn closed_stdout(mut cmd: std::process::Command) -> std::process::Output {
     let status = wait_within(&mut child, COMMAND_DEADLINE).expect("kbridge hangs on a closed pipe");
     let mut err = Vec::new();
     std::io::Read::read_to_end(&mut stderr, &mut err).expect("read stderr");
-    let out = std::process::Output {
+    std::process::Output {
         status,
         stdout: Vec::new(),
         stderr: err,
-    };
-    assert_no_panic(&out);
-    out
+    }
 }
