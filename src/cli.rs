@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::time_spec::{parse_duration, parse_key_value};
+use crate::time_spec::{parse_key_value, parse_timeout};
 
 /// Default bootstrap servers when neither `-b` nor `KBRIDGE_BROKERS` is given.
 pub(crate) const DEFAULT_BROKERS: &str = "localhost:9092";
@@ -39,7 +39,7 @@ pub(crate) struct Cli {
     pub properties: Vec<(String, String)>,
 
     /// How long to wait for the cluster before giving up (e.g. 10s, 500ms, 1m)
-    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
 
     /// More log output on stderr (-v: info, -vv: debug, -vvv: librdkafka debug)

@@ -65,7 +65,11 @@ impl KafkaOpts {
 
     /// The one-line error for "the cluster did not answer".
     pub(crate) fn unreachable(&self, err: KafkaError, last: Option<String>) -> anyhow::Error {
-        let cause = last.unwrap_or_else(|| err.to_string());
+        // librdkafka reports its connection errors on a queue that not every
+        // client type polls; when none was seen, look at the sockets.
+        let cause = last
+            .or_else(|| probe(&self.brokers, self.timeout))
+            .unwrap_or_else(|| err.to_string());
         anyhow!(
             "no Kafka broker answered at {} within {:?} ({cause}); check the address (-b or KBRIDGE_BROKERS), that the broker is running and reachable, and -X security.protocol/sasl.* if it needs TLS or SASL (--timeout waits longer)",
             self.brokers,
@@ -88,6 +92,41 @@ impl KafkaOpts {
         }
         Ok(())
     }
+}
+
+/// Tries a TCP connection to each bootstrap address and says what
+/// happened, e.g. `127.0.0.1:1: connection refused`.
+fn probe(brokers: &str, timeout: Duration) -> Option<String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let wait = timeout.min(Duration::from_secs(2));
+    let findings: Vec<String> = brokers
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            let addr = b.split_once("://").map_or(b, |(_, a)| a);
+            let resolved = match addr.to_socket_addrs() {
+                Ok(mut it) => it.next(),
+                Err(e) => return format!("{addr}: cannot resolve ({e})"),
+            };
+            let Some(sock) = resolved else {
+                return format!("{addr}: no address");
+            };
+            match TcpStream::connect_timeout(&sock, wait) {
+                Ok(_) => format!(
+                    "{addr}: accepts connections but did not answer as a Kafka broker (another service, or TLS/SASL needed)"
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    format!("{addr}: connection refused")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    format!("{addr}: no answer (host down or filtered)")
+                }
+                Err(e) => format!("{addr}: {e}"),
+            }
+        })
+        .collect();
+    (!findings.is_empty()).then(|| findings.join("; "))
 }
 
 /// Gives access to the last error librdkafka reported for a client.

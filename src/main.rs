@@ -76,6 +76,8 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(code) => code,
+        // The reader went away (`| head`): nothing left to say to it.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             if e.downcast_ref::<UsageError>().is_some() {
                 eprintln!("kbridge: error: {e:#}");
@@ -115,15 +117,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo(args) => demo::run(args).await?,
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "kbridge",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "kbridge", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Runs synchronous librdkafka work off the async workers.

@@ -7,6 +7,17 @@ use comfy_table::presets::NOTHING;
 use comfy_table::{CellAlignment, Table};
 use serde::Serialize;
 
+/// `println!` that returns an error instead of panicking when standard
+/// output is closed (`kbridge topics list | head -1`); `main` treats a
+/// broken pipe as a normal end.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub(crate) use outln;
+
 /// A plain, borderless table like the Kafka scripts print, so it stays
 /// readable in a terminal and greppable in a pipe.
 pub(crate) fn table<I, S>(header: I) -> Table

@@ -29,6 +29,14 @@ pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A timeout: a duration above zero.
+pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("the timeout must be above zero".to_string()),
+        d => Ok(d),
+    }
+}
+
 /// Parses a point in time into epoch milliseconds: RFC 3339
 /// (`2024-06-18T10:00:00+08:00`), relative to now (`-15m`, `-2h`), `now`,
 /// or epoch milliseconds.
@@ -107,6 +115,8 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-3").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_timeout("2s").unwrap(), Duration::from_secs(2));
     }
 
     #[test]

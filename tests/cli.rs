@@ -960,7 +960,6 @@ fn consume_with_a_group_commits_what_was_printed() {
 }
 
 #[test]
-#[ignore = "CLI bug (see report): with -g and no -o, consume re-reads from the beginning instead of resuming from the committed offsets"]
 fn consume_with_a_group_resumes_from_committed_offsets_by_default() {
     let t = unique("kbt-cons-resume");
     let g = unique("kbt-group");
@@ -1568,7 +1567,6 @@ fn cluster_api_versions() {
 }
 
 #[test]
-#[ignore = "CLI bug (see report): api-versions prints librdkafka's internal API names (ApiVersion, ElectLeadersRequest, Unknown-74?), not Kafka's"]
 fn cluster_api_versions_uses_kafka_api_names() {
     let d = run(&["cluster", "api-versions", "--json"], "").ok().json();
     let apis = d[0]["apis"].as_array().expect("apis");
@@ -1659,11 +1657,12 @@ fn unreachable_broker_fails_fast_with_one_line() {
 }
 
 #[test]
-#[ignore = "CLI bug (see report): only produce says why the broker is unreachable; the others lose librdkafka's error"]
 fn unreachable_broker_error_names_the_cause() {
     for (cmd, _, out) in against_unreachable_broker() {
         assert!(
-            out.stderr_str().contains("Connection refused"),
+            out.stderr_str()
+                .to_lowercase()
+                .contains("connection refused"),
             "{cmd}:\n{}",
             out.describe()
         );
@@ -1813,7 +1812,6 @@ fn librdkafka_properties_with_x() {
 }
 
 #[test]
-#[ignore = "CLI bug (see report): a line that cannot be queued aborts produce without flushing; messages already sent are reported as failed (PurgeInflight)"]
 fn produce_line_that_cannot_be_queued_keeps_earlier_deliveries() {
     let t = unique("kbt-prod-purge");
     create_topic(&t, 1);
@@ -1871,7 +1869,6 @@ fn consume_into_a_closed_pipe_ends_quietly() {
 }
 
 #[test]
-#[ignore = "CLI bug (see report): other commands writing into a closed pipe fail with 'Broken pipe' or panic"]
 fn other_output_into_a_closed_pipe_ends_quietly() {
     let t = unique("kbt-pipe2");
     let g = unique("kbt-group");

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cli::ClusterCommand;
 use crate::client::{KafkaContext, KafkaOpts, LastError, log_librdkafka};
-use crate::output::{align_right, print_json, print_table, table};
+use crate::output::{align_right, outln, print_json, print_table, table};
 
 pub(crate) fn run(opts: &KafkaOpts, cmd: ClusterCommand) -> Result<()> {
     match cmd {
@@ -68,13 +68,13 @@ fn describe(opts: &KafkaOpts, json: bool) -> Result<()> {
     if json {
         return print_json(&desc);
     }
-    println!(
+    outln!(
         "Cluster: {}\tController: {}\tBrokers: {}",
         desc.cluster_id.as_deref().unwrap_or("-"),
         crate::output::opt(desc.controller_id),
         desc.brokers.len()
-    );
-    println!();
+    )?;
+    outln!()?;
     let mut t = table(["ID", "HOST", "PORT", "CONTROLLER"]);
     for b in &desc.brokers {
         t.add_row(vec![
@@ -136,6 +136,113 @@ impl ProducerContext for ApiVersionsContext {
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }
 
+/// Kafka's own API names by key, as of Kafka 4.4 (librdkafka's differ: "ApiVersion",
+/// "ElectLeadersRequest", "Unknown-74?").
+const KAFKA_API_NAMES: [&str; 95] = [
+    "Produce",
+    "Fetch",
+    "ListOffsets",
+    "Metadata",
+    "LeaderAndIsr",
+    "StopReplica",
+    "UpdateMetadata",
+    "ControlledShutdown",
+    "OffsetCommit",
+    "OffsetFetch",
+    "FindCoordinator",
+    "JoinGroup",
+    "Heartbeat",
+    "LeaveGroup",
+    "SyncGroup",
+    "DescribeGroups",
+    "ListGroups",
+    "SaslHandshake",
+    "ApiVersions",
+    "CreateTopics",
+    "DeleteTopics",
+    "DeleteRecords",
+    "InitProducerId",
+    "OffsetForLeaderEpoch",
+    "AddPartitionsToTxn",
+    "AddOffsetsToTxn",
+    "EndTxn",
+    "WriteTxnMarkers",
+    "TxnOffsetCommit",
+    "DescribeAcls",
+    "CreateAcls",
+    "DeleteAcls",
+    "DescribeConfigs",
+    "AlterConfigs",
+    "AlterReplicaLogDirs",
+    "DescribeLogDirs",
+    "SaslAuthenticate",
+    "CreatePartitions",
+    "CreateDelegationToken",
+    "RenewDelegationToken",
+    "ExpireDelegationToken",
+    "DescribeDelegationToken",
+    "DeleteGroups",
+    "ElectLeaders",
+    "IncrementalAlterConfigs",
+    "AlterPartitionReassignments",
+    "ListPartitionReassignments",
+    "OffsetDelete",
+    "DescribeClientQuotas",
+    "AlterClientQuotas",
+    "DescribeUserScramCredentials",
+    "AlterUserScramCredentials",
+    "Vote",
+    "BeginQuorumEpoch",
+    "EndQuorumEpoch",
+    "DescribeQuorum",
+    "AlterPartition",
+    "UpdateFeatures",
+    "Envelope",
+    "FetchSnapshot",
+    "DescribeCluster",
+    "DescribeProducers",
+    "BrokerRegistration",
+    "BrokerHeartbeat",
+    "UnregisterBroker",
+    "DescribeTransactions",
+    "ListTransactions",
+    "AllocateProducerIds",
+    "ConsumerGroupHeartbeat",
+    "ConsumerGroupDescribe",
+    "ControllerRegistration",
+    "GetTelemetrySubscriptions",
+    "PushTelemetry",
+    "AssignReplicasToDirs",
+    "ListConfigResources",
+    "DescribeTopicPartitions",
+    "ShareGroupHeartbeat",
+    "ShareGroupDescribe",
+    "ShareFetch",
+    "ShareAcknowledge",
+    "AddRaftVoter",
+    "RemoveRaftVoter",
+    "UpdateRaftVoter",
+    "InitializeShareGroupState",
+    "ReadShareGroupState",
+    "WriteShareGroupState",
+    "DeleteShareGroupState",
+    "ReadShareGroupStateSummary",
+    "StreamsGroupHeartbeat",
+    "StreamsGroupDescribe",
+    "DescribeShareGroupOffsets",
+    "AlterShareGroupOffsets",
+    "DeleteShareGroupOffsets",
+    "StreamsGroupTopologyDescriptionUpdate",
+    "UnregisterController",
+];
+
+fn api_name(key: i16) -> String {
+    usize::try_from(key)
+        .ok()
+        .and_then(|k| KAFKA_API_NAMES.get(k))
+        .map_or_else(|| format!("Unknown({key})"), |n| n.to_string())
+}
+
 /// Parses `[thrd:…]: sasl_ssl://host:9092/1:   ApiKey Produce (0) Versions 0..11`
 /// into (`host:9092`, api).
 fn parse_api_line(msg: &str) -> Option<(String, ApiVersion)> {
@@ -147,14 +254,15 @@ fn parse_api_line(msg: &str) -> Option<(String, ApiVersion)> {
         .rsplit_once('/')
         .map_or(broker, |(a, _)| a)
         .to_string();
-    let (name, rest) = rest.split_once(" (")?;
+    let (_librdkafka_name, rest) = rest.split_once(" (")?;
     let (key, rest) = rest.split_once(") Versions ")?;
     let (min, max) = rest.trim().split_once("..")?;
+    let key: i16 = key.parse().ok()?;
     Some((
         addr,
         ApiVersion {
-            name: name.to_string(),
-            key: key.parse().ok()?,
+            name: api_name(key),
+            key,
             min: min.parse().ok()?,
             max: max.parse().ok()?,
         },
@@ -224,9 +332,9 @@ fn api_versions(opts: &KafkaOpts, json: bool) -> Result<()> {
     } else {
         for (i, b) in out.iter().enumerate() {
             if i > 0 {
-                println!();
+                outln!()?;
             }
-            println!("{} (id: {}) -> (", b.address, b.id);
+            outln!("{} (id: {}) -> (", b.address, b.id)?;
             let mut t = table(["API", "KEY", "MIN", "MAX"]);
             for a in &b.apis {
                 t.add_row(vec![
@@ -238,7 +346,7 @@ fn api_versions(opts: &KafkaOpts, json: bool) -> Result<()> {
             }
             align_right(&mut t, &[1, 2, 3]);
             print_table(&t)?;
-            println!(")");
+            outln!(")")?;
         }
     }
     if !missing.is_empty() {
@@ -277,5 +385,12 @@ mod tests {
         .unwrap();
         assert_eq!(addr, "k1:9093");
         assert!(parse_api_line("Broker API support:").is_none());
+        let (_, api) =
+            parse_api_line("[thrd:a:1/1]: a:1/1:   ApiKey ApiVersion (18) Versions 0..4").unwrap();
+        assert_eq!(api.name, "ApiVersions");
+        let (_, api) =
+            parse_api_line("[thrd:a:1/1]: a:1/1:   ApiKey Unknown-200? (200) Versions 0..1")
+                .unwrap();
+        assert_eq!(api.name, "Unknown(200)");
     }
 }

@@ -140,7 +140,13 @@ pub(crate) fn run(opts: &KafkaOpts, args: ConsumeArgs, stop: &AtomicBool) -> Res
             all.push((t.clone(), p));
         }
     }
-    let starts = start_offsets(opts, &consumer, &all, start)?;
+    // In a group, earliest/latest are the reset policy for partitions
+    // without a committed offset (as with the Kafka scripts); committed
+    // offsets always win. Explicit offsets and times override them.
+    let starts = match (&args.group, start) {
+        (Some(_), StartOffset::Earliest | StartOffset::Latest) => vec![None; all.len()],
+        _ => start_offsets(opts, &consumer, &all, start)?,
+    };
 
     match &args.group {
         None => {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::cli::{GroupsCommand, ResetOffsetsArgs};
 use crate::client::{KafkaContext, KafkaOpts, partitions_of};
 use crate::commands::topics::admin_options;
-use crate::output::{align_right, opt, print_json, print_table, table};
+use crate::output::{align_right, opt, outln, print_json, print_table, table};
 
 pub(crate) async fn run(opts: &KafkaOpts, cmd: GroupsCommand) -> Result<()> {
     match cmd {
@@ -224,13 +224,13 @@ fn describe(opts: &KafkaOpts, group: &str, json: bool) -> Result<()> {
     if json {
         return print_json(&desc);
     }
-    println!(
+    outln!(
         "Group: {}\tState: {}\tMembers: {}",
         desc.group,
         desc.state,
         desc.members.len()
-    );
-    println!();
+    )?;
+    outln!()?;
     let mut t = table([
         "TOPIC",
         "PARTITION",
@@ -255,8 +255,8 @@ fn describe(opts: &KafkaOpts, group: &str, json: bool) -> Result<()> {
     }
     align_right(&mut t, &[1, 2, 3, 4]);
     print_table(&t)?;
-    println!();
-    println!("TOTAL LAG: {}", desc.total_lag);
+    outln!()?;
+    outln!("TOTAL LAG: {}", desc.total_lag)?;
     Ok(())
 }
 
@@ -371,7 +371,7 @@ async fn delete(opts: &KafkaOpts, groups: &[String]) -> Result<()> {
     let mut failed = 0;
     for r in results {
         match r {
-            Ok(name) => println!("Deleted group {name}."),
+            Ok(name) => outln!("Deleted group {name}.")?,
             Err((name, RDKafkaErrorCode::GroupIdNotFound)) => {
                 eprintln!("kbridge: consumer group '{name}' does not exist");
                 failed += 1;

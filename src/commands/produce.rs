@@ -120,7 +120,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
     let mut line = Vec::with_capacity(4096);
     let mut line_no = 0usize;
     let mut invalid = 0u64;
-    let mut stopped: Option<String> = None;
+    let mut stopped: Option<Stop> = None;
     loop {
         line.clear();
         let n = input
@@ -144,12 +144,15 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
                     invalid += 1;
                     continue;
                 }
-                stopped = Some(msg);
+                stopped = Some(Stop::Invalid(msg));
                 break;
             }
         };
         let key = key.as_deref().or(args.key.as_deref().map(str::as_bytes));
-        send(&producer, &args, key, body, &headers, line_no)?;
+        if let Err(e) = send(&producer, &args, key, body, &headers, line_no) {
+            stopped = Some(Stop::Unsendable(format!("{e:#}")));
+            break;
+        }
     }
 
     // Deliver everything that was queued before deciding the exit status.
@@ -174,15 +177,27 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
     if let Err(e) = flush_result {
         bail!("not every message was delivered before the timeout: {e}");
     }
-    if let Some(msg) = stopped {
-        bail!(
+    match stopped {
+        Some(Stop::Invalid(msg)) => bail!(
             "{msg}; stopped before sending it (earlier lines were sent); fix the line or pass --skip-invalid"
-        );
+        ),
+        Some(Stop::Unsendable(msg)) => {
+            bail!("{msg}; stopped there (earlier lines were sent)")
+        }
+        None => {}
     }
     if failed > 0 {
         return Err(crate::Reported(format!("{failed} message(s) were not delivered")).into());
     }
     Ok(())
+}
+
+/// Why the input was not read to its end.
+enum Stop {
+    /// A line is not valid JSON.
+    Invalid(String),
+    /// librdkafka refused to queue a line (too large, unknown partition …).
+    Unsendable(String),
 }
 
 /// Validates one line and extracts its key, or says what is wrong with it.

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::TopicsCommand;
 use crate::client::KafkaOpts;
-use crate::output::{align_right, print_json, print_table, table};
+use crate::output::{align_right, outln, print_json, print_table, table};
 
 pub(crate) async fn run(opts: &KafkaOpts, cmd: TopicsCommand) -> Result<()> {
     match cmd {
@@ -153,13 +153,13 @@ async fn describe(opts: &KafkaOpts, topic: &str, json: bool) -> Result<()> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    println!(
+    outln!(
         "Topic: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
         desc.name,
         desc.partitions.len(),
         rf,
         configs
-    );
+    )?;
     let mut t = table([
         "PARTITION",
         "LEADER",
@@ -222,11 +222,11 @@ async fn create(
         .context("the create request failed")?;
     for r in results {
         match r {
-            Ok(name) => println!(
+            Ok(name) => outln!(
                 "Created topic {name} with {partitions} partition(s), replication factor {replication_factor}."
-            ),
+            )?,
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) if if_not_exists => {
-                println!("Topic {name} already exists.")
+                outln!("Topic {name} already exists.")?
             }
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => bail!(
                 "topic '{name}' already exists; use --if-not-exists to accept that, or `kbridge topics describe {name}`"
@@ -254,7 +254,7 @@ async fn delete(opts: &KafkaOpts, topics: &[String]) -> Result<()> {
     let mut failed = Vec::new();
     for r in results {
         match r {
-            Ok(name) => println!("Deleted topic {name}."),
+            Ok(name) => outln!("Deleted topic {name}.")?,
             Err((name, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
                 eprintln!("kbridge: topic '{name}' does not exist");
                 failed.push(name);

@@ -11,6 +11,7 @@ mod receiver;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::output::outln;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use rdkafka::ClientConfig;
@@ -100,12 +101,12 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         flaky_alerts: vec!["event-1b2c3d4e5f60718293a4b5c6d7e8f901".into()],
     })
     .await?;
-    println!("kbridge demo");
-    println!(
+    outln!("kbridge demo")?;
+    outln!(
         "  embedded Kafka (librdkafka mock cluster): {brokers}, topics {TOPIC} (3 partitions) and {DLQ}"
-    );
-    println!("  built-in ops-platform receiver:           {url}");
-    println!();
+    )?;
+    outln!("  built-in ops-platform receiver:           {url}")?;
+    outln!()?;
 
     let samples = samples()?;
     let producer: FutureProducer = ClientConfig::new()
@@ -127,8 +128,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             *label,
         );
     }
-    println!("produced {} sample events; relaying them:", samples.len());
-    println!();
+    outln!("produced {} sample events; relaying them:", samples.len())?;
+    outln!()?;
 
     let cfg = RelayConfig::load(
         None,
@@ -157,7 +158,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         };
         handled += 1;
         let label = labels.get(&report.coordinates).copied().unwrap_or("?");
-        println!("● {}  {label}", report.coordinates);
+        outln!("● {}  {label}", report.coordinates)?;
         let kind = match &report.outcome {
             Outcome::Delivered {
                 alert_id,
@@ -169,23 +170,23 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
                 } else {
                     String::new()
                 };
-                println!("    delivered{tries}, alertId {alert_id}");
-                println!("    body: {}", String::from_utf8_lossy(body));
+                outln!("    delivered{tries}, alertId {alert_id}")?;
+                outln!("    body: {}", String::from_utf8_lossy(body))?;
                 "delivered"
             }
             Outcome::Skipped { reason } => {
-                println!("    skipped: {reason}");
+                outln!("    skipped: {reason}")?;
                 "skipped"
             }
             Outcome::DeadLettered { stage, reason } => {
-                println!(
+                outln!(
                     "    dead-lettered to {DLQ} (stage {}): {reason}",
                     stage.as_str()
-                );
+                )?;
                 "dead-lettered"
             }
             Outcome::Dropped { stage, reason } => {
-                println!("    dropped (stage {}): {reason}", stage.as_str());
+                outln!("    dropped (stage {}): {reason}", stage.as_str())?;
                 "dropped"
             }
         };
@@ -193,15 +194,15 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     }
     let _ = stop_tx.send(true);
     relay.await.context("the relay task failed")??;
-    println!();
+    outln!()?;
     let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    println!(
+    outln!(
         "done: {} events, {}; offsets committed.",
         samples.len(),
         summary.join(", ")
-    );
-    println!(
+    )?;
+    outln!(
         "Next: `kbridge run --config examples/guance-easyops.toml` against your own Kafka and webhook."
-    );
+    )?;
     Ok(())
 }
