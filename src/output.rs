@@ -52,7 +52,11 @@ pub(crate) fn print_table(t: &Table) -> Result<()> {
 
 pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| match e.io_error_kind() {
+        // Keep the io::Error (a broken pipe is a normal end for `main`).
+        Some(kind) => std::io::Error::from(kind),
+        None => std::io::Error::other(e),
+    })?;
     writeln!(out)?;
     Ok(())
 }
