@@ -1,0 +1,363 @@
+//! Bad input is dead-lettered, unchanged and with its reasons, and the relay
+//! keeps going.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::kafka::{
+    Consumed, Rec, create_topic, create_topic_with, kbridge, produce, produce_with, read_all,
+    wait_fully_committed,
+};
+use crate::process::RelayCmd;
+use crate::target::{Script, Target};
+use crate::util::{alert_event, unique, wait_until};
+
+/// A bad message, what the dead letter must say about it, and where it was.
+struct Bad {
+    what: &'static str,
+    rec: Rec,
+    stage: &'static str,
+    /// Every one of these must appear in `kbridge.error`.
+    reasons: Vec<&'static str>,
+}
+
+/// Produces one line with `kbridge produce --raw` and headers; returns its
+/// offset (the topic has one partition).
+fn produce_raw_with_headers(topic: &str, line: &[u8], key: &str, headers: &[&str]) -> i64 {
+    let mut cmd = kbridge();
+    cmd.args(["produce", topic, "--raw", "-k", key]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run kbridge produce");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(line).unwrap();
+        stdin.write_all(b"\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kbridge produce failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "line 1: delivered to T [0] at offset N"
+    stdout
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("no offset in the produce report: {stdout:?}"))
+}
+
+fn header_names(c: &Consumed) -> Vec<&str> {
+    c.headers.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+#[test]
+fn bad_messages_are_dead_lettered_with_reasons_and_the_relay_keeps_going() {
+    let topic = create_topic("bad", 1);
+    let dlq = create_topic("bad-dlq", 1);
+    let group = unique("bad-g");
+    let target = Target::start(Script::default());
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .config("max_message_bytes = 16384\n")
+        .start();
+    relay.wait_assigned();
+
+    let valid = alert_event(1, "fault-valid", "critical");
+    let mut wrong_types = alert_event(2, "fault-types", "critical");
+    wrong_types["date"] = json!("1731900000000");
+    wrong_types["df_title"] = json!(42);
+    let mut no_source = alert_event(3, "fault-nosource", "critical");
+    no_source.as_object_mut().unwrap().remove("df_source");
+    let mut huge = alert_event(4, "fault-huge", "critical");
+    huge["padding"] = json!("x".repeat(20_000));
+    let mut non_utf8 = Rec::keyed(
+        "k-utf8",
+        b"{\"df_source\":\"monitor\",\"x\":\"\xff\xfe\"}".to_vec(),
+    );
+    non_utf8
+        .headers
+        .push(("source-app".into(), b"guance".to_vec()));
+
+    let bad = vec![
+        Bad {
+            what: "non-UTF-8 bytes",
+            rec: non_utf8,
+            stage: "decode",
+            reasons: vec!["not UTF-8", "position 28"],
+        },
+        Bad {
+            what: "invalid JSON",
+            rec: Rec::keyed("k-json", r#"{"df_source": "monitor", "df_title": "#),
+            stage: "decode",
+            reasons: vec!["invalid JSON"],
+        },
+        Bad {
+            what: "a JSON array",
+            rec: Rec::keyed("k-array", r#"[{"df_source":"monitor"}]"#),
+            stage: "decode",
+            reasons: vec!["expected a JSON object, got array"],
+        },
+        Bad {
+            what: "10 000 nested arrays",
+            rec: Rec::keyed("k-deep", "[".repeat(10_000)),
+            stage: "decode",
+            reasons: vec!["invalid JSON", "recursion limit"],
+        },
+        Bad {
+            what: "an empty value",
+            rec: Rec::keyed("k-empty", Vec::new()),
+            stage: "decode",
+            reasons: vec!["empty message value"],
+        },
+        Bad {
+            what: "a null value (tombstone)",
+            rec: Rec {
+                key: Some(b"k-null".to_vec()),
+                ..Default::default()
+            },
+            stage: "decode",
+            reasons: vec!["empty message value"],
+        },
+        Bad {
+            what: "a message over max_message_bytes",
+            rec: Rec::event(&huge),
+            stage: "decode",
+            reasons: vec!["over the 16384-byte limit", "max_message_bytes"],
+        },
+        Bad {
+            what: "wrong types",
+            rec: Rec::event(&wrong_types),
+            stage: "validate",
+            reasons: vec![
+                "date: expected a number, got string",
+                "df_title: expected a string, got number",
+            ],
+        },
+        Bad {
+            what: "missing df_source",
+            rec: Rec::event(&no_source),
+            stage: "validate",
+            reasons: vec!["df_source: missing"],
+        },
+    ];
+    let recs: Vec<Rec> = bad.iter().map(|b| b.rec.clone()).collect();
+    let mut offsets: Vec<i64> = produce(&topic, &recs).iter().map(|(_, o)| *o).collect();
+    // One more, with headers, through the CLI.
+    let cli_line = b"this is not JSON {".to_vec();
+    offsets.push(produce_raw_with_headers(
+        &topic,
+        &cli_line,
+        "k-cli",
+        &["trace-id=abc123", "origin=test"],
+    ));
+    let valid_at = produce(&topic, &[Rec::event(&valid)])[0];
+
+    let valid_key = format!("{topic}-0-{}", valid_at.1);
+    assert!(
+        wait_until(Duration::from_secs(20), || target
+            .delivered()
+            .iter()
+            .any(|r| r.key() == valid_key)),
+        "the valid event after the bad ones was not delivered; requests:\n{}",
+        target.dump()
+    );
+    assert_eq!(
+        target.requests().len(),
+        1,
+        "only the valid event reaches the target:\n{}",
+        target.dump()
+    );
+    assert_eq!(target.requests()[0].alert_id(), "fault-valid");
+
+    let letters = read_all(&dlq, bad.len() + 1, Duration::from_secs(20));
+    assert_eq!(
+        letters.len(),
+        bad.len() + 1,
+        "one dead letter per bad message: {letters:#?}"
+    );
+    let letter_at = |offset: i64| -> &Consumed {
+        let found: Vec<&Consumed> = letters
+            .iter()
+            .filter(|l| l.header("kbridge.offset") == Some(offset.to_string()))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "dead letters for offset {offset}: {found:#?}"
+        );
+        found[0]
+    };
+
+    let now = jiff::Timestamp::now();
+    for (b, offset) in bad.iter().zip(&offsets) {
+        let l = letter_at(*offset);
+        let what = b.what;
+        assert_eq!(
+            l.value, b.rec.value,
+            "{what}: value bytes must be unchanged"
+        );
+        assert_eq!(l.key, b.rec.key, "{what}: key must be kept");
+        assert_eq!(
+            l.header("kbridge.stage").as_deref(),
+            Some(b.stage),
+            "{what}"
+        );
+        let error = l.header("kbridge.error").unwrap_or_default();
+        for r in &b.reasons {
+            assert!(
+                error.contains(r),
+                "{what}: kbridge.error {error:?} should contain {r:?}"
+            );
+        }
+        assert_eq!(
+            l.header("kbridge.topic").as_deref(),
+            Some(topic.as_str()),
+            "{what}"
+        );
+        assert_eq!(
+            l.header("kbridge.partition").as_deref(),
+            Some("0"),
+            "{what}"
+        );
+        let time: jiff::Timestamp = l
+            .header("kbridge.time")
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_else(|e| panic!("{what}: kbridge.time is not a timestamp: {e}"));
+        let age = now.duration_since(time).as_secs().abs();
+        assert!(
+            age < 300,
+            "{what}: kbridge.time {time} is not about now ({now})"
+        );
+        for (k, v) in &b.rec.headers {
+            assert_eq!(
+                l.header(k).as_deref().map(str::as_bytes),
+                Some(v.as_slice()),
+                "{what}: header {k}"
+            );
+        }
+    }
+    let cli = letter_at(offsets[bad.len()]);
+    assert_eq!(cli.value.as_deref(), Some(cli_line.as_slice()));
+    assert_eq!(cli.key.as_deref(), Some(b"k-cli".as_slice()));
+    assert_eq!(cli.header("kbridge.stage").as_deref(), Some("decode"));
+    assert!(
+        cli.header("kbridge.error")
+            .unwrap_or_default()
+            .contains("invalid JSON")
+    );
+    assert_eq!(cli.header("trace-id").as_deref(), Some("abc123"));
+    assert_eq!(cli.header("origin").as_deref(), Some("test"));
+    assert_eq!(
+        &header_names(cli)[..2],
+        ["trace-id", "origin"],
+        "original headers first, in order: {:?}",
+        header_names(cli)
+    );
+
+    // Every message handled: the commit point is the log end.
+    wait_fully_committed(&group, &topic, Duration::from_secs(15));
+    assert!(
+        relay.wait_exit(Duration::ZERO).is_none(),
+        "relay exited:\n{}",
+        relay.stderr()
+    );
+    assert_eq!(
+        relay.count_logs("invalid event"),
+        bad.len() + 1,
+        "one warning per bad message"
+    );
+}
+
+/// Produces `value` (needing a producer allowing `producer_max` bytes)
+/// and then a valid event; the relay must dead-letter the first, deliver
+/// the second, and commit both.
+fn dead_letters_a_big_message(
+    topic_configs: &[&str],
+    value: Vec<u8>,
+    producer_max: &str,
+    reason: &str,
+) {
+    let topic = create_topic_with("big", 1, topic_configs);
+    let dlq = create_topic_with("big-dlq", 1, topic_configs);
+    let group = unique("big-g");
+    let target = Target::start(Script::default());
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .start();
+    relay.wait_assigned();
+    produce_with(
+        &topic,
+        &[Rec::keyed("k-big", value.clone())],
+        &[("message.max.bytes", producer_max)],
+    );
+    let valid = produce(
+        &topic,
+        &[Rec::event(&alert_event(1, "after-big", "critical"))],
+    )[0];
+    let key = format!("{topic}-0-{}", valid.1);
+    assert!(
+        wait_until(Duration::from_secs(20), || target
+            .delivered()
+            .iter()
+            .any(|r| r.key() == key)),
+        "the event after the big message was not delivered"
+    );
+    let letters = read_all(&dlq, 1, Duration::from_secs(10));
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].header("kbridge.stage").as_deref(),
+        Some("decode")
+    );
+    assert!(
+        letters[0]
+            .header("kbridge.error")
+            .unwrap_or_default()
+            .contains(reason)
+    );
+    assert_eq!(letters[0].value.as_ref().map(Vec::len), Some(value.len()));
+    wait_fully_committed(&group, &topic, Duration::from_secs(10));
+}
+
+/// Bug repro (see the report): with stock broker and topic settings, an
+/// invalid value of 1 010 000 bytes (under max_message_bytes, under the
+/// broker's 1 048 588) cannot be dead-lettered: the dead-letter producer
+/// keeps librdkafka's `message.max.bytes` of 1 000 000, fails locally with
+/// MessageSizeTooLarge, and retries forever. The events behind it are
+/// delivered, but the partition's commit point never passes it: every
+/// restart redelivers all of them, and every shutdown waits out the drain
+/// timeout.
+#[test]
+#[ignore = "relay bug: dead letters over 1 000 000 bytes are retried forever, the commit point stalls (see report)"]
+fn a_one_megabyte_invalid_message_is_dead_lettered_not_stuck() {
+    let value = format!("{{\"x\":\"{}", "a".repeat(1_010_000)).into_bytes();
+    dead_letters_a_big_message(&[], value, "1048576", "invalid JSON");
+}
+
+/// Bug repro (see the report): the same for a value over the 1 MiB
+/// max_message_bytes, which the example config promises is dead-lettered
+/// (both topics accept 3 MB, so the broker is not what refuses it).
+#[test]
+#[ignore = "relay bug: dead letters over 1 000 000 bytes are retried forever, the commit point stalls (see report)"]
+fn a_message_over_max_message_bytes_is_dead_lettered_not_stuck() {
+    let value = format!("{{\"x\":\"{}\"}}", "a".repeat(1_500_000)).into_bytes();
+    dead_letters_a_big_message(
+        &["max.message.bytes=3000000"],
+        value,
+        "3000000",
+        "over the 1048576-byte limit",
+    );
+}

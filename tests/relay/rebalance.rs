@@ -1,0 +1,111 @@
+//! A second instance in the group: partitions move while deliveries are in
+//! flight, and nothing is lost.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::kafka::{Rec, create_topic, produce, wait_fully_committed};
+use crate::process::RelayCmd;
+use crate::target::{Script, Target};
+use crate::util::{alert_event, unique, wait_until};
+
+const EVENTS: usize = 40;
+
+/// Runs instance A (through `wrapper`), lets it deliver a few of 40 events
+/// (one request at a time, 100 ms each), starts instance B in the same
+/// group, and waits until every event is handled. Returns the 2xx answers
+/// per key and A's stderr.
+fn takeover(name: &str, wrapper: &[&str]) -> (BTreeMap<String, usize>, String) {
+    let topic = create_topic(name, 4);
+    let group = unique(&format!("{name}-g"));
+    let target = Target::start(Script {
+        delay: Duration::from_millis(100),
+        serial: true,
+        ..Default::default()
+    });
+    let events: Vec<_> = (0..EVENTS)
+        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
+        .collect();
+    let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
+    let keys: Vec<String> = produce(&topic, &recs)
+        .iter()
+        .map(|(p, o)| format!("{topic}-{p}-{o}"))
+        .collect();
+    let cmd = RelayCmd::new(&topic, &group, &target.url());
+    let mut a = cmd.clone().wrapped(wrapper).start();
+    a.wait_assigned();
+    assert!(
+        wait_until(Duration::from_secs(15), || target.delivered().len() >= 5),
+        "{}",
+        target.dump()
+    );
+    let mut b = cmd.start();
+    let delivered_when_b_started = target.delivered().len();
+    b.wait_assigned();
+    assert!(
+        wait_until(Duration::from_secs(20), || a
+            .count_logs("partitions assigned")
+            >= 2),
+        "A did not get partitions back after the rebalance:\n{}",
+        a.stderr()
+    );
+    wait_fully_committed(&group, &topic, Duration::from_secs(25));
+    let mut counts = BTreeMap::new();
+    for r in target.delivered() {
+        *counts.entry(r.key().to_string()).or_insert(0) += 1;
+    }
+    let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "lost in the rebalance: {missing:?}\n{}",
+        target.dump()
+    );
+    assert!(
+        delivered_when_b_started + 10 < EVENTS,
+        "B joined too late to move partitions mid-flight ({delivered_when_b_started} delivered)"
+    );
+    assert!(a.has_log("partitions revoked"), "{}", a.stderr());
+    (counts, a.stderr())
+}
+
+#[test]
+fn a_second_instance_takes_over_partitions_without_losing_events() {
+    let (counts, a_stderr) = takeover("takeover", &[]);
+    assert!(
+        !a_stderr.contains("deliveries still running"),
+        "the revoke should have waited for A's deliveries:\n{a_stderr}"
+    );
+    assert!(counts.values().all(|n| *n <= 2), "{counts:?}");
+}
+
+/// The same with instance A on one CPU (tokio then runs a single worker
+/// thread): the revoke callback waits for the revoked partitions'
+/// deliveries, which must still be able to finish meanwhile.
+#[test]
+fn a_rebalance_on_one_cpu_lets_in_flight_deliveries_finish() {
+    let (_, a_stderr) = takeover("takeover1cpu", &["taskset", "-c", "0"]);
+    assert!(
+        !a_stderr.contains("deliveries still running"),
+        "the revoke should have waited for A's deliveries:\n{a_stderr}"
+    );
+}
+
+/// Bug repro (see the report; a race, so it tries three times): when the
+/// last in-flight delivery of a revoked partition finishes during the
+/// revoke wait, the revoke commits the new point (say 10) before that
+/// delivery task has stored it; librdkafka then commits the partition's
+/// older stored offset (say 7) when it unassigns it (auto-commit on
+/// unassign), so the committed offset goes back and the new owner
+/// delivers 7, 8 and 9 again.
+#[test]
+#[ignore = "relay bug: the commit on revoke can be overwritten by an older stored offset (see report)"]
+fn a_rebalance_after_a_drained_revoke_repeats_nothing() {
+    for round in 0..3 {
+        let (counts, _) = takeover(&format!("repeat{round}"), &["taskset", "-c", "0"]);
+        let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            repeated.is_empty(),
+            "round {round}: repeated after a drained revoke: {repeated:?}"
+        );
+    }
+}

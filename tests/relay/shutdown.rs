@@ -1,0 +1,339 @@
+//! Stopping mid-flight: SIGTERM drains and commits (no duplicates after a
+//! restart), SIGKILL loses nothing (bounded duplicates after a restart).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::kafka::{Rec, commit_offsets, create_topic, produce, wait_fully_committed};
+use crate::process::RelayCmd;
+use crate::target::{Script, Target};
+use crate::util::{alert_event, unique, wait_until};
+
+const EVENTS: usize = 50;
+
+/// 50 events on 10 alerts (5 each) across 3 partitions, and a target that
+/// answers one request at a time, 100 ms each: about 5 s of deliveries.
+fn setup(name: &str) -> (String, String, Target, Vec<String>, RelayCmd) {
+    let topic = create_topic(name, 3);
+    let group = unique(&format!("{name}-g"));
+    let target = Target::start(Script {
+        delay: Duration::from_millis(100),
+        serial: true,
+        ..Default::default()
+    });
+    let events: Vec<_> = (0..EVENTS)
+        .map(|i| alert_event(i, &format!("fault-{}", i % 10), "critical"))
+        .collect();
+    let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
+    let keys = produce(&topic, &recs)
+        .iter()
+        .map(|(p, o)| format!("{topic}-{p}-{o}"))
+        .collect();
+    // Committed offsets from the start: backpressure during a partition's
+    // initial offset reset is a bug of its own (see
+    // delivery::backpressure_during_the_initial_offset_reset_*).
+    commit_offsets(&group, &topic, &[(0, 0), (1, 0), (2, 0)]);
+    // A short session, so that after a SIGKILL the restarted relay gets
+    // the partitions without waiting out librdkafka's 45 s default.
+    let cmd = RelayCmd::new(&topic, &group, &target.url()).property("session.timeout.ms=6000");
+    (topic, group, target, keys, cmd)
+}
+
+/// How many 2xx answers each key got.
+fn ok_counts(target: &Target) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in target.delivered() {
+        *m.entry(r.key().to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn sigterm_mid_flight_drains_commits_and_a_restart_repeats_nothing() {
+    let (topic, group, target, keys, cmd) = setup("term");
+    // At most 8 events in processing: at the signal some are in flight and
+    // the rest were never taken, so the restart has work left to do.
+    let cmd = cmd.config("max_pending = 8\n");
+    let mut relay = cmd.start();
+    relay.wait_assigned();
+    assert!(
+        wait_until(Duration::from_secs(20), || target.delivered().len() >= 10),
+        "{}",
+        target.dump()
+    );
+    let signalled = Instant::now();
+    relay.signal("TERM");
+    let status = relay.expect_exit(Duration::from_secs(25));
+    let took = signalled.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM exits 0; stderr:\n{}",
+        relay.stderr()
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "drained in {took:?}, over the 20 s drain timeout"
+    );
+    assert!(
+        relay.has_log("offsets committed; leaving the group"),
+        "{}",
+        relay.stderr()
+    );
+    let first_run = target.requests();
+    assert!(
+        first_run.iter().all(|r| r.completed),
+        "every request of the first run was answered before it exited:\n{}",
+        target.dump()
+    );
+    assert!(
+        first_run.len() < EVENTS && relay.has_log("waiting for in-flight deliveries"),
+        "the signal came mid-flight, with events left for the restart:\n{}",
+        relay.stderr()
+    );
+
+    eprintln!(
+        "SIGTERM after {} deliveries; the first run answered {} of {EVENTS} in {took:?}",
+        target.delivered().len(),
+        first_run.len()
+    );
+    let mut again = cmd.start();
+    again.wait_assigned();
+    wait_fully_committed(&group, &topic, Duration::from_secs(20));
+    again.signal("TERM");
+    assert_eq!(
+        again.expect_exit(Duration::from_secs(20)).code(),
+        Some(0),
+        "{}",
+        again.stderr()
+    );
+
+    let counts = ok_counts(&target);
+    let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
+    assert!(missing.is_empty(), "never delivered: {missing:?}");
+    let repeated: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "delivered twice after a clean SIGTERM: {repeated:?}\n{}",
+        target.dump()
+    );
+    assert_eq!(target.requests().len(), EVENTS, "{}", target.dump());
+}
+
+#[test]
+fn sigkill_mid_flight_then_restart_loses_nothing() {
+    let (topic, group, target, keys, cmd) = setup("kill");
+    let mut relay = cmd.start();
+    relay.wait_assigned();
+    assert!(
+        wait_until(Duration::from_secs(20), || target.delivered().len() >= 10),
+        "{}",
+        target.dump()
+    );
+    relay.signal("KILL");
+    relay.expect_exit(Duration::from_secs(5));
+    let before = target.delivered().len();
+
+    let mut again = cmd.start();
+    again.wait_assigned();
+    wait_fully_committed(&group, &topic, Duration::from_secs(25));
+
+    let counts = ok_counts(&target);
+    let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "lost after SIGKILL: {missing:?}\n{}",
+        target.dump()
+    );
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    assert!(
+        duplicates < EVENTS,
+        "{duplicates} duplicates after SIGKILL ({before} delivered before it)"
+    );
+    // A repeat is the same request: same key, same body.
+    let reqs = target.requests();
+    for k in counts.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k) {
+        let bodies: Vec<_> = reqs
+            .iter()
+            .filter(|r| r.key() == k)
+            .map(|r| &r.raw)
+            .collect();
+        assert!(
+            bodies.windows(2).all(|w| w[0] == w[1]),
+            "{k}: repeats differ"
+        );
+    }
+    eprintln!(
+        "SIGKILL: {before} delivered before the kill, {duplicates} duplicates after the restart"
+    );
+    assert!(
+        counts.keys().all(|k| keys.contains(k)),
+        "unexpected keys: {:?}",
+        counts
+            .keys()
+            .filter(|k| !keys.contains(k))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
+    let topic = create_topic("drain", 1);
+    let group = unique("drain-g");
+    // One request at a time, 300 ms each: 15 events need 4.5 s.
+    let target = Target::start(Script {
+        delay: Duration::from_millis(300),
+        serial: true,
+        ..Default::default()
+    });
+    let events: Vec<_> = (0..15)
+        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
+        .collect();
+    let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
+    let keys: Vec<String> = produce(&topic, &recs)
+        .iter()
+        .map(|(p, o)| format!("{topic}-{p}-{o}"))
+        .collect();
+    // A short session: after a drain timeout the relay may exit without
+    // leaving the group (see the bug test below); the restart should not
+    // wait out librdkafka's 45 s default for that.
+    let cmd = RelayCmd::new(&topic, &group, &target.url())
+        .config("drain_timeout = \"1s\"\n")
+        .property("session.timeout.ms=6000");
+    let mut relay = cmd.start();
+    relay.wait_assigned();
+    assert!(wait_until(Duration::from_secs(15), || target
+        .delivered()
+        .len()
+        >= 2));
+    let signalled = Instant::now();
+    relay.signal("TERM");
+    let status = relay.expect_exit(Duration::from_secs(15));
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", relay.stderr());
+    // 1 s drain, 2 s for aborted retries, the commit and leaving the group.
+    assert!(
+        took < Duration::from_secs(8),
+        "exit took {took:?} with drain_timeout 1s"
+    );
+    assert!(relay.has_log("drain timeout"), "{}", relay.stderr());
+
+    let mut again = cmd.start();
+    again.wait_assigned();
+    wait_fully_committed(&group, &topic, Duration::from_secs(25));
+    let counts = ok_counts(&target);
+    let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "lost after a drain timeout: {missing:?}\n{}",
+        target.dump()
+    );
+}
+
+/// While draining (the target is down, so the delivery keeps retrying), a
+/// second signal exits at once with status 130, committing nothing that
+/// was not delivered; the event is delivered after a restart.
+#[test]
+fn a_second_signal_exits_at_once_and_the_event_is_not_lost() {
+    let topic = create_topic("twice", 1);
+    let group = unique("twice-g");
+    let port = crate::target::Reserved::new();
+    let url = port.url();
+    let coords = produce(
+        &topic,
+        &[Rec::event(&alert_event(1, "fault-1", "critical"))],
+    );
+    // The forced exit does not leave the group: a short session lets the
+    // restart in without waiting out librdkafka's 45 s default.
+    let cmd = RelayCmd::new(&topic, &group, &url).property("session.timeout.ms=6000");
+    let mut relay = cmd.start();
+    relay.wait_assigned();
+    relay.wait_for_log(
+        "webhook delivery failed, will retry",
+        Duration::from_secs(15),
+    );
+    relay.signal("TERM");
+    relay.wait_for_log("waiting for in-flight deliveries", Duration::from_secs(5));
+    assert!(
+        relay.wait_exit(Duration::from_millis(500)).is_none(),
+        "still draining"
+    );
+    let signalled = Instant::now();
+    relay.signal("TERM");
+    let status = relay.expect_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130), "{}", relay.stderr());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        crate::kafka::committed(&group, &topic)
+            .values()
+            .all(|o| *o == 0),
+        "the undelivered event must not be committed: {:?}",
+        crate::kafka::committed(&group, &topic)
+    );
+
+    let target = Target::start_on(port, Script::default());
+    let mut again = cmd.start();
+    again.wait_assigned();
+    wait_fully_committed(&group, &topic, Duration::from_secs(20));
+    let key = format!("{topic}-{}-{}", coords[0].0, coords[0].1);
+    assert_eq!(
+        target.delivered().iter().filter(|r| r.key() == key).count(),
+        1,
+        "{}",
+        target.dump()
+    );
+}
+
+/// The members of a group, from `kbridge groups describe G --json`.
+fn members(group: &str) -> usize {
+    let out = crate::kafka::kbridge()
+        .args(["groups", "describe", group, "--json"])
+        .output()
+        .expect("cannot run kbridge groups describe");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["members"].as_array().map_or(0, Vec::len)
+}
+
+/// Bug repro (see the report; a race, so up to four rounds): when the drain
+/// timeout expires, the aborted delivery tasks still hold the consumer, so
+/// it is never closed; `unsubscribe()` only queues the LeaveGroup, and the
+/// process often exits before librdkafka sends it. The member then stays
+/// in the group until its session times out (45 s by default), and a
+/// restarted relay gets no partitions meanwhile.
+#[test]
+#[ignore = "relay bug: after a drain timeout the relay may exit without leaving its group (see report)"]
+fn a_drain_timeout_still_leaves_the_group() {
+    for round in 0..4 {
+        let topic = create_topic(&format!("leave{round}"), 1);
+        let group = unique("leave-g");
+        let target = Target::start(Script {
+            delay: Duration::from_millis(300),
+            serial: true,
+            ..Default::default()
+        });
+        let recs: Vec<Rec> = (0..15)
+            .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
+            .collect();
+        produce(&topic, &recs);
+        let mut relay = RelayCmd::new(&topic, &group, &target.url())
+            .config("drain_timeout = \"1s\"\n")
+            .start();
+        relay.wait_assigned();
+        assert!(wait_until(Duration::from_secs(15), || target
+            .delivered()
+            .len()
+            >= 2));
+        relay.signal("TERM");
+        assert_eq!(relay.expect_exit(Duration::from_secs(15)).code(), Some(0));
+        assert!(relay.has_log("drain timeout"), "{}", relay.stderr());
+        assert!(
+            wait_until(Duration::from_secs(3), || members(&group) == 0),
+            "round {round}: the stopped relay is still a member of {group}; stderr:\n{}",
+            relay.stderr()
+        );
+    }
+}
