@@ -88,9 +88,9 @@ impl<J: Send> ConsumerContext for RelayContext<J> {
         if let Rebalance::Revoke(tpl) = rebalance {
             let tps = tps_of(tpl);
             tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
-            let points = self.partitions.revoke(&tps, REVOKE_WAIT);
+            self.partitions
+                .revoke(&tps, REVOKE_WAIT, |points| commit(consumer, points));
             self.totals.assigned(!self.partitions.owned().is_empty());
-            commit(consumer, &points);
         }
     }
 
@@ -128,7 +128,9 @@ fn names(tps: &[Tp]) -> Vec<String> {
     tps.iter().map(|(t, p)| format!("{t}/{p}")).collect()
 }
 
-/// Stores and synchronously commits the given commit points.
+/// Stores and synchronously commits the given commit points. Storing
+/// first matters: librdkafka commits the stored offsets again when it
+/// unassigns, and an older stored offset would move the commit back.
 pub(crate) fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, points: &[(Tp, i64)]) {
     if points.is_empty() {
         return;
@@ -138,6 +140,9 @@ pub(crate) fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, points: &[
         if tpl.add_partition_offset(t, *p, Offset::Offset(*o)).is_err() {
             continue;
         }
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        tracing::debug!("cannot store the commit points: {e}");
     }
     if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
         tracing::warn!("offset commit failed: {e}");
@@ -229,13 +234,18 @@ pub(crate) fn wait_for_topics<C: ClientContext + LastError>(
             return Ok(());
         }
         if Instant::now() >= deadline {
+            let names = missing
+                .iter()
+                .map(|t| format!("'{t}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let (what, verb) = if missing.len() == 1 {
+                ("topic", "does")
+            } else {
+                ("topics", "do")
+            };
             bail!(
-                "topic(s) {} do not exist (waited {wait:?}); create them with `kbridge topics create` or fix `topics`",
-                missing
-                    .iter()
-                    .map(|t| format!("'{t}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "{what} {names} {verb} not exist (waited {wait:?}); create it with `kbridge topics create` or fix `topics`"
             );
         }
         std::thread::sleep(Duration::from_millis(500));

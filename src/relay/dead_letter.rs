@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -127,7 +128,8 @@ impl DeadLetters {
         retry: &super::config::RetryConfig,
         mut abort: tokio::sync::watch::Receiver<bool>,
     ) -> bool {
-        let headers = Self::headers(origin, stage, reason);
+        let mut headers = Self::headers(origin, stage, reason);
+        let mut omit_value = false;
         let mut delays = backoff(retry);
         loop {
             let mut record: FutureRecord<'_, [u8], [u8]> =
@@ -135,11 +137,35 @@ impl DeadLetters {
             if let Some(k) = &origin.key {
                 record = record.key(k.as_slice());
             }
-            if let Some(p) = &origin.payload {
+            if let Some(p) = origin.payload.as_ref().filter(|_| !omit_value) {
                 record = record.payload(p.as_slice());
             }
             match self.producer.send(record, Timeout::Never).await {
                 Ok(_) => return true,
+                // Too large for the producer or the topic: retrying cannot
+                // help, so keep the event's coordinates and reason but not
+                // its value (the original stays readable in its topic until
+                // retention removes it).
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _))
+                    if !omit_value =>
+                {
+                    omit_value = true;
+                    let size = origin.payload.as_ref().map_or(0, Vec::len).to_string();
+                    headers = headers
+                        .insert(Header {
+                            key: "kbridge.value_omitted",
+                            value: Some("too large for the dead-letter topic".as_bytes()),
+                        })
+                        .insert(Header {
+                            key: "kbridge.value_size",
+                            value: Some(size.as_bytes()),
+                        });
+                    tracing::warn!(
+                        event = %origin.coordinates(),
+                        size,
+                        "the event is too large for the dead-letter topic; writing its dead letter without the value"
+                    );
+                }
                 Err((e, _)) => {
                     let wait = delays.next().unwrap_or(retry.max_backoff);
                     tracing::error!(

@@ -171,7 +171,11 @@ pub(crate) async fn serve(
                 .set("client.id", "kbridge-dead-letters")
                 .set("enable.idempotence", "true")
                 .set("acks", "all")
-                .set("linger.ms", "5");
+                .set("linger.ms", "5")
+                // A dead letter carries the original value, however large
+                // it was; the topic's own limit decides, and a value it
+                // refuses is left out (see dead_letter.rs).
+                .set("message.max.bytes", "100000000");
             for (k, v) in &cfg.kafka {
                 c.set(k, v);
             }

@@ -18,10 +18,17 @@ pub(crate) struct OffsetTracker {
 }
 
 impl OffsetTracker {
-    /// Records a message as taken into processing.
-    pub(crate) fn accept(&mut self, offset: i64) {
+    /// Records a message as taken into processing. Returns false for an
+    /// offset below one already taken: a message seen again (librdkafka
+    /// rewinding a partition behind our back), which must not be handled
+    /// twice within one ownership.
+    pub(crate) fn accept(&mut self, offset: i64) -> bool {
+        if self.next.is_some_and(|n| offset < n) {
+            return false;
+        }
         self.pending.insert(offset);
-        self.next = Some(self.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        self.next = Some(offset + 1);
+        true
     }
 
     /// Records a message as handled (delivered, dead-lettered or skipped).
@@ -58,8 +65,9 @@ mod tests {
         let mut t = OffsetTracker::default();
         assert_eq!(t.advance(), None);
         for o in 10..15 {
-            t.accept(o);
+            assert!(t.accept(o));
         }
+        assert!(!t.accept(12), "seen again");
         assert_eq!(
             t.committable(),
             Some(10),

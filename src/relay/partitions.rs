@@ -67,12 +67,12 @@ impl<J> Partitions<J> {
         }
     }
 
-    /// Takes a message into processing; returns the ownership epoch.
-    pub(crate) fn accept(&self, tp: &Tp, offset: i64) -> u64 {
+    /// Takes a message into processing; returns the ownership epoch, or
+    /// `None` for an offset this ownership already took.
+    pub(crate) fn accept(&self, tp: &Tp, offset: i64) -> Option<u64> {
         let mut s = self.lock();
         let state = s.entry(tp.clone()).or_insert_with(|| self.fresh());
-        state.offsets.accept(offset);
-        state.epoch
+        state.offsets.accept(offset).then_some(state.epoch)
     }
 
     /// Queues a job behind the active one of its key; returns it when it
@@ -85,32 +85,40 @@ impl<J> Partitions<J> {
         }
     }
 
-    /// Marks an offset handled. Returns the new commit point, if it moved,
-    /// and the next job of the same key, if one waits.
+    /// Marks an offset handled, hands a moved commit point to `store`, and
+    /// returns the next job of the same key, if one waits.
+    ///
+    /// `store` runs under the lock: a revoke (which takes the lock, commits
+    /// and forgets the partition) can then never be followed by a late,
+    /// older store that librdkafka would commit when it unassigns.
     pub(crate) fn finish(
         &self,
         tp: &Tp,
         epoch: u64,
         offset: i64,
         key: Option<&String>,
-    ) -> (Option<i64>, Option<J>) {
+        store: impl FnOnce(&Tp, i64),
+    ) -> Option<J> {
         let mut s = self.lock();
-        let result = match s.get_mut(tp) {
+        let next = match s.get_mut(tp) {
             Some(state) if state.epoch == epoch => {
                 state.offsets.finish(offset);
-                let next = key.and_then(|k| state.keys.finish(k));
-                (state.offsets.advance(), next)
+                if let Some(point) = state.offsets.advance() {
+                    store(tp, point);
+                }
+                key.and_then(|k| state.keys.finish(k))
             }
-            _ => (None, None),
+            _ => None,
         };
         drop(s);
         self.changed.notify_all();
-        result
+        next
     }
 
     /// Gives up these partitions: waits up to `wait` for their pending
-    /// events, then returns their commit points and forgets them.
-    pub(crate) fn revoke(&self, tps: &[Tp], wait: Duration) -> Vec<(Tp, i64)> {
+    /// events, then hands their commit points to `commit` (under the lock)
+    /// and forgets them.
+    pub(crate) fn revoke(&self, tps: &[Tp], wait: Duration, commit: impl FnOnce(&[(Tp, i64)])) {
         let deadline = Instant::now() + wait;
         let mut s = self.lock();
         loop {
@@ -135,12 +143,14 @@ impl<J> Partitions<J> {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        tps.iter()
+        let points: Vec<(Tp, i64)> = tps
+            .iter()
             .filter_map(|tp| {
                 let st = s.remove(tp)?;
                 Some((tp.clone(), st.offsets.committable()?))
             })
-            .collect()
+            .collect();
+        commit(&points);
     }
 
     /// Events in processing, over all partitions.
@@ -162,45 +172,67 @@ mod tests {
         (Arc::from("t"), p)
     }
 
+    fn revoke(parts: &Partitions<u32>, tps: &[Tp], wait: Duration) -> Vec<(Tp, i64)> {
+        let mut out = Vec::new();
+        parts.revoke(tps, wait, |p| out = p.to_vec());
+        out
+    }
+
+    /// Finishes an offset; returns the stored point and the next job.
+    fn finish(
+        parts: &Partitions<u32>,
+        e: u64,
+        o: i64,
+        key: Option<&str>,
+    ) -> (Option<i64>, Option<u32>) {
+        let mut stored = None;
+        let key = key.map(String::from);
+        let next = parts.finish(&tp(0), e, o, key.as_ref(), |_, p| stored = Some(p));
+        (stored, next)
+    }
+
     #[test]
     fn late_completions_of_a_previous_owner_are_ignored() {
         let parts: Partitions<u32> = Partitions::default();
         parts.assign([tp(0)]);
-        let e1 = parts.accept(&tp(0), 5);
-        assert_eq!(parts.revoke(&[tp(0)], Duration::ZERO), vec![(tp(0), 5)]);
+        let e1 = parts.accept(&tp(0), 5).unwrap();
+        assert_eq!(revoke(&parts, &[tp(0)], Duration::ZERO), vec![(tp(0), 5)]);
         parts.assign([tp(0)]);
-        let e2 = parts.accept(&tp(0), 5);
+        let e2 = parts.accept(&tp(0), 5).unwrap();
         assert_ne!(e1, e2);
-        assert_eq!(parts.finish(&tp(0), e1, 5, None), (None, None));
-        assert_eq!(parts.finish(&tp(0), e2, 5, None), (Some(6), None));
+        assert_eq!(finish(&parts, e1, 5, None), (None, None));
+        assert_eq!(finish(&parts, e2, 5, None), (Some(6), None));
+    }
+
+    #[test]
+    fn an_offset_seen_again_is_refused() {
+        let parts: Partitions<u32> = Partitions::default();
+        assert!(parts.accept(&tp(0), 7).is_some());
+        assert!(parts.accept(&tp(0), 7).is_none());
+        assert!(parts.accept(&tp(0), 3).is_none());
+        assert!(parts.accept(&tp(0), 8).is_some());
     }
 
     #[test]
     fn revoke_waits_for_pending_deliveries() {
         let parts: Arc<Partitions<u32>> = Arc::default();
         parts.assign([tp(1)]);
-        let e = parts.accept(&tp(1), 0);
+        let e = parts.accept(&tp(1), 0).unwrap();
         let p2 = parts.clone();
-        let t = std::thread::spawn(move || p2.revoke(&[tp(1)], Duration::from_secs(10)));
+        let t = std::thread::spawn(move || revoke(&p2, &[tp(1)], Duration::from_secs(10)));
         // The revoke returns only once offset 0 is finished.
-        parts.finish(&tp(1), e, 0, None);
+        parts.finish(&tp(1), e, 0, None, |_, _| {});
         assert_eq!(t.join().unwrap(), vec![(tp(1), 1)]);
     }
 
     #[test]
     fn same_key_jobs_wait_in_order() {
         let parts: Partitions<u32> = Partitions::default();
-        let e = parts.accept(&tp(0), 1);
+        let e = parts.accept(&tp(0), 1).unwrap();
         parts.accept(&tp(0), 2);
         assert_eq!(parts.submit(&tp(0), e, "a".into(), 1), Some(1));
         assert_eq!(parts.submit(&tp(0), e, "a".into(), 2), None);
-        assert_eq!(
-            parts.finish(&tp(0), e, 1, Some(&"a".to_string())),
-            (Some(2), Some(2))
-        );
-        assert_eq!(
-            parts.finish(&tp(0), e, 2, Some(&"a".to_string())),
-            (Some(3), None)
-        );
+        assert_eq!(finish(&parts, e, 1, Some("a")), (Some(2), Some(2)));
+        assert_eq!(finish(&parts, e, 2, Some("a")), (Some(3), None));
     }
 }

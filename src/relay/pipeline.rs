@@ -106,11 +106,9 @@ impl Relay {
 
     /// Marks an offset handled and stores the new commit point.
     fn finish(&self, tp: &Tp, epoch: u64, offset: i64, key: Option<&String>) -> Option<Job> {
-        let (store, next) = self.partitions.finish(tp, epoch, offset, key);
-        if let Some(o) = store {
-            consumer::store(&*self.consumer, tp, o);
-        }
-        next
+        self.partitions.finish(tp, epoch, offset, key, |tp, point| {
+            consumer::store(&*self.consumer, tp, point)
+        })
     }
 }
 
@@ -126,7 +124,9 @@ pub(crate) async fn run(
     let permits = Arc::new(Semaphore::new(cfg.max_pending));
     let resume_threshold = (cfg.max_pending / 2).max(1);
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut paused: HashMap<Tp, Option<i64>> = HashMap::new();
+    // Partitions paused for backpressure, each rewound to the first event
+    // it could not take.
+    let mut paused: HashMap<Tp, i64> = HashMap::new();
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -165,13 +165,9 @@ pub(crate) async fn run(
                         }
                     };
                     let tp: Tp = (topic, m.partition());
-                    if let Some(slot) = paused.get_mut(&tp) {
-                        // Fetched before the pause took effect: rewind so
-                        // it is read again after resuming.
-                        if slot.is_none() {
-                            *slot = Some(m.offset());
-                            seek(&relay, &tp, m.offset());
-                        }
+                    if paused.contains_key(&tp) {
+                        // Fetched before the pause took effect; the rewind
+                        // reads it again after resuming.
                         continue;
                     }
                     match permits.clone().try_acquire_owned() {
@@ -181,14 +177,20 @@ pub(crate) async fn run(
                             }
                         }
                         Err(_) => {
-                            pause_all(&relay, &mut paused);
-                            paused.insert(tp.clone(), Some(m.offset()));
-                            seek(&relay, &tp, m.offset());
-                            tracing::info!(
-                                max_pending = cfg.max_pending,
-                                "backpressure: {} events in processing; consumption paused until deliveries catch up",
-                                cfg.max_pending
-                            );
+                            // Pause only a partition that has delivered a
+                            // message: one still resolving its start offset
+                            // must not be paused (librdkafka can then reset
+                            // it behind our back).
+                            if paused.is_empty() {
+                                tracing::info!(
+                                    max_pending = cfg.max_pending,
+                                    "backpressure: {} events in processing; pausing partitions until deliveries catch up",
+                                    cfg.max_pending
+                                );
+                            }
+                            pause(&relay, &tp, m.offset());
+                            paused.insert(tp, m.offset());
+                            relay.totals.paused_partitions(paused.len());
                         }
                     }
                 }
@@ -214,7 +216,13 @@ fn on_message(
 ) -> Option<Job> {
     relay.totals.consumed();
     let offset = m.offset();
-    let epoch = relay.partitions.accept(&tp, offset);
+    let Some(epoch) = relay.partitions.accept(&tp, offset) else {
+        tracing::warn!(
+            topic = %tp.0, partition = tp.1, offset,
+            "offset seen again within this assignment; not handled twice"
+        );
+        return None;
+    };
     let origin = Origin::of(m, tp.0.clone());
     let work = match decide(relay.preset, m.payload(), relay.max_message_bytes) {
         Decision::Skip(reason) => {
@@ -392,22 +400,18 @@ fn on_error(relay: &Relay, cfg: &RelayConfig, e: KafkaError) -> Result<()> {
     }
 }
 
-fn pause_all(relay: &Relay, paused: &mut HashMap<Tp, Option<i64>>) {
-    let Ok(assignment) = relay.consumer.assignment() else {
-        return;
-    };
-    if let Err(e) = relay.consumer.pause(&assignment) {
-        tracing::warn!("cannot pause partitions: {e}");
+/// Pauses one partition and rewinds it to `offset`, the first event not
+/// taken, so nothing fetched meanwhile is lost.
+fn pause(relay: &Relay, tp: &Tp, offset: i64) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&tp.0, tp.1);
+    if let Err(e) = relay.consumer.pause(&tpl) {
+        tracing::warn!("cannot pause {}/{}: {e}", tp.0, tp.1);
     }
-    for e in assignment.elements() {
-        paused
-            .entry((Arc::from(e.topic()), e.partition()))
-            .or_insert(None);
-    }
-    relay.totals.paused_partitions(paused.len());
+    seek(relay, tp, offset);
 }
 
-fn resume(relay: &Relay, paused: &mut HashMap<Tp, Option<i64>>) {
+fn resume(relay: &Relay, paused: &mut HashMap<Tp, i64>) {
     let mut tpl = TopicPartitionList::new();
     for (t, p) in paused.keys() {
         tpl.add_partition(t, *p);
@@ -457,6 +461,10 @@ async fn drain(
         })
         .await;
         tasks.abort_all();
+        // Wait for the aborted tasks to drop their handles on the relay, so
+        // that the consumer is closed (and leaves the group) when `serve`
+        // returns, not never.
+        while tasks.join_next().await.is_some() {}
         tracing::warn!(
             unfinished = relay.partitions.pending(),
             "drain timeout ({:?}) reached; unfinished events stay uncommitted and will be read again",
@@ -471,11 +479,12 @@ async fn drain(
     // Forget all partitions (so the revoke that unsubscribing triggers does
     // not wait) and commit their handled prefix synchronously.
     let owned = relay.partitions.owned();
-    let points = relay.partitions.revoke(&owned, Duration::ZERO);
-    consumer::commit(&*relay.consumer, &points);
+    relay.partitions.revoke(&owned, Duration::ZERO, |points| {
+        consumer::commit(&*relay.consumer, points);
+        tracing::info!(
+            committed = ?points.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect::<Vec<_>>(),
+            "offsets committed; leaving the group"
+        );
+    });
     relay.consumer.unsubscribe();
-    tracing::info!(
-        committed = ?points.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect::<Vec<_>>(),
-        "offsets committed; leaving the group"
-    );
 }

@@ -24,6 +24,9 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 pub(crate) struct Webhook {
     client: reqwest::Client,
     url: reqwest::Url,
+    /// `concurrency`: requests in flight at once, whatever the number of
+    /// events in processing. Held per attempt, not across backoff waits.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// The outcome of one attempt: a verdict plus whether the failure was at the
@@ -58,11 +61,17 @@ impl Webhook {
             .build()
             .context("cannot build the HTTP client")?;
         let url = reqwest::Url::parse(&cfg.url).context("webhook URL is invalid")?;
-        Ok(Self { client, url })
+        Ok(Self {
+            client,
+            url,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
+        })
     }
 
     /// POSTs one alert body once.
     pub(crate) async fn post(&self, body: Bytes, idempotency_key: &str) -> Attempt {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _slot = self.in_flight.acquire().await.ok();
         let sent = self
             .client
             .post(self.url.clone())

@@ -341,7 +341,6 @@ fn dead_letters_a_big_message(
 /// restart redelivers all of them, and every shutdown waits out the drain
 /// timeout.
 #[test]
-#[ignore = "relay bug: dead letters over 1 000 000 bytes are retried forever, the commit point stalls (see report)"]
 fn a_one_megabyte_invalid_message_is_dead_lettered_not_stuck() {
     let value = format!("{{\"x\":\"{}", "a".repeat(1_010_000)).into_bytes();
     dead_letters_a_big_message(&[], value, "1048576", "invalid JSON");
@@ -351,7 +350,6 @@ fn a_one_megabyte_invalid_message_is_dead_lettered_not_stuck() {
 /// max_message_bytes, which the example config promises is dead-lettered
 /// (both topics accept 3 MB, so the broker is not what refuses it).
 #[test]
-#[ignore = "relay bug: dead letters over 1 000 000 bytes are retried forever, the commit point stalls (see report)"]
 fn a_message_over_max_message_bytes_is_dead_lettered_not_stuck() {
     let value = format!("{{\"x\":\"{}\"}}", "a".repeat(1_500_000)).into_bytes();
     dead_letters_a_big_message(

@@ -350,7 +350,6 @@ fn pause_during_offset_reset(
 /// offset-query timer running, which later resets the partition to its
 /// beginning behind the relay's back: events are delivered twice.
 #[test]
-#[ignore = "relay bug: pause/resume during the initial offset reset rewinds the partition (see report)"]
 fn backpressure_during_the_initial_offset_reset_repeats_nothing() {
     for round in 0..5 {
         let (target, relay, topic, group) =
@@ -376,7 +375,6 @@ fn backpressure_during_the_initial_offset_reset_repeats_nothing() {
 /// meanwhile, and the commit point moves past them. Which offset the first
 /// reset chose is read from librdkafka's debug log.
 #[test]
-#[ignore = "relay bug: pause/resume during the initial offset reset skips events with offset_reset latest (see report)"]
 fn backpressure_during_the_initial_offset_reset_loses_nothing() {
     for round in 0..5 {
         let (target, relay, topic, group) =
@@ -414,7 +412,6 @@ fn backpressure_during_the_initial_offset_reset_loses_nothing() {
 /// flight", default 64) is only used as the HTTP pool's idle size; nothing
 /// bounds the deliveries in flight except `max_pending`.
 #[test]
-#[ignore = "relay bug: `concurrency` does not bound the requests in flight (see report)"]
 fn concurrency_bounds_the_requests_in_flight() {
     let topic = create_topic("conc", 3);
     let group = unique("conc-g");

@@ -6,8 +6,7 @@
 //! child process (`process`) and synchronises by polling (logs, requests,
 //! committed offsets), never by bare sleeps.
 //!
-//! `cargo test --test relay -- --test-threads=4`. The `#[ignore]`d tests
-//! reproduce relay bugs (each says which); run them with `-- --ignored`.
+//! `cargo test --test relay -- --test-threads=4`.
 
 mod kafka;
 mod process;

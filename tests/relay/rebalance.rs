@@ -98,7 +98,6 @@ fn a_rebalance_on_one_cpu_lets_in_flight_deliveries_finish() {
 /// unassign), so the committed offset goes back and the new owner
 /// delivers 7, 8 and 9 again.
 #[test]
-#[ignore = "relay bug: the commit on revoke can be overwritten by an older stored offset (see report)"]
 fn a_rebalance_after_a_drained_revoke_repeats_nothing() {
     for round in 0..3 {
         let (counts, _) = takeover(&format!("repeat{round}"), &["taskset", "-c", "0"]);

@@ -305,7 +305,6 @@ fn members(group: &str) -> usize {
 /// in the group until its session times out (45 s by default), and a
 /// restarted relay gets no partitions meanwhile.
 #[test]
-#[ignore = "relay bug: after a drain timeout the relay may exit without leaving its group (see report)"]
 fn a_drain_timeout_still_leaves_the_group() {
     for round in 0..4 {
         let topic = create_topic(&format!("leave{round}"), 1);
