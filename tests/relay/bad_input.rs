@@ -332,7 +332,7 @@ fn dead_letters_a_big_message(
     wait_fully_committed(&group, &topic, Duration::from_secs(10));
 }
 
-/// Bug repro (see the report): with stock broker and topic settings, an
+/// Guards against a fixed bug: with stock broker and topic settings, an
 /// invalid value of 1 010 000 bytes (under max_message_bytes, under the
 /// broker's 1 048 588) cannot be dead-lettered: the dead-letter producer
 /// keeps librdkafka's `message.max.bytes` of 1 000 000, fails locally with
@@ -346,7 +346,7 @@ fn a_one_megabyte_invalid_message_is_dead_lettered_not_stuck() {
     dead_letters_a_big_message(&[], value, "1048576", "invalid JSON");
 }
 
-/// Bug repro (see the report): the same for a value over the 1 MiB
+/// Guards against a fixed bug: the same for a value over the 1 MiB
 /// max_message_bytes, which the example config promises is dead-lettered
 /// (both topics accept 3 MB, so the broker is not what refuses it).
 #[test]

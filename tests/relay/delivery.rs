@@ -249,10 +249,6 @@ fn a_target_that_is_down_at_first_gets_everything_once_it_is_up() {
 fn backpressure_pauses_and_resumes_without_losing_events() {
     let topic = create_topic("pressure", 3);
     let group = unique("pressure-g");
-    // Committed offsets from the start: pausing a partition during its
-    // initial offset reset is a bug of its own (see
-    // backpressure_during_the_initial_offset_reset_*).
-    commit_offsets(&group, &topic, &[(0, 0), (1, 0), (2, 0)]);
     let port = Reserved::new();
     let url = port.url();
     let mut relay = RelayCmd::new(&topic, &group, &url)
@@ -344,7 +340,7 @@ fn pause_during_offset_reset(
     (target, relay, topic, group)
 }
 
-/// Bug repro (see the report; a race, so up to five rounds): the relay
+/// Guards against a fixed bug (a race, so up to five rounds): the relay
 /// pauses and resumes a partition whose initial offset reset (no committed
 /// offset, `earliest`) is in flight; librdkafka 2.12 then leaves a stale
 /// offset-query timer running, which later resets the partition to its
@@ -369,7 +365,7 @@ fn backpressure_during_the_initial_offset_reset_repeats_nothing() {
     }
 }
 
-/// Bug repro (see the report; a race, so up to five rounds): the same with
+/// Guards against a fixed bug (a race, so up to five rounds): the same with
 /// `offset_reset = "latest"` (the default) loses events: the stale timer
 /// resets partition 1 to its then end, skipping the events that arrived
 /// meanwhile, and the commit point moves past them. Which offset the first
@@ -408,7 +404,7 @@ fn backpressure_during_the_initial_offset_reset_loses_nothing() {
     }
 }
 
-/// Bug repro (see the report): `concurrency` ("webhook requests in
+/// Guards against a fixed bug: `concurrency` ("webhook requests in
 /// flight", default 64) is only used as the HTTP pool's idle size; nothing
 /// bounds the deliveries in flight except `max_pending`.
 #[test]

@@ -90,7 +90,7 @@ fn a_rebalance_on_one_cpu_lets_in_flight_deliveries_finish() {
     );
 }
 
-/// Bug repro (see the report; a race, so it tries three times): when the
+/// Guards against a fixed bug (a race, so it tries three times): when the
 /// last in-flight delivery of a revoked partition finishes during the
 /// revoke wait, the revoke commits the new point (say 10) before that
 /// delivery task has stored it; librdkafka then commits the partition's

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::kafka::{Rec, commit_offsets, create_topic, produce, wait_fully_committed};
+use crate::kafka::{Rec, create_topic, produce, wait_fully_committed};
 use crate::process::RelayCmd;
 use crate::target::{Script, Target};
 use crate::util::{alert_event, unique, wait_until};
@@ -29,10 +29,6 @@ fn setup(name: &str) -> (String, String, Target, Vec<String>, RelayCmd) {
         .iter()
         .map(|(p, o)| format!("{topic}-{p}-{o}"))
         .collect();
-    // Committed offsets from the start: backpressure during a partition's
-    // initial offset reset is a bug of its own (see
-    // delivery::backpressure_during_the_initial_offset_reset_*).
-    commit_offsets(&group, &topic, &[(0, 0), (1, 0), (2, 0)]);
     // A short session, so that after a SIGKILL the restarted relay gets
     // the partitions without waiting out librdkafka's 45 s default.
     let cmd = RelayCmd::new(&topic, &group, &target.url()).property("session.timeout.ms=6000");
@@ -194,12 +190,7 @@ fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
         .iter()
         .map(|(p, o)| format!("{topic}-{p}-{o}"))
         .collect();
-    // A short session: after a drain timeout the relay may exit without
-    // leaving the group (see the bug test below); the restart should not
-    // wait out librdkafka's 45 s default for that.
-    let cmd = RelayCmd::new(&topic, &group, &target.url())
-        .config("drain_timeout = \"1s\"\n")
-        .property("session.timeout.ms=6000");
+    let cmd = RelayCmd::new(&topic, &group, &target.url()).config("drain_timeout = \"1s\"\n");
     let mut relay = cmd.start();
     relay.wait_assigned();
     assert!(wait_until(Duration::from_secs(15), || target
@@ -298,7 +289,7 @@ fn members(group: &str) -> usize {
     v["members"].as_array().map_or(0, Vec::len)
 }
 
-/// Bug repro (see the report; a race, so up to four rounds): when the drain
+/// Guards against a fixed bug (a race, so up to four rounds): when the drain
 /// timeout expires, the aborted delivery tasks still hold the consumer, so
 /// it is never closed; `unsubscribe()` only queues the LeaveGroup, and the
 /// process often exits before librdkafka sends it. The member then stays
