@@ -184,6 +184,11 @@ pub(crate) fn create<J: Send + 'static>(
         // Bound the prefetch queue: librdkafka's default (64 MB) would let a
         // backlog fill memory regardless of max_pending.
         .set("queued.max.messages.kbytes", "8192")
+        .set("queued.min.messages", "10000")
+        // When that queue is full librdkafka stops fetching for this long
+        // (1 s by default), which idles the relay as soon as it drains the
+        // queue faster than that; keep the fetcher fed.
+        .set("fetch.queue.backoff.ms", "20")
         .set("fetch.message.max.bytes", "1048576")
         // Per-partition lag and committed offsets for the metrics.
         .set("statistics.interval.ms", "5000")
