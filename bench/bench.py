@@ -34,7 +34,7 @@ PARTITIONS = 6
 LOG_LINE = 19  # bytes of one nginx access-log line: "$msec $status\n"
 
 FULL = dict(relay_n=200_000, seed_n=2_000, lat_rate=500, lat_secs=30, lat_warm=2,
-            backlog_n=1_000_000, cli_n=1_000_000, repeats=3, wrk_secs=10)
+            backlog_n=1_000_000, cli_n=1_000_000, repeats=5, wrk_secs=10)
 QUICK = dict(relay_n=20_000, seed_n=500, lat_rate=500, lat_secs=10, lat_warm=2,
              backlog_n=50_000, cli_n=100_000, repeats=1, wrk_secs=5)
 
@@ -419,6 +419,8 @@ class Bench:
                 if stats["count"] >= want:
                     break
                 time.sleep(0.2)
+            with urllib.request.urlopen(f"http://127.0.0.1:{lport}/samples", timeout=10) as resp:
+                open(os.path.join(self.work, "latency-samples.txt"), "wb").write(resp.read())
             st = relay.stop()
             relay = None
         finally:

@@ -8,6 +8,7 @@
 //
 //	GET /stats  → {"count":…, "warmup":…, "p50_ms":…, "p99_ms":…, "max_ms":…,
 //	               "handler_p99_us":…}  (handler_*: the sink's own time per request)
+//	GET /samples → "arrival_unix_ns latency_ns" per counted event
 //
 // Standard library only, so it builds offline.
 package main
@@ -29,6 +30,7 @@ import (
 var (
 	mu       sync.Mutex
 	lat      []int64 // ns
+	arrival  []int64 // unix ns, parallel to lat
 	handler  []int64 // ns
 	warmup   int64
 	unparsed int64
@@ -70,6 +72,7 @@ func alerts(w http.ResponseWriter, r *http.Request) {
 		warmup++
 	default:
 		lat = append(lat, arrived-sent)
+		arrival = append(arrival, arrived)
 		handler = append(handler, took)
 	}
 	mu.Unlock()
@@ -110,11 +113,30 @@ func stats(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(out)
 }
 
+// samples: one line per counted event, "arrival_unix_ns latency_ns", for
+// looking at when the slow ones happened.
+func samples(w http.ResponseWriter, r *http.Request) {
+	mu.Lock()
+	l := append([]int64(nil), lat...)
+	a := append([]int64(nil), arrival...)
+	mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain")
+	buf := make([]byte, 0, 40*len(l))
+	for i := range l {
+		buf = strconv.AppendInt(buf, a[i], 10)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, l[i], 10)
+		buf = append(buf, '\n')
+	}
+	w.Write(buf)
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18481", "listen address")
 	flag.Parse()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/stats", stats)
+	mux.HandleFunc("/samples", samples)
 	mux.HandleFunc("/", alerts)
 	log.Printf("latsink listening on %s", *addr)
 	log.Fatal(http.ListenAndServe(*addr, mux))
