@@ -1,0 +1,3 @@
+module kbridge.bench/latsink
+
+go 1.21

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# kbridge's benchmark harness: one command, one table.
+#
+#   bench/run.sh [--quick] [--only sink,relay,seed,latency,backlog,cli] [--keep]
+#
+# Installs what it needs when missing (apt: nginx-light, wrk, kcat, time,
+# golang-go; pip: confluent-kafka, requests), builds kbridge in release mode,
+# starts the test broker (scripts/test-kafka.sh, Apache Kafka 4.4 on
+# 127.0.0.1:19092), builds the latency sink (bench/latsink, Go, standard
+# library only), then runs bench/bench.py: relay throughput against nginx,
+# the article's Python seed side by side, produce→webhook latency, backlog
+# drain, and the CLI beside kcat. Prints the table and writes it with the
+# machine's description to bench/results.md (full run) or
+# $BENCH_WORK/results-quick.md (--quick). Exits 0 whether targets are met
+# or not; the table says which.
+#
+# --quick: small N everywhere (a smoke run of a few minutes).
+#
+# Environment: BENCH_WORK (scratch dir, default /tmp/kbridge-bench; the
+# generated event files, up to ~2.5 GB for a full run, are cached there),
+# CARGO_TARGET_DIR (as cargo), SEED_SERVICE (path of seed_service.py,
+# default ../shared/peers/seed_service.py from the repository root),
+# KBRIDGE_BENCH_BROKERS (default 127.0.0.1:19092, the test broker),
+# KBRIDGE_BIN (benchmark this kbridge binary instead of building one, e.g.
+# to compare a patched build; results then go to $BENCH_WORK).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=${BENCH_WORK:-/tmp/kbridge-bench}
+BROKERS=${KBRIDGE_BENCH_BROKERS:-127.0.0.1:19092}
+QUICK=0
+PASS=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --quick) QUICK=1; PASS+=(--quick) ;;
+    --only) PASS+=(--only "$2"); shift ;;
+    --keep) PASS+=(--keep) ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+say() { echo "[run.sh] $*" >&2; }
+
+# ------------------------------------------------------------------ tools
+SUDO=
+if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+need_apt=()
+command -v nginx >/dev/null || need_apt+=(nginx-light)
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v kcat >/dev/null || need_apt+=(kcat)
+[[ -x /usr/bin/time ]] || need_apt+=(time)
+command -v go >/dev/null || need_apt+=(golang-go)
+if [[ ${#need_apt[@]} -gt 0 ]]; then
+  say "installing ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import confluent_kafka, requests' 2>/dev/null; then
+  say "installing confluent-kafka and requests"
+  python3 -m pip install -q confluent-kafka requests
+fi
+
+# ------------------------------------------------------------------ build
+mkdir -p "$WORK/bin"
+if [[ -n ${KBRIDGE_BIN:-} ]]; then
+  say "using $KBRIDGE_BIN"
+  cp "$KBRIDGE_BIN" "$WORK/bin/kbridge"
+else
+  say "building kbridge (release)"
+  (cd "$ROOT" && cargo build --release --locked -q)
+  TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+  # A private copy: a concurrent build cannot swap the binary mid-run.
+  cp "$TARGET/release/kbridge" "$WORK/bin/kbridge"
+fi
+say "building the latency sink"
+(cd "$ROOT/bench/latsink" && GOFLAGS=-mod=mod go build -o "$WORK/bin/latsink" .)
+
+# ------------------------------------------------------------------ broker
+if [[ $BROKERS == 127.0.0.1:19092 ]]; then
+  "$ROOT/scripts/test-kafka.sh" start
+fi
+
+# ------------------------------------------------------------------ run
+OUT=()
+if [[ $QUICK -eq 0 && -z ${KBRIDGE_BIN:-} ]]; then OUT=(--out "$ROOT/bench/results.md"); fi
+exec python3 "$ROOT/bench/bench.py" --kbridge "$WORK/bin/kbridge" --latsink "$WORK/bin/latsink" \
+  --brokers "$BROKERS" --work "$WORK" --seed "${SEED_SERVICE:-$ROOT/../shared/peers/seed_service.py}" \
+  "${OUT[@]}" "${PASS[@]}"
