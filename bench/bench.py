@@ -273,14 +273,20 @@ class Bench:
         deadline = t0 + timeout
         t_answered = t_lag0 = None
         lag = None
+        seen, progress = -1, t0
         try:
             while True:
                 if not proc.alive():
                     raise RuntimeError(f"{name} exited early (see {errf.name})")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name}: only {sink.count()}/{n} answered after {timeout}s")
-                if sink.count() >= n:
-                    t_answered = time.monotonic() - t0
+                count = sink.count()
+                now = time.monotonic()
+                if count != seen:
+                    seen, progress = count, now
+                if now > deadline or now - progress > 120:
+                    raise RuntimeError(f"{name}: only {count}/{n} answered after {now - t0:.0f} s "
+                                       f"(no progress for {now - progress:.0f} s; see {errf.name})")
+                if count >= n:
+                    t_answered = now - t0
                     break
                 time.sleep(0.02)
             if wait_lag:
@@ -547,7 +553,8 @@ class Bench:
             "memory": f"{mem} GiB",
             "kernel": platform.release(),
             "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
-            "kafka": "Apache Kafka 4.4.0 (KRaft, single combined broker/controller, scripts/test-kafka.sh), same host",
+            "kafka": f"Apache Kafka 4.4.0 (KRaft, one combined broker/controller started by scripts/test-kafka.sh, "
+                     f"-Xmx512m), same host, at {self.brokers}",
             "kbridge": sh(f"'{self.kb}' --version") + " (src of commit " + sh(f"cd '{ROOT}' && git log -1 --format=%h -- src Cargo.toml Cargo.lock")
                        + "), librdkafka " + sh(f"grep -A1 'name = \"rdkafka-sys\"' '{ROOT}/Cargo.lock' | sed -n 's/.*+\\(.*\\)\"/\\1/p'"),
             **({"kbridge": f"{sh(repr(self.kb) + ' --version')}, binary given by KBRIDGE_BIN={os.environ['KBRIDGE_BIN']}"}

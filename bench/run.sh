@@ -5,8 +5,8 @@
 #
 # Installs what it needs when missing (apt: nginx-light, wrk, kcat, time,
 # golang-go; pip: confluent-kafka, requests), builds kbridge in release mode,
-# starts the test broker (scripts/test-kafka.sh, Apache Kafka 4.4 on
-# 127.0.0.1:19092), builds the latency sink (bench/latsink, Go, standard
+# starts a private test broker (scripts/test-kafka.sh, Apache Kafka 4.4),
+# builds the latency sink (bench/latsink, Go, standard
 # library only), then runs bench/bench.py: relay throughput against nginx,
 # the article's Python seed side by side, produce→webhook latency, backlog
 # drain, and the CLI beside kcat. Prints the table and writes it with the
@@ -16,25 +16,33 @@
 #
 # --quick: small N everywhere (a smoke run of a few minutes).
 #
+# The broker is a private instance of the test broker, started with
+# scripts/test-kafka.sh on its own ports (BENCH_KAFKA_PORT, default 19592,
+# controller +1) and state dir ($BENCH_WORK/kafka), so that test suites
+# using the shared test broker on 19092 neither disturb nor are disturbed by
+# a run; it is stopped at the end (--keep leaves it and the topics).
+#
 # Environment: BENCH_WORK (scratch dir, default /tmp/kbridge-bench; the
 # generated event files, up to ~2.5 GB for a full run, are cached there),
 # CARGO_TARGET_DIR (as cargo), SEED_SERVICE (path of seed_service.py,
 # default ../shared/peers/seed_service.py from the repository root),
-# KBRIDGE_BENCH_BROKERS (default 127.0.0.1:19092, the test broker),
+# KBRIDGE_BENCH_BROKERS (use this running cluster instead of a private broker),
 # KBRIDGE_BIN (benchmark this kbridge binary instead of building one, e.g.
 # to compare a patched build; results then go to $BENCH_WORK).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${BENCH_WORK:-/tmp/kbridge-bench}
-BROKERS=${KBRIDGE_BENCH_BROKERS:-127.0.0.1:19092}
+KAFKA_PORT=${BENCH_KAFKA_PORT:-19592}
+BROKERS=${KBRIDGE_BENCH_BROKERS:-127.0.0.1:$KAFKA_PORT}
 QUICK=0
+KEEP=0
 PASS=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1; PASS+=(--quick) ;;
     --only) PASS+=(--only "$2"); shift ;;
-    --keep) PASS+=(--keep) ;;
+    --keep) PASS+=(--keep); KEEP=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -78,13 +86,22 @@ say "building the latency sink"
 (cd "$ROOT/bench/latsink" && GOFLAGS=-mod=mod go build -o "$WORK/bin/latsink" .)
 
 # ------------------------------------------------------------------ broker
-if [[ $BROKERS == 127.0.0.1:19092 ]]; then
-  "$ROOT/scripts/test-kafka.sh" start
+kafka() {
+  # The shared jar cache of the test broker, if it has one (else Maven fills ours).
+  local libs=${KBRIDGE_KAFKA_LIBS:-}
+  if [[ -z $libs && -d $HOME/.cache/kbridge-kafka/libs ]]; then libs=$HOME/.cache/kbridge-kafka/libs; fi
+  KBRIDGE_KAFKA_HOME="$WORK/kafka" KBRIDGE_KAFKA_LIBS="${libs:-$WORK/kafka/libs}" \
+    KBRIDGE_KAFKA_PORT=$KAFKA_PORT KBRIDGE_KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1)) \
+    "$ROOT/scripts/test-kafka.sh" "$@"
+}
+if [[ -z ${KBRIDGE_BENCH_BROKERS:-} ]]; then
+  if [[ $KEEP -eq 0 ]]; then trap 'kafka stop >/dev/null 2>&1 || true' EXIT; fi
+  kafka start
 fi
 
 # ------------------------------------------------------------------ run
 OUT=()
 if [[ $QUICK -eq 0 && -z ${KBRIDGE_BIN:-} ]]; then OUT=(--out "$ROOT/bench/results.md"); fi
-exec python3 "$ROOT/bench/bench.py" --kbridge "$WORK/bin/kbridge" --latsink "$WORK/bin/latsink" \
+python3 "$ROOT/bench/bench.py" --kbridge "$WORK/bin/kbridge" --latsink "$WORK/bin/latsink" \
   --brokers "$BROKERS" --work "$WORK" --seed "${SEED_SERVICE:-$ROOT/../shared/peers/seed_service.py}" \
   "${OUT[@]}" "${PASS[@]}"
