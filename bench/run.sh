@@ -77,10 +77,18 @@ if [[ -n ${KBRIDGE_BIN:-} ]]; then
   cp "$KBRIDGE_BIN" "$WORK/bin/kbridge"
 else
   say "building kbridge (release)"
-  (cd "$ROOT" && cargo build --release --locked -q)
-  TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+  # The path cargo reports for this build (honours CARGO_TARGET_DIR and
+  # .cargo/config). Do not share a target dir with another work tree while
+  # benchmarking: the last build of either owns target/release/kbridge.
+  BIN=$(cd "$ROOT" && cargo build --release --locked --message-format=json-render-diagnostics \
+    | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "kbridge" and m.get("executable"):
+        print(m["executable"])')
+  [[ -x $BIN ]] || { echo "run.sh: cargo did not report the kbridge binary" >&2; exit 1; }
   # A private copy: a concurrent build cannot swap the binary mid-run.
-  cp "$TARGET/release/kbridge" "$WORK/bin/kbridge"
+  cp "$BIN" "$WORK/bin/kbridge"
 fi
 say "building the latency sink"
 (cd "$ROOT/bench/latsink" && GOFLAGS=-mod=mod go build -o "$WORK/bin/latsink" .)
