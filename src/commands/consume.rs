@@ -103,7 +103,11 @@ pub(crate) fn run(opts: &KafkaOpts, args: ConsumeArgs, stop: &AtomicBool) -> Res
     let mut cfg = opts.config();
     // librdkafka stops fetching for 1 s whenever its prefetch queue fills,
     // which stalls a fast console consumer; -X still wins.
-    if !opts.properties.iter().any(|(k, _)| k == "fetch.queue.backoff.ms") {
+    if !opts
+        .properties
+        .iter()
+        .any(|(k, _)| k == "fetch.queue.backoff.ms")
+    {
         cfg.set("fetch.queue.backoff.ms", "10");
     }
     cfg.set(

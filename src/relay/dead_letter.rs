@@ -51,10 +51,7 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    pub(crate) fn of(
-        m: &rdkafka::message::BorrowedMessage<'_>,
-        topic: std::sync::Arc<str>,
-    ) -> Self {
+    pub(crate) fn of(m: &impl Message, topic: std::sync::Arc<str>) -> Self {
         Self {
             topic,
             partition: m.partition(),
@@ -62,7 +59,14 @@ impl Origin {
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
-            headers: m.headers().map(rdkafka::message::BorrowedHeaders::detach),
+            headers: m.headers().map(|hs| {
+                hs.iter().fold(OwnedHeaders::new(), |acc, h| {
+                    acc.insert(Header {
+                        key: h.key,
+                        value: h.value,
+                    })
+                })
+            }),
         }
     }
 

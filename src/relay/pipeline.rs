@@ -16,7 +16,7 @@ use anyhow::{Result, anyhow};
 use bytes::Bytes;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -33,6 +33,10 @@ use super::shutdown::Shutdown;
 use super::systemd::Heartbeat;
 use super::telemetry::Totals;
 use super::webhook::Webhook;
+
+/// How long a full processing window waits for a free slot before the
+/// message's partition is paused (the target is slow or down).
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
 /// One event in processing. Holding the permit is what bounds memory.
 pub(crate) struct Job {
@@ -133,6 +137,11 @@ pub(crate) async fn run(
 
     let stopped_by: Result<()> = loop {
         heartbeat.beat();
+        // Also seen here: the wait for a free slot may have consumed the
+        // change notification.
+        if *shutdown.borrow() {
+            break Ok(());
+        }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -177,6 +186,23 @@ pub(crate) async fn run(
                             }
                         }
                         Err(_) => {
+                            // Pausing purges librdkafka's prefetch, and its
+                            // fetcher may then sleep up to a second: first
+                            // wait a little for a free slot, and pause only
+                            // when the target is really slow or down.
+                            let owned = m.detach();
+                            drop(m);
+                            let freed = tokio::select! {
+                                p = permits.clone().acquire_owned() => p.ok(),
+                                _ = tokio::time::sleep(PAUSE_AFTER) => None,
+                                _ = shutdown.changed() => None,
+                            };
+                            if let Some(permit) = freed {
+                                if let Some(job) = on_message(&relay, &owned, tp, permit) {
+                                    tasks.spawn(run_chain(relay.clone(), job));
+                                }
+                                continue;
+                            }
                             // Pause only a partition that has delivered a
                             // message: one still resolving its start offset
                             // must not be paused (librdkafka can then reset
@@ -188,8 +214,8 @@ pub(crate) async fn run(
                                     cfg.max_pending
                                 );
                             }
-                            pause(&relay, &tp, m.offset());
-                            paused.insert(tp, m.offset());
+                            pause(&relay, &tp, owned.offset());
+                            paused.insert(tp, owned.offset());
                             relay.totals.paused_partitions(paused.len());
                         }
                     }
@@ -210,7 +236,7 @@ pub(crate) async fn run(
 /// Decides what to do with one message; returns a job to start now.
 fn on_message(
     relay: &Relay,
-    m: &BorrowedMessage<'_>,
+    m: &impl Message,
     tp: Tp,
     permit: OwnedSemaphorePermit,
 ) -> Option<Job> {
