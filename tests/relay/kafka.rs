@@ -3,7 +3,6 @@
 //! group's committed offsets.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -16,76 +15,15 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::util::{repo_root, rt, unique};
+use crate::util::{rt, unique};
 
-/// The brokers of the test cluster: `KBRIDGE_TEST_BROKERS`, or a single
-/// node started with `scripts/test-kafka.sh start` (once per process).
-/// Panics when no broker can be had: these tests never skip.
+/// The brokers of the test cluster (see `support::brokers`).
 pub fn brokers() -> &'static str {
     static BROKERS: OnceLock<String> = OnceLock::new();
-    BROKERS.get_or_init(|| {
-        if let Ok(b) = std::env::var("KBRIDGE_TEST_BROKERS")
-            && !b.trim().is_empty()
-        {
-            return b.trim().to_string();
-        }
-        let script = repo_root().join("scripts/test-kafka.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "`{} start` failed ({}); the relay tests need a real Kafka broker \
-             (or KBRIDGE_TEST_BROKERS):\n{}{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        "127.0.0.1:19092".to_string()
-    })
+    BROKERS.get_or_init(crate::support::brokers)
 }
 
-/// The kbridge binary under test, pinned at first use: the target
-/// directory is shared with other worktrees, whose builds would otherwise
-/// replace the binary while these tests run. A hard link (a copy if that
-/// fails) in the target's tmp dir keeps this build's file; links of
-/// earlier runs whose process is gone are removed.
-pub fn kbridge_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_kbridge"));
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("relay-tests-bin");
-        std::fs::create_dir_all(&dir).expect("cannot create a dir for the pinned binary");
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let stale = name
-                    .strip_prefix("kbridge-")
-                    .and_then(|pid| pid.parse::<u32>().ok())
-                    .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
-                if stale {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        let pinned = dir.join(format!("kbridge-{}", std::process::id()));
-        let _ = std::fs::remove_file(&pinned);
-        if std::fs::hard_link(&built, &pinned).is_err() {
-            std::fs::copy(&built, &pinned).unwrap_or_else(|e| {
-                panic!(
-                    "cannot copy {} to {}: {e}",
-                    built.display(),
-                    pinned.display()
-                )
-            });
-        }
-        pinned
-    })
-}
+pub use crate::support::kbridge_bin;
 
 /// A `kbridge -b BROKERS` command with no `KBRIDGE_*` from the caller's
 /// environment.

@@ -8,6 +8,9 @@
 //!
 //! `cargo test --test relay -- --test-threads=4`.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod kafka;
 mod process;
 mod target;
