@@ -106,9 +106,10 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(brokers: &str, topic: &str, group: &str, webhook: &str) -> Self {
+    fn start(brokers: &str, topic: &str, group: &str, webhook: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(kbridge_bin())
             .args(["-b", brokers, "run", "--topic", topic, "--group", group])
+            .args(extra)
             .args(["--webhook", webhook, "--offset-reset", "earliest"])
             .env_remove("KBRIDGE_BROKERS")
             .env("KBRIDGE_LOG", "info,librdkafka=warn")
@@ -151,37 +152,72 @@ fn distinct(keys: &Arc<Mutex<Vec<String>>>) -> usize {
     keys.lock().unwrap().iter().collect::<HashSet<_>>().len()
 }
 
+/// A one-broker mock cluster with a two-partition topic, a group name and
+/// a receiver.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    brokers: String,
+    topic: String,
+    group: String,
+    target: Receiver,
+}
+
+impl Setup {
+    fn new(name: &str) -> Self {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let mock = MockCluster::new(1).expect("mock cluster");
+        let topic = unique(name);
+        mock.create_topic(&topic, 2, 1).expect("create topic");
+        let target = receiver(&rt);
+        Self {
+            brokers: mock.bootstrap_servers(),
+            group: unique(&format!("{name}-group")),
+            rt,
+            mock,
+            topic,
+            target,
+        }
+    }
+}
+
+impl Relay {
+    /// SIGTERM, and the relay exits 0 within 30 s.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status =
+            wait_within(&mut self.child, Duration::from_secs(30)).expect("kbridge did not stop");
+        assert!(status.success(), "exit {status:?}\n{}", self.log());
+    }
+}
+
 #[test]
 fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let mock = MockCluster::new(1).expect("mock cluster");
-    let topic = unique("faults");
-    let group = unique("faults-group");
-    mock.create_topic(&topic, 2, 1).expect("create topic");
-    let brokers = mock.bootstrap_servers();
-    let target = receiver(&rt);
+    let f = Setup::new("faults");
 
-    produce(&rt, &brokers, &topic, 0..20);
+    produce(&f.rt, &f.brokers, &f.topic, 0..20);
     // The first commits and fetches fail; the relay must neither stall
     // nor lose their events.
-    mock.request_errors(
+    f.mock.request_errors(
         RDKafkaApiKey::OffsetCommit,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 3],
     );
-    mock.request_errors(
+    f.mock.request_errors(
         RDKafkaApiKey::Fetch,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 2],
     );
-    let mut relay = Relay::start(&brokers, &topic, &group, &target.url);
+    let mut relay = Relay::start(&f.brokers, &f.topic, &f.group, &f.target.url, &[]);
     assert!(
-        wait_until(WAIT, || distinct(&target.keys) == 20),
+        wait_until(WAIT, || distinct(&f.target.keys) == 20),
         "first batch not delivered ({} of 20)\n{}",
-        distinct(&target.keys),
+        distinct(&f.target.keys),
         relay.log()
     );
 
     // The broker goes away, and comes back while events wait.
-    mock.broker_down(1).expect("broker down");
+    f.mock.broker_down(1).expect("broker down");
     assert!(
         wait_until(WAIT, || relay.logged("brokers are down")
             || relay.logged("Disconnected")
@@ -189,47 +225,81 @@ fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
         "the relay did not notice the outage\n{}",
         relay.log()
     );
-    mock.broker_up(1).expect("broker up");
-    produce(&rt, &brokers, &topic, 20..40);
+    f.mock.broker_up(1).expect("broker up");
+    produce(&f.rt, &f.brokers, &f.topic, 20..40);
     assert!(
-        wait_until(WAIT, || distinct(&target.keys) == 40),
+        wait_until(WAIT, || distinct(&f.target.keys) == 40),
         "after the outage, {} of 40 delivered\n{}",
-        distinct(&target.keys),
+        distinct(&f.target.keys),
         relay.log()
     );
 
     // A clean stop commits everything handled.
-    let _ = Command::new("kill")
-        .args(["-TERM", &relay.child.id().to_string()])
-        .status();
-    let status =
-        wait_within(&mut relay.child, Duration::from_secs(30)).expect("kbridge did not stop");
-    assert!(status.success(), "exit {status:?}\n{}", relay.log());
+    relay.stop();
 
+    assert_fully_committed(&f.brokers, &f.topic, &f.group, 40, &relay);
+}
+
+/// The shutdown commit is the only one (commit_interval 1 h) and its first
+/// requests time out: it must be made again, not given up, or a restart
+/// would send every alert again.
+#[test]
+fn shutdown_commit_is_retried_after_request_timeouts() {
+    let f = Setup::new("faults-commit");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("kbridge.toml");
+    std::fs::write(&config, "commit_interval = \"1h\"\n").expect("write config");
+
+    produce(&f.rt, &f.brokers, &f.topic, 0..20);
+    let mut relay = Relay::start(
+        &f.brokers,
+        &f.topic,
+        &f.group,
+        &f.target.url,
+        &["--config", config.to_str().expect("utf-8 path")],
+    );
+    assert!(
+        wait_until(WAIT, || distinct(&f.target.keys) == 20),
+        "not delivered ({} of 20)\n{}",
+        distinct(&f.target.keys),
+        relay.log()
+    );
+    f.mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 6],
+    );
+    relay.stop();
+    assert_fully_committed(&f.brokers, &f.topic, &f.group, 20, &relay);
+}
+
+/// Every partition's committed offset is its log end, and the log ends sum
+/// to `expected`.
+fn assert_fully_committed(brokers: &str, topic: &str, group: &str, expected: i64, relay: &Relay) {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", &group)
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(&topic, 0);
-    tpl.add_partition(&topic, 1);
+    tpl.add_partition(topic, 0);
+    tpl.add_partition(topic, 1);
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
         .expect("committed offsets");
     let mut total = 0;
     for e in committed.elements() {
         let (_, high) = consumer
-            .fetch_watermarks(&topic, e.partition(), Duration::from_secs(10))
+            .fetch_watermarks(topic, e.partition(), Duration::from_secs(10))
             .expect("watermarks");
         assert_eq!(
             e.offset(),
             Offset::Offset(high),
-            "partition {} not fully committed",
-            e.partition()
+            "partition {} not fully committed\n{}",
+            e.partition(),
+            relay.log()
         );
         total += high;
     }
     drop(committed);
-    assert_eq!(total, 40);
+    assert_eq!(total, expected);
 }

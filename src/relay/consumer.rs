@@ -1,30 +1,35 @@
 //! Stage 0, Kafka in: the group consumer and what happens on rebalance.
 //!
-//! Offsets follow rust-rdkafka's at-least-once recipe: auto-commit is on but
-//! `enable.auto.offset.store` is off, so librdkafka periodically commits only
-//! offsets we stored, and we store a partition's offset only when every
-//! event before it was delivered, dead-lettered or skipped.
+//! Offsets follow rust-rdkafka's at-least-once recipe:
+//! `enable.auto.offset.store` is off, and we store a partition's offset only
+//! when every event before it was delivered, dead-lettered or skipped. The
+//! stored offsets are committed by `commits` (one commit at a time), not by
+//! librdkafka's auto-commit.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
+use backon::{BlockingRetryable, ExponentialBuilder};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::commits::{self, CommitGate};
 use super::config::RelayConfig;
 use super::partitions::{Partitions, Tp};
 use crate::client::{KafkaContext, LastError, log_librdkafka};
 
 /// How long a revoke waits for the revoked partitions' deliveries.
 const REVOKE_WAIT: Duration = Duration::from_secs(10);
+/// How long a revoke or the shutdown waits for an earlier commit to finish.
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(10);
 
 pub(crate) type RelayConsumer<J> = StreamConsumer<RelayContext<J>>;
 
@@ -34,6 +39,8 @@ pub(crate) struct RelayContext<J> {
     pub totals: Arc<super::telemetry::Totals>,
     /// An error that must stop the service (authentication, fatal).
     pub fatal: Mutex<Option<String>>,
+    /// Serializes offset commits (see `commits`).
+    pub commits: CommitGate,
 }
 
 impl<J: Send> ClientContext for RelayContext<J> {
@@ -88,8 +95,9 @@ impl<J: Send> ConsumerContext for RelayContext<J> {
         if let Rebalance::Revoke(tpl) = rebalance {
             let tps = tps_of(tpl);
             tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
-            self.partitions
-                .revoke(&tps, REVOKE_WAIT, |points| commit(consumer, points));
+            self.partitions.revoke(&tps, REVOKE_WAIT, |points| {
+                commit_in_turn(consumer, &self.commits, points);
+            });
             self.totals.assigned(!self.partitions.owned().is_empty());
         }
     }
@@ -106,15 +114,6 @@ impl<J: Send> ConsumerContext for RelayContext<J> {
             Rebalance::Error(e) => tracing::error!("rebalance failed: {e}"),
         }
     }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                tracing::warn!("offset commit failed: {e}; it is retried with the next commit")
-            }
-        }
-    }
 }
 
 fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
@@ -128,12 +127,17 @@ fn names(tps: &[Tp]) -> Vec<String> {
     tps.iter().map(|(t, p)| format!("{t}/{p}")).collect()
 }
 
-/// Stores and synchronously commits the given commit points. Storing
-/// first matters: librdkafka commits the stored offsets again when it
-/// unassigns, and an older stored offset would move the commit back.
-pub(crate) fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, points: &[(Tp, i64)]) {
+/// Stores and synchronously commits the given commit points, after any
+/// commit still in flight (see `commits`). Returns whether they were
+/// committed; a failure is logged, and its events are read again after a
+/// restart or by the partitions' next owner.
+pub(crate) fn commit_in_turn<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    gate: &CommitGate,
+    points: &[(Tp, i64)],
+) -> bool {
     if points.is_empty() {
-        return;
+        return true;
     }
     let mut tpl = TopicPartitionList::new();
     for ((t, p), o) in points {
@@ -141,17 +145,58 @@ pub(crate) fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, points: &[
             continue;
         }
     }
+    // Stored too, so that a periodic commit never sends an older offset.
     if let Err(e) = consumer.store_offsets(&tpl) {
         tracing::debug!("cannot store the commit points: {e}");
     }
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-        tracing::warn!("offset commit failed: {e}");
-    } else {
-        tracing::debug!(offsets = ?points.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect::<Vec<_>>(), "committed");
+    let shown = || {
+        points
+            .iter()
+            .map(|((t, p), o)| format!("{t}/{p}@{o}"))
+            .collect::<Vec<_>>()
+    };
+    // A commit that failed on a passing condition (request timeout,
+    // coordinator moving) is tried again within COMMIT_WAIT: the alternative
+    // is sending every event since the last commit again.
+    let attempt = || consumer.commit(&tpl, CommitMode::Sync);
+    let committed = gate.exclusive(COMMIT_WAIT, || {
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(1))
+                    .with_total_delay(Some(COMMIT_WAIT))
+                    .without_max_times()
+                    .with_jitter(),
+            )
+            .sleep(std::thread::sleep)
+            .when(commits::worth_retrying)
+            .notify(|e, after| {
+                tracing::debug!("offset commit failed: {e}; trying again in {after:?}")
+            })
+            .call()
+    });
+    match committed {
+        Some(Ok(())) => {
+            tracing::debug!(offsets = ?shown(), "committed");
+            true
+        }
+        Some(Err(e)) if commits::nothing_to_commit(&e) => true,
+        Some(Err(e)) => {
+            tracing::warn!(offsets = ?shown(), "offset commit failed: {e}; these events will be read again");
+            false
+        }
+        None => {
+            tracing::warn!(
+                offsets = ?shown(),
+                "not committed: an earlier offset commit is still waiting for the group coordinator after {COMMIT_WAIT:?}; these events will be read again"
+            );
+            false
+        }
     }
 }
 
-/// Stores one partition's commit point for the next auto-commit.
+/// Stores one partition's commit point for the next periodic commit.
 pub(crate) fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tp: &Tp, offset: i64) {
     let mut tpl = TopicPartitionList::new();
     if tpl
@@ -174,12 +219,10 @@ pub(crate) fn create<J: Send + 'static>(
     c.set("bootstrap.servers", &cfg.brokers)
         .set("group.id", &cfg.group)
         .set("client.id", "kbridge")
-        .set("enable.auto.commit", "true")
+        // Commits are ours (see `commits`); librdkafka only keeps the
+        // stored offsets.
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.commit.interval.ms",
-            cfg.commit_interval.as_millis().to_string(),
-        )
         .set("auto.offset.reset", cfg.offset_reset.as_librdkafka())
         // Bound the prefetch queue: librdkafka's default (64 MB) would let a
         // backlog fill memory regardless of max_pending.
@@ -201,6 +244,7 @@ pub(crate) fn create<J: Send + 'static>(
         partitions,
         totals,
         fatal: Mutex::new(None),
+        commits: CommitGate::default(),
     })
     .map_err(|e| anyhow!("cannot create the Kafka consumer: {e}; check the [kafka] settings"))
 }

@@ -5,6 +5,7 @@
 //! `partitions`), orchestrated by `pipeline`; `shutdown` and `systemd`
 //! make it a well-behaved service.
 
+mod commits;
 pub(crate) mod config;
 mod consumer;
 pub(crate) mod dead_letter;

@@ -22,6 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::commits;
 use super::config::{Preset, RelayConfig, RetryConfig};
 use super::consumer::{self, RelayConsumer};
 use super::dead_letter::{DeadLetters, Origin, Stage};
@@ -134,6 +135,7 @@ pub(crate) async fn run(
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let committer = commits::spawn_periodic(Arc::downgrade(&relay.consumer), cfg.commit_interval);
 
     let stopped_by: Result<()> = loop {
         heartbeat.beat();
@@ -230,6 +232,8 @@ pub(crate) async fn run(
     };
 
     drain(&relay, cfg, tasks, abort).await;
+    committer.abort();
+    let _ = committer.await;
     stopped_by
 }
 
@@ -503,14 +507,16 @@ async fn drain(
         tracing::warn!("dead letters not flushed: {e}");
     }
     // Forget all partitions (so the revoke that unsubscribing triggers does
-    // not wait) and commit their handled prefix synchronously.
+    // not wait) and commit their handled prefix synchronously, after any
+    // periodic commit still in flight.
     let owned = relay.partitions.owned();
     relay.partitions.revoke(&owned, Duration::ZERO, |points| {
-        consumer::commit(&*relay.consumer, points);
-        tracing::info!(
-            committed = ?points.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect::<Vec<_>>(),
-            "offsets committed; leaving the group"
-        );
+        if consumer::commit_in_turn(&*relay.consumer, &relay.consumer.context().commits, points) {
+            tracing::info!(
+                committed = ?points.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect::<Vec<_>>(),
+                "offsets committed; leaving the group"
+            );
+        }
     });
     relay.consumer.unsubscribe();
 }
