@@ -1,11 +1,22 @@
-//! Stage 1, decode: Kafka bytes → a JSON object, or a precise reason why not.
+//! Stage 1, decode: Kafka bytes → the fields a preset reads, or a precise
+//! reason why not.
 //!
 //! Everything here is pure and total: any byte string yields `Ok` or a
 //! `DecodeError` naming what is wrong, so bad input can never crash or stall
 //! the relay. (The seed decoded UTF-8 outside its `try`, so one bad byte
 //! killed the service.)
+//!
+//! The hot path never builds a `serde_json::Value`: a preset names the
+//! fields it reads (a struct of borrowed `RawValue`s), the rest of the
+//! object is checked for syntax and skipped, and strings without escapes
+//! are read in place. An event of 2 KB costs a few allocations, not one
+//! per key and string.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
 /// Why a message could not be decoded. The `Display` text goes into logs and
 /// the dead letter's `kbridge.error` header.
@@ -23,11 +34,12 @@ pub(crate) enum DecodeError {
     NotAnObject(&'static str),
 }
 
-/// Decodes a message value into a JSON object.
-pub(crate) fn decode(
-    bytes: Option<&[u8]>,
+/// Decodes a message value that must be one JSON object into `T`, the
+/// fields a preset reads, borrowed from `bytes`.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    bytes: Option<&'a [u8]>,
     limit: usize,
-) -> Result<Map<String, Value>, DecodeError> {
+) -> Result<T, DecodeError> {
     let bytes = bytes.unwrap_or_default();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
@@ -39,24 +51,62 @@ pub(crate) fn decode(
         });
     }
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8(e.valid_up_to()))?;
-    // serde_json refuses nesting deeper than 128 levels with an error (not a
-    // stack overflow), which lands here as InvalidJson.
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(DecodeError::NotAnObject(json_type(&other))),
-        Err(e) => Err(DecodeError::InvalidJson(e.to_string())),
+    // Checked first: serde would also accept a JSON array for a struct.
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => DecodeError::NotAnObject(kind(text.trim_start())),
+            Err(e) => DecodeError::InvalidJson(e.to_string()),
+        });
+    }
+    serde_json::from_str::<T>(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))
+}
+
+/// For `#[serde(deserialize_with)]` on an `Option<&RawValue>` field: a JSON
+/// `null` is a value that is there (and of the wrong type), not a missing
+/// field, which `Option`'s own `Deserialize` would make of it.
+pub(crate) fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The JSON type of a valid JSON text, by its first character.
+pub(crate) fn kind(json: &str) -> &'static str {
+    match json.as_bytes().first() {
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        _ => "number",
     }
 }
 
-/// The JSON type name of a value, for error messages.
-pub(crate) fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+/// The JSON type of a raw value.
+pub(crate) fn raw_kind(raw: &RawValue) -> &'static str {
+    kind(raw.get())
+}
+
+/// The text of a raw JSON string, borrowed when it has no escapes; `None`
+/// when the value is not a string.
+pub(crate) fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let json = raw.get();
+    let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(json).ok().map(Cow::Owned)
+    } else {
+        // Valid JSON has no raw control characters in strings: without
+        // escapes, the text between the quotes is the string.
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// The number a raw JSON number holds; `None` when it is not a number.
+pub(crate) fn raw_f64(raw: &RawValue) -> Option<f64> {
+    match kind(raw.get()) {
+        "number" => raw.get().parse().ok(),
+        _ => None,
     }
 }
 
@@ -66,35 +116,57 @@ mod tests {
 
     const LIMIT: usize = 1 << 20;
 
+    #[derive(Debug, Deserialize)]
+    struct Fields<'a> {
+        #[serde(borrow, default, deserialize_with = "present")]
+        a: Option<&'a RawValue>,
+    }
+
+    fn dec(bytes: &[u8], limit: usize) -> Result<Option<String>, DecodeError> {
+        decode::<Fields>(Some(bytes), limit).map(|f| f.a.map(|r| r.get().to_string()))
+    }
+
     #[test]
-    fn objects_decode() {
-        let m = decode(Some(br#"{"a":1}"#), LIMIT).unwrap();
-        assert_eq!(m["a"], 1);
+    fn objects_decode_and_other_fields_are_skipped() {
+        assert_eq!(
+            dec(br#"{"a":1,"b":[{"c":null}]}"#, LIMIT),
+            Ok(Some("1".into()))
+        );
+        assert_eq!(dec(br#"{"b":2}"#, LIMIT), Ok(None));
+        assert_eq!(dec(br#"{"a":null}"#, LIMIT), Ok(Some("null".into())));
     }
 
     #[test]
     fn every_kind_of_bad_input_has_a_reason() {
-        assert_eq!(decode(None, LIMIT), Err(DecodeError::Empty));
-        assert_eq!(decode(Some(b"  \n"), LIMIT), Err(DecodeError::Empty));
         assert_eq!(
-            decode(Some(b"{\"a\":\xff}"), LIMIT),
-            Err(DecodeError::NotUtf8(5))
+            decode::<Fields>(None, LIMIT).unwrap_err(),
+            DecodeError::Empty
         );
+        assert_eq!(dec(b"  \n", LIMIT), Err(DecodeError::Empty));
+        assert_eq!(dec(b"{\"a\":\xff}", LIMIT), Err(DecodeError::NotUtf8(5)));
         assert!(matches!(
-            decode(Some(b"{\"a\":"), LIMIT),
+            dec(b"{\"a\":", LIMIT),
             Err(DecodeError::InvalidJson(_))
         ));
+        assert!(matches!(
+            dec(b"{\"b\":1} x", LIMIT),
+            Err(DecodeError::InvalidJson(_))
+        ));
+        assert_eq!(dec(b"[1,2]", LIMIT), Err(DecodeError::NotAnObject("array")));
         assert_eq!(
-            decode(Some(b"[1,2]"), LIMIT),
-            Err(DecodeError::NotAnObject("array"))
-        );
-        assert_eq!(
-            decode(Some(b"\"x\""), LIMIT),
+            dec(b"\"x\"", LIMIT),
             Err(DecodeError::NotAnObject("string"))
         );
+        assert_eq!(dec(b" 12", LIMIT), Err(DecodeError::NotAnObject("number")));
+        assert!(matches!(
+            dec(b"[1,", LIMIT),
+            Err(DecodeError::InvalidJson(_))
+        ));
+        let err = dec(br#"{"a":1,"a":2}"#, LIMIT).unwrap_err();
+        assert!(err.to_string().contains("duplicate field `a`"), "{err}");
         assert_eq!(
-            decode(
-                Some(&[b' '; 10].iter().chain(b"{}").copied().collect::<Vec<_>>()),
+            dec(
+                &[b' '; 10].iter().chain(b"{}").copied().collect::<Vec<_>>(),
                 5
             ),
             Err(DecodeError::TooLarge { size: 12, limit: 5 })
@@ -102,9 +174,30 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_an_error_not_a_crash() {
+    fn deep_nesting_is_an_error_or_skipped_never_a_crash() {
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
-        let err = decode(Some(deep.as_bytes()), usize::MAX).unwrap_err();
-        assert!(err.to_string().contains("recursion limit"), "{err}");
+        assert_eq!(
+            dec(deep.as_bytes(), usize::MAX),
+            Err(DecodeError::NotAnObject("array"))
+        );
+        let inside = format!("{{\"b\":{deep},\"a\":1}}");
+        assert_eq!(dec(inside.as_bytes(), usize::MAX), Ok(Some("1".into())));
+        let unclosed = "{\"b\":".to_string() + &"[".repeat(100_000);
+        assert!(matches!(
+            dec(unclosed.as_bytes(), usize::MAX),
+            Err(DecodeError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn raw_strings_are_borrowed_unless_escaped() {
+        let plain: &RawValue = serde_json::from_str(r#""CPU high""#).unwrap();
+        assert!(matches!(raw_str(plain), Some(Cow::Borrowed("CPU high"))));
+        let escaped: &RawValue = serde_json::from_str(r#""a\"b\n\u00e9""#).unwrap();
+        assert_eq!(raw_str(escaped).as_deref(), Some("a\"b\né"));
+        let number: &RawValue = serde_json::from_str("1.5e3").unwrap();
+        assert_eq!(raw_str(number), None);
+        assert_eq!(raw_f64(number), Some(1500.0));
+        assert_eq!(raw_kind(number), "number");
     }
 }

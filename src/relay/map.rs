@@ -5,10 +5,14 @@
 //! meant a recovery could never close its alert), and `date` is accepted in
 //! seconds or milliseconds.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use super::decode::json_type;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use super::decode::{kind, raw_kind, raw_str};
 use super::validate::GuanceEvent;
 
 /// `df_status` values that mean "the fault is over".
@@ -23,7 +27,7 @@ const MILLIS_THRESHOLD: f64 = 1e12;
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Alert<'a> {
     pub alert_id: &'a str,
-    pub alert_dims: Map<String, Value>,
+    pub alert_dims: BTreeMap<Key<'a>, Dim<'a>>,
     pub metric_name: &'static str,
     pub value: &'static str,
     pub metric_unit: &'static str,
@@ -32,7 +36,7 @@ pub(crate) struct Alert<'a> {
     pub time: i64,
     pub is_recover: bool,
     pub ext_info: ExtInfo<'a>,
-    pub origin_info: Map<String, Value>,
+    pub origin_info: BTreeMap<&'static str, &'static str>,
     pub source: &'static str,
 }
 
@@ -41,31 +45,84 @@ pub(crate) struct ExtInfo<'a> {
     pub df_status: &'a str,
 }
 
-/// Maps an event; the second value holds warnings about ignored input
-/// (an unusable `df_dimension_tags`) that do not stop the alert.
-pub(crate) fn map<'a>(e: &GuanceEvent<'a>) -> (Alert<'a>, Option<String>) {
-    let mut dims = Map::new();
+/// A key of `alertDims`, borrowed from the tags' text unless escaped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Key<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+/// A value of `alertDims`: the workspace name, or a tag's value copied
+/// through as the JSON it was sent as.
+#[derive(Debug)]
+pub(crate) enum Dim<'a> {
+    Text(&'a str),
+    Raw(&'a RawValue),
+}
+
+impl Serialize for Dim<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Dim::Text(t) => t.serialize(s),
+            Dim::Raw(r) => r.serialize(s),
+        }
+    }
+}
+
+/// The JSON text of the object in `df_dimension_tags`: Guance sends it as a
+/// string holding JSON, some producers inline; anything else is ignored
+/// with a warning (the event still goes out).
+pub(crate) fn tags_json(tags: Option<&RawValue>) -> (Option<Cow<'_, str>>, Option<String>) {
+    let Some(raw) = tags else {
+        return (None, None);
+    };
+    match raw_kind(raw) {
+        "null" => (None, None),
+        "object" => (Some(Cow::Borrowed(raw.get())), None),
+        "string" => match raw_str(raw) {
+            Some(s) if s.trim().is_empty() => (None, None),
+            text => (text, None),
+        },
+        other => (
+            None,
+            Some(format!(
+                "df_dimension_tags: expected an object or a JSON string, got {other}; tags ignored"
+            )),
+        ),
+    }
+}
+
+/// Maps a valid event, with the tags' JSON text from `tags_json`, to the
+/// alert; the second value is a warning about unusable tags.
+pub(crate) fn map<'e>(
+    e: &'e GuanceEvent<'_>,
+    tags: Option<&'e str>,
+) -> (Alert<'e>, Option<String>) {
+    let mut dims = BTreeMap::new();
     dims.insert(
-        "df_workspace_name".to_string(),
-        Value::String(e.workspace_name.to_string()),
+        Key(Cow::Borrowed("df_workspace_name")),
+        Dim::Text(&e.workspace_name),
     );
-    let (tags, warning) = dimension_tags(e.dimension_tags);
-    // Tag keys win over df_workspace_name, as in the seed's dict.update.
-    dims.extend(tags);
+    // Tag keys win over df_workspace_name.
+    let warning = match tags.map(parse_tags) {
+        None => None,
+        Some(Ok(tags)) => {
+            dims.extend(tags.into_iter().map(|(k, v)| (k, Dim::Raw(v))));
+            None
+        }
+        Some(Err(w)) => Some(w),
+    };
+    let status: &str = &e.status;
     let alert = Alert {
-        alert_id: e.fault_id.unwrap_or(e.event_id),
+        alert_id: e.fault_id.as_deref().unwrap_or(&e.event_id),
         alert_dims: dims,
         metric_name: "",
         value: "",
         metric_unit: "",
-        subject: e.title,
-        content: e.message,
+        subject: &e.title,
+        content: &e.message,
         time: epoch_seconds(e.date),
-        is_recover: RECOVERY_STATUSES.contains(&e.status),
-        ext_info: ExtInfo {
-            df_status: e.status,
-        },
-        origin_info: Map::new(),
+        is_recover: RECOVERY_STATUSES.contains(&status),
+        ext_info: ExtInfo { df_status: status },
+        origin_info: BTreeMap::new(),
         source: "guance",
     };
     (alert, warning)
@@ -81,72 +138,61 @@ pub(crate) fn epoch_seconds(date: f64) -> i64 {
     secs.trunc() as i64
 }
 
-/// `df_dimension_tags` is a JSON object given as a string (Guance's form) or
-/// inline. Anything else is ignored, with a warning.
-fn dimension_tags(tags: Option<&Value>) -> (Map<String, Value>, Option<String>) {
-    match tags {
-        None | Some(Value::Null) => (Map::new(), None),
-        Some(Value::Object(m)) => (m.clone(), None),
-        Some(Value::String(s)) if s.trim().is_empty() => (Map::new(), None),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => (m, None),
-            Ok(other) => (
-                Map::new(),
-                Some(format!(
-                    "df_dimension_tags: expected a JSON object in the string, got {}; tags ignored",
-                    json_type(&other)
-                )),
+/// The tags of a JSON object text (the last of duplicate keys wins).
+fn parse_tags(text: &str) -> Result<BTreeMap<Key<'_>, &RawValue>, String> {
+    let invalid = |e: serde_json::Error| {
+        format!("df_dimension_tags: invalid JSON in the string ({e}); tags ignored")
+    };
+    let text = text.trim_start();
+    if !text.starts_with('{') {
+        return Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => format!(
+                "df_dimension_tags: expected a JSON object in the string, got {}; tags ignored",
+                kind(text)
             ),
-            Err(e) => (
-                Map::new(),
-                Some(format!(
-                    "df_dimension_tags: invalid JSON in the string ({e}); tags ignored"
-                )),
-            ),
-        },
-        Some(other) => (
-            Map::new(),
-            Some(format!(
-                "df_dimension_tags: expected an object or a JSON string, got {}; tags ignored",
-                json_type(other)
-            )),
-        ),
+            Err(e) => invalid(e),
+        });
     }
+    serde_json::from_str(text).map_err(invalid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn event<'a>(
-        status: &'a str,
-        fault: Option<&'a str>,
-        tags: Option<&'a Value>,
-    ) -> GuanceEvent<'a> {
+    fn event<'a>(status: &'a str, fault: Option<&'a str>) -> GuanceEvent<'a> {
         GuanceEvent {
-            event_id: "event-2",
-            fault_id: fault,
-            title: "title",
-            message: "message",
-            status,
-            workspace_name: "orders",
+            event_id: "event-2".into(),
+            fault_id: fault.map(Cow::Borrowed),
+            title: "title".into(),
+            message: "message".into(),
+            status: status.into(),
+            workspace_name: "orders".into(),
             date: 1718680020000.0,
-            dimension_tags: tags,
+            dimension_tags: None,
         }
     }
 
-    fn to_json(a: &Alert<'_>) -> Value {
-        serde_json::to_value(a).unwrap()
+    /// Maps with `tags` as df_dimension_tags; the alert as JSON and the
+    /// warning.
+    fn mapped(status: &str, fault: Option<&str>, tags: Option<Value>) -> (Value, Option<String>) {
+        let raw = tags.map(|t| serde_json::value::to_raw_value(&t).unwrap());
+        let mut e = event(status, fault);
+        e.dimension_tags = raw.as_deref();
+        let (text, w1) = tags_json(e.dimension_tags);
+        let (a, w2) = map(&e, text.as_deref());
+        let body = serde_json::to_vec(&a).unwrap();
+        (serde_json::from_slice(&body).unwrap(), w1.or(w2))
     }
 
     #[test]
     fn maps_to_exactly_the_target_keys() {
         let tags = json!("{\"host\":\"h1\",\"df_workspace_name\":\"override\"}");
-        let (a, w) = map(&event("ok", Some("event-1"), Some(&tags)));
+        let (a, w) = mapped("ok", Some("event-1"), Some(tags));
         assert_eq!(w, None);
         assert_eq!(
-            to_json(&a),
+            a,
             json!({
                 "alertId": "event-1",
                 "alertDims": {"df_workspace_name": "override", "host": "h1"},
@@ -163,18 +209,18 @@ mod tests {
 
     #[test]
     fn alert_id_falls_back_to_event_id() {
-        let (a, _) = map(&event("critical", None, None));
-        assert_eq!(a.alert_id, "event-2");
-        assert!(!a.is_recover);
+        let (a, _) = mapped("critical", None, None);
+        assert_eq!(a["alertId"], "event-2");
+        assert_eq!(a["isRecover"], false);
     }
 
     #[test]
     fn recovery_statuses() {
         for s in RECOVERY_STATUSES {
-            assert!(map(&event(s, None, None)).0.is_recover, "{s}");
+            assert_eq!(mapped(s, None, None).0["isRecover"], true, "{s}");
         }
         for s in ["critical", "error", "warning", "nodata", "info"] {
-            assert!(!map(&event(s, None, None)).0.is_recover, "{s}");
+            assert_eq!(mapped(s, None, None).0["isRecover"], false, "{s}");
         }
     }
 
@@ -188,14 +234,36 @@ mod tests {
 
     #[test]
     fn inline_tags_and_unusable_tags() {
-        let inline = json!({"pod": "p1"});
-        let (a, w) = map(&event("error", None, Some(&inline)));
-        assert_eq!(a.alert_dims["pod"], "p1");
+        let (a, w) = mapped(
+            "error",
+            None,
+            Some(json!({"pod": "p1", "n": [1, {"x": null}]})),
+        );
+        assert_eq!(a["alertDims"]["pod"], "p1");
+        assert_eq!(a["alertDims"]["n"], json!([1, {"x": null}]));
         assert_eq!(w, None);
-        for bad in [json!("not json"), json!("[1]"), json!(5)] {
-            let (a, w) = map(&event("error", None, Some(&bad)));
-            assert_eq!(a.alert_dims.len(), 1);
-            assert!(w.unwrap().starts_with("df_dimension_tags:"));
+        for empty in [json!(null), json!(""), json!("  ")] {
+            let (a, w) = mapped("error", None, Some(empty));
+            assert_eq!(a["alertDims"], json!({"df_workspace_name": "orders"}));
+            assert_eq!(w, None);
         }
+        for bad in [json!("not json"), json!("[1]"), json!(5), json!("{\"a\":")] {
+            let (a, w) = mapped("error", None, Some(bad.clone()));
+            assert_eq!(
+                a["alertDims"],
+                json!({"df_workspace_name": "orders"}),
+                "{bad}"
+            );
+            assert!(w.unwrap().starts_with("df_dimension_tags:"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn escaped_text_stays_exact() {
+        let tags = json!("{\"h\\\"ost\":\"a\\nb\",\"é\":\"ü\"}");
+        let (a, w) = mapped("error", None, Some(tags));
+        assert_eq!(w, None);
+        assert_eq!(a["alertDims"]["h\"ost"], "a\nb");
+        assert_eq!(a["alertDims"]["é"], "ü");
     }
 }

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use super::config::Preset;
 use super::dead_letter::Stage;
 use super::decode::decode;
-use super::map::map;
-use super::validate::{Validated, validate};
+use super::map::{map, tags_json};
+use super::validate::{GuanceFields, Validated, validate};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Decision {
@@ -32,8 +32,8 @@ pub(crate) fn decide(preset: Preset, value: Option<&[u8]>, max_bytes: usize) -> 
 }
 
 fn guance_easyops(value: Option<&[u8]>, max_bytes: usize) -> Decision {
-    let obj = match decode(value, max_bytes) {
-        Ok(obj) => obj,
+    let fields: GuanceFields = match decode(value, max_bytes) {
+        Ok(fields) => fields,
         Err(e) => {
             return Decision::Reject {
                 stage: Stage::Decode,
@@ -41,7 +41,7 @@ fn guance_easyops(value: Option<&[u8]>, max_bytes: usize) -> Decision {
             };
         }
     };
-    let event = match validate(&obj) {
+    let event = match validate(&fields) {
         Validated::Event(e) => e,
         Validated::Skip(reason) => return Decision::Skip(reason),
         Validated::Invalid(reasons) => {
@@ -51,12 +51,15 @@ fn guance_easyops(value: Option<&[u8]>, max_bytes: usize) -> Decision {
             };
         }
     };
-    let (alert, warning) = map(&event);
-    match serde_json::to_vec(&alert) {
-        Ok(body) => Decision::Deliver {
+    let (tags, tags_warning) = tags_json(event.dimension_tags);
+    let (alert, warning) = map(&event, tags.as_deref());
+    // The alert is about the size of the event's text fields.
+    let mut body = Vec::with_capacity(value.map_or(0, <[u8]>::len) + 256);
+    match serde_json::to_writer(&mut body, &alert) {
+        Ok(()) => Decision::Deliver {
             alert_id: alert.alert_id.to_string(),
             body: Bytes::from(body),
-            warning,
+            warning: tags_warning.or(warning),
         },
         Err(e) => Decision::Reject {
             stage: Stage::Map,

@@ -69,8 +69,7 @@ impl Totals {
 
     pub(crate) fn rejected(&self, reason: &'static str, status: Option<u16>) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
-        metrics::counter!("kbridge_events_rejected_total", "reason" => reason, "status" => status)
+        metrics::counter!("kbridge_events_rejected_total", "reason" => reason, "status" => status_label(status))
             .increment(1);
     }
 
@@ -82,8 +81,7 @@ impl Totals {
     pub(crate) fn attempt(&self, outcome: &'static str, status: Option<u16>, elapsed: Duration) {
         self.connection_failed
             .store(outcome == "connection_error", Ordering::Relaxed);
-        let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
-        metrics::counter!("kbridge_delivery_attempts_total", "outcome" => outcome, "status" => status)
+        metrics::counter!("kbridge_delivery_attempts_total", "outcome" => outcome, "status" => status_label(status))
             .increment(1);
         metrics::histogram!("kbridge_request_duration_seconds").record(elapsed.as_secs_f64());
     }
@@ -135,6 +133,30 @@ impl Totals {
     fn ready(&self) -> bool {
         self.assigned.load(Ordering::Relaxed) && !self.connection_failed.load(Ordering::Relaxed)
     }
+}
+
+/// An HTTP status as a label, without an allocation for the usual ones
+/// (this runs once per webhook request).
+fn status_label(status: Option<u16>) -> metrics::SharedString {
+    let known = match status {
+        None => "none",
+        Some(200) => "200",
+        Some(201) => "201",
+        Some(202) => "202",
+        Some(204) => "204",
+        Some(400) => "400",
+        Some(401) => "401",
+        Some(403) => "403",
+        Some(404) => "404",
+        Some(408) => "408",
+        Some(429) => "429",
+        Some(500) => "500",
+        Some(502) => "502",
+        Some(503) => "503",
+        Some(504) => "504",
+        Some(other) => return other.to_string().into(),
+    };
+    known.into()
 }
 
 /// Installs the Prometheus recorder and serves `/metrics`, `/healthz` and

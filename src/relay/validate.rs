@@ -6,67 +6,110 @@
 //! before checking it existed. Here each field is checked for its type and
 //! the reason names the field and what was found.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
-use super::decode::json_type;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::decode::{present, raw_f64, raw_kind, raw_str};
 
 /// The only `df_source` the guance-easyops preset relays; other sources
 /// (`user`, `audit`, …) are not alerts.
 pub(crate) const ALERT_SOURCE: &str = "monitor";
 
-/// A Guance event that passed validation, borrowing from the decoded object.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct GuanceEvent<'a> {
-    pub event_id: &'a str,
-    /// `None` when absent or not a non-empty string.
-    pub fault_id: Option<&'a str>,
-    pub title: &'a str,
-    pub message: &'a str,
-    pub status: &'a str,
-    pub workspace_name: &'a str,
-    /// Epoch seconds or milliseconds, as sent.
-    pub date: f64,
-    pub dimension_tags: Option<&'a Value>,
+/// The fields of a Guance event the preset reads, as raw JSON borrowed from
+/// the message (decode skips the others). A field sent as `null` is
+/// `Some("null")`, so that it is reported as the wrong type, not missing.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct GuanceFields<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    date: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    df_source: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    df_event_id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    df_fault_id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    df_title: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    df_message: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    df_status: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    df_workspace_name: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    df_dimension_tags: Option<&'a RawValue>,
 }
 
+/// A Guance event that passed validation, borrowing from the message.
+#[derive(Debug, Clone)]
+pub(crate) struct GuanceEvent<'a> {
+    pub event_id: Cow<'a, str>,
+    /// `None` when absent or not a non-empty string.
+    pub fault_id: Option<Cow<'a, str>>,
+    pub title: Cow<'a, str>,
+    pub message: Cow<'a, str>,
+    pub status: Cow<'a, str>,
+    pub workspace_name: Cow<'a, str>,
+    /// Epoch seconds or milliseconds, as sent.
+    pub date: f64,
+    pub dimension_tags: Option<&'a RawValue>,
+}
+
+impl PartialEq for GuanceEvent<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        (&self.event_id, &self.fault_id, &self.title, &self.message)
+            == (&o.event_id, &o.fault_id, &o.title, &o.message)
+            && (&self.status, &self.workspace_name, self.date)
+                == (&o.status, &o.workspace_name, o.date)
+            && self.dimension_tags.map(RawValue::get) == o.dimension_tags.map(RawValue::get)
+    }
+}
+
+/// The outcome of validation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Validated<'a> {
     Event(GuanceEvent<'a>),
-    /// Not an alert (`df_source` other than `monitor`): counted, not an error.
+    /// Not an alert (another `df_source`): skipped on purpose.
     Skip(String),
-    /// One reason per bad field, e.g. `date: expected a number, got string`.
+    /// Every reason found, each naming its field.
     Invalid(Vec<String>),
 }
 
-pub(crate) fn validate(obj: &Map<String, Value>) -> Validated<'_> {
+/// Checks a decoded event against the guance-easyops rules.
+pub(crate) fn validate<'a>(f: &GuanceFields<'a>) -> Validated<'a> {
     let mut errors = Vec::new();
-    let source = required_str(obj, "df_source", &mut errors);
-    if let Some(s) = source
+    let source = required_str(f.df_source, "df_source", &mut errors);
+    if let Some(s) = &source
         && s != ALERT_SOURCE
     {
         return Validated::Skip(format!("df_source is '{s}', not '{ALERT_SOURCE}'"));
     }
-    let event_id = required_str(obj, "df_event_id", &mut errors);
-    let title = required_str(obj, "df_title", &mut errors);
-    let message = required_str(obj, "df_message", &mut errors);
-    let status = required_str(obj, "df_status", &mut errors);
-    let workspace_name = required_str(obj, "df_workspace_name", &mut errors);
-    let date = match obj.get("date") {
+    let event_id = required_str(f.df_event_id, "df_event_id", &mut errors);
+    let title = required_str(f.df_title, "df_title", &mut errors);
+    let message = required_str(f.df_message, "df_message", &mut errors);
+    let status = required_str(f.df_status, "df_status", &mut errors);
+    let workspace_name = required_str(f.df_workspace_name, "df_workspace_name", &mut errors);
+    let date = match f.date {
         None => {
             errors.push("date: missing".to_string());
             None
         }
-        Some(Value::Number(n)) => match n.as_f64() {
+        Some(raw) => match raw_f64(raw) {
             Some(d) if d > 0.0 && d.is_finite() => Some(d),
-            _ => {
-                errors.push(format!("date: expected a positive number, got {n}"));
+            Some(_) => {
+                errors.push(format!(
+                    "date: expected a positive number, got {}",
+                    raw.get()
+                ));
+                None
+            }
+            None => {
+                errors.push(format!("date: expected a number, got {}", raw_kind(raw)));
                 None
             }
         },
-        Some(other) => {
-            errors.push(format!("date: expected a number, got {}", json_type(other)));
-            None
-        }
     };
     match (event_id, title, message, status, workspace_name, date) {
         (
@@ -78,16 +121,13 @@ pub(crate) fn validate(obj: &Map<String, Value>) -> Validated<'_> {
             Some(date),
         ) if errors.is_empty() => Validated::Event(GuanceEvent {
             event_id,
-            fault_id: obj
-                .get("df_fault_id")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty()),
+            fault_id: f.df_fault_id.and_then(raw_str).filter(|s| !s.is_empty()),
             title,
             message,
             status,
             workspace_name,
             date,
-            dimension_tags: obj.get("df_dimension_tags"),
+            dimension_tags: f.df_dimension_tags,
         }),
         _ => Validated::Invalid(errors),
     }
@@ -95,20 +135,20 @@ pub(crate) fn validate(obj: &Map<String, Value>) -> Validated<'_> {
 
 /// A field that must be a non-empty string; records why not otherwise.
 fn required_str<'a>(
-    obj: &'a Map<String, Value>,
+    raw: Option<&'a RawValue>,
     field: &str,
     errors: &mut Vec<String>,
-) -> Option<&'a str> {
-    match obj.get(field) {
-        None => errors.push(format!("{field}: missing")),
-        Some(Value::String(s)) if s.trim().is_empty() => errors.push(format!(
+) -> Option<Cow<'a, str>> {
+    let Some(raw) = raw else {
+        errors.push(format!("{field}: missing"));
+        return None;
+    };
+    match raw_str(raw) {
+        Some(s) if s.trim().is_empty() => errors.push(format!(
             "{field}: expected a non-empty string, got an empty one"
         )),
-        Some(Value::String(s)) => return Some(s),
-        Some(other) => errors.push(format!(
-            "{field}: expected a string, got {}",
-            json_type(other)
-        )),
+        Some(s) => return Some(s),
+        None => errors.push(format!("{field}: expected a string, got {}", raw_kind(raw))),
     }
     None
 }
@@ -116,7 +156,8 @@ fn required_str<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::relay::decode::decode;
+    use serde_json::{Value, json};
 
     fn event() -> Value {
         json!({
@@ -132,8 +173,11 @@ mod tests {
         })
     }
 
-    fn check(v: &Value) -> Validated<'_> {
-        validate(v.as_object().unwrap())
+    /// Decodes and validates; the text is leaked so that the result can
+    /// borrow from it.
+    fn check(v: &Value) -> Validated<'static> {
+        let text: &'static str = Box::leak(v.to_string().into_boxed_str());
+        validate(&decode::<GuanceFields>(Some(text.as_bytes()), 1 << 20).unwrap())
     }
 
     #[test]
@@ -143,7 +187,7 @@ mod tests {
             panic!("not valid")
         };
         assert_eq!(e.event_id, "event-1");
-        assert_eq!(e.fault_id, Some("event-1"));
+        assert_eq!(e.fault_id.as_deref(), Some("event-1"));
         assert_eq!(e.date, 1718678520000.0);
     }
 
@@ -189,6 +233,26 @@ mod tests {
                 "date: expected a number, got string".into(),
             ])
         );
+    }
+
+    #[test]
+    fn null_is_the_wrong_type_not_missing_and_escapes_are_read() {
+        let mut v = event();
+        v["df_message"] = Value::Null;
+        v["date"] = Value::Null;
+        assert_eq!(
+            check(&v),
+            Validated::Invalid(vec![
+                "df_message: expected a string, got null".into(),
+                "date: expected a number, got null".into(),
+            ])
+        );
+        let mut v = event();
+        v["df_title"] = json!("CPU \"high\"\n on é");
+        let Validated::Event(e) = check(&v) else {
+            panic!("not valid")
+        };
+        assert_eq!(e.title, "CPU \"high\"\n on é");
     }
 
     #[test]
