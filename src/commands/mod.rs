@@ -3,5 +3,6 @@
 pub(crate) mod cluster;
 pub(crate) mod consume;
 pub(crate) mod groups;
+mod input_lines;
 pub(crate) mod produce;
 pub(crate) mod topics;

@@ -2,12 +2,13 @@
 //!
 //! Lines are checked before they are sent, so a typo in line 5 000 of a
 //! replay file stops the run there with the line number rather than putting
-//! garbage on the topic. The producer is librdkafka's threaded producer: its
-//! own thread serves delivery reports while this one reads input, which keeps
-//! throughput at kcat's level.
+//! garbage on the topic. Lines are read and checked on one thread
+//! (`input_lines`), sent on this one, and librdkafka's threaded producer
+//! serves delivery reports on its own, which keeps throughput at kcat's
+//! level.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Stdout, Write};
+use std::io::{BufWriter, IsTerminal, Read, Stdout, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
+use super::input_lines;
 use crate::cli::ProduceArgs;
 use crate::client::{KafkaContext, KafkaOpts};
 
@@ -99,13 +101,13 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
         }
     }
 
-    let (reader, size): (Box<dyn Read>, Option<u64>) = match &args.file {
+    let (reader, size): (Box<dyn Read + Send>, Option<u64>) = match &args.file {
         Some(path) if path.as_os_str() != "-" => {
             let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let size = f.metadata().ok().map(|m| m.len());
             (Box::new(f), size)
         }
-        _ => (Box::new(std::io::stdin().lock()), None),
+        _ => (Box::new(std::io::stdin()), None),
     };
     let progress = progress_bar(size, args.quiet);
     let headers = args.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
@@ -116,43 +118,42 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
     });
 
     let started = Instant::now();
-    let mut input = BufReader::with_capacity(256 * 1024, reader);
-    let mut line = Vec::with_capacity(4096);
-    let mut line_no = 0usize;
+    let (raw, key_field) = (args.raw, args.key_field.clone());
+    let bar = progress.clone();
+    let input = input_lines::spawn(
+        reader,
+        Box::new(move |body: &[u8]| prepare(body, raw, key_field.as_deref())),
+        args.skip_invalid,
+        Box::new(move |msg: &str| bar.suspend(|| eprintln!("kbridge: {msg}; skipped"))),
+    );
+    let fixed_key = args.key.as_deref().map(str::as_bytes);
     let mut invalid = 0u64;
     let mut stopped: Option<Stop> = None;
-    loop {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
-            .context("cannot read input")?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        progress.inc(if size.is_some() { n as u64 } else { 1 });
-        let body = trim_line(&line);
-        if body.is_empty() {
-            continue;
-        }
-        let key = match prepare(body, &args) {
-            Ok(key) => key,
-            Err(reason) => {
-                let msg = format!("line {line_no}: {reason}");
-                if args.skip_invalid {
-                    progress.suspend(|| eprintln!("kbridge: {msg}; skipped"));
-                    invalid += 1;
-                    continue;
-                }
+    'input: for chunk in input {
+        let batch = match chunk {
+            input_lines::Chunk::Lines(batch) => batch,
+            input_lines::Chunk::Invalid(msg) => {
                 stopped = Some(Stop::Invalid(msg));
                 break;
             }
+            input_lines::Chunk::ReadError(e) => {
+                stopped = Some(Stop::Unreadable(e.to_string()));
+                break;
+            }
         };
-        let key = key.as_deref().or(args.key.as_deref().map(str::as_bytes));
-        if let Err(e) = send(&producer, &args, key, body, &headers, line_no) {
-            stopped = Some(Stop::Unsendable(format!("{e:#}")));
-            break;
+        for line in &batch.lines {
+            let key = batch.key(line).or(fixed_key);
+            if let Err(e) = send(&producer, &args, key, batch.body(line), &headers, line.no) {
+                stopped = Some(Stop::Unsendable(format!("{e:#}")));
+                break 'input;
+            }
         }
+        invalid += batch.skipped;
+        progress.inc(if size.is_some() {
+            batch.bytes
+        } else {
+            batch.read
+        });
     }
 
     // Deliver everything that was queued before deciding the exit status.
@@ -184,6 +185,9 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
         Some(Stop::Unsendable(msg)) => {
             bail!("{msg}; stopped there (earlier lines were sent)")
         }
+        Some(Stop::Unreadable(msg)) => {
+            bail!("cannot read input: {msg}; stopped there (earlier lines were sent)")
+        }
         None => {}
     }
     if failed > 0 {
@@ -198,14 +202,16 @@ enum Stop {
     Invalid(String),
     /// librdkafka refused to queue a line (too large, unknown partition …).
     Unsendable(String),
+    /// Reading the input failed.
+    Unreadable(String),
 }
 
 /// Validates one line and extracts its key, or says what is wrong with it.
-fn prepare(body: &[u8], args: &ProduceArgs) -> Result<Option<Vec<u8>>, String> {
-    if args.raw {
+fn prepare(body: &[u8], raw: bool, key_field: Option<&str>) -> Result<Option<Vec<u8>>, String> {
+    if raw {
         return Ok(None);
     }
-    match &args.key_field {
+    match key_field {
         None => serde_json::from_slice::<serde::de::IgnoredAny>(body)
             .map(|_| None)
             .map_err(|e| format!("invalid JSON: {e}")),
@@ -253,12 +259,6 @@ fn send(
     }
 }
 
-/// Strips the line ending (LF or CRLF).
-fn trim_line(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
 /// A progress bar on a terminal only: bytes for a file, a count for stdin.
 /// Hidden when reports go to the same terminal, where it would garble them.
 fn progress_bar(size: Option<u64>, quiet: bool) -> ProgressBar {
@@ -283,44 +283,24 @@ fn progress_bar(size: Option<u64>, quiet: bool) -> ProgressBar {
 mod tests {
     use super::*;
 
-    fn args(key_field: Option<&str>, raw: bool) -> ProduceArgs {
-        ProduceArgs {
-            topic: "t".into(),
-            file: None,
-            key_field: key_field.map(Into::into),
-            key: None,
-            headers: vec![],
-            partition: None,
-            raw,
-            skip_invalid: false,
-            quiet: true,
-        }
-    }
-
     #[test]
     fn key_from_field() {
-        let a = args(Some("df_fault_id"), false);
+        let a = Some("df_fault_id");
         assert_eq!(
-            prepare(br#"{"df_fault_id":"f1"}"#, &a).unwrap(),
+            prepare(br#"{"df_fault_id":"f1"}"#, false, a).unwrap(),
             Some(b"f1".to_vec())
         );
         assert_eq!(
-            prepare(br#"{"df_fault_id":7}"#, &a).unwrap(),
+            prepare(br#"{"df_fault_id":7}"#, false, a).unwrap(),
             Some(b"7".to_vec())
         );
-        assert_eq!(prepare(br#"{"other":1}"#, &a).unwrap(), None);
+        assert_eq!(prepare(br#"{"other":1}"#, false, a).unwrap(), None);
     }
 
     #[test]
     fn invalid_json_is_reported_raw_is_not_checked() {
-        let err = prepare(b"{not json", &args(None, false)).unwrap_err();
+        let err = prepare(b"{not json", false, None).unwrap_err();
         assert!(err.starts_with("invalid JSON"), "{err}");
-        assert_eq!(prepare(b"{not json", &args(None, true)).unwrap(), None);
-    }
-
-    #[test]
-    fn line_endings_are_trimmed() {
-        assert_eq!(trim_line(b"{}\r\n"), b"{}");
-        assert_eq!(trim_line(b"{}"), b"{}");
+        assert_eq!(prepare(b"{not json", true, None).unwrap(), None);
     }
 }
