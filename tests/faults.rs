@@ -5,73 +5,16 @@
 
 mod support;
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
-use axum::routing::post;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use support::{WAIT, kbridge_bin, unique, wait_until, wait_within};
-
-/// A real HTTP server on 127.0.0.1 answering like the ops platform and
-/// recording the Idempotency-Key of every request it accepted.
-struct Receiver {
-    url: String,
-    keys: Arc<Mutex<Vec<String>>>,
-}
-
-fn receiver(rt: &tokio::runtime::Runtime) -> Receiver {
-    let keys: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = keys.clone();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
-            [127, 0, 0, 1],
-            0,
-        ))))
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().route(
-        "/alerts",
-        post(move |headers: HeaderMap| {
-            let key = headers
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_string();
-            seen.lock().unwrap().push(key);
-            std::future::ready(axum::Json(serde_json::json!({"code": 0})))
-        }),
-    );
-    rt.spawn(async move { axum::serve(listener, app).await });
-    Receiver {
-        url: format!("http://{addr}/alerts"),
-        keys,
-    }
-}
-
-fn event(i: usize) -> String {
-    serde_json::json!({
-        "date": 1731900000000u64 + i as u64,
-        "df_source": "monitor",
-        "df_status": "critical",
-        "df_event_id": format!("event-{i}"),
-        "df_fault_id": format!("fault-{i}"),
-        "df_title": format!("alert {i}"),
-        "df_message": "details",
-        "df_workspace_name": "faults",
-        "df_dimension_tags": "{\"host\":\"h1\"}"
-    })
-    .to_string()
-}
+use support::relay::{Receiver, Relay, event, receiver};
+use support::{WAIT, unique, wait_until};
 
 fn produce(
     rt: &tokio::runtime::Runtime,
@@ -97,59 +40,6 @@ fn produce(
                 .expect("produce to the mock cluster");
         }
     });
-}
-
-/// `kbridge run` as a child, its stderr collected line by line.
-struct Relay {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Relay {
-    fn start(brokers: &str, topic: &str, group: &str, webhook: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(kbridge_bin())
-            .args(["-b", brokers, "run", "--topic", topic, "--group", group])
-            .args(extra)
-            .args(["--webhook", webhook, "--offset-reset", "earliest"])
-            .env_remove("KBRIDGE_BROKERS")
-            .env("KBRIDGE_LOG", "info,librdkafka=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kbridge run");
-        let stderr: Arc<Mutex<Vec<String>>> = Arc::default();
-        let lines = stderr.clone();
-        let pipe = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Self { child, stderr }
-    }
-
-    fn logged(&self, needle: &str) -> bool {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains(needle))
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn distinct(keys: &Arc<Mutex<Vec<String>>>) -> usize {
-    keys.lock().unwrap().iter().collect::<HashSet<_>>().len()
 }
 
 /// A one-broker mock cluster with a two-partition topic, a group name and
@@ -181,18 +71,6 @@ impl Setup {
     }
 }
 
-impl Relay {
-    /// SIGTERM, and the relay exits 0 within 30 s.
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status =
-            wait_within(&mut self.child, Duration::from_secs(30)).expect("kbridge did not stop");
-        assert!(status.success(), "exit {status:?}\n{}", self.log());
-    }
-}
-
 #[test]
 fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
     let f = Setup::new("faults");
@@ -210,9 +88,9 @@ fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
     );
     let mut relay = Relay::start(&f.brokers, &f.topic, &f.group, &f.target.url, &[]);
     assert!(
-        wait_until(WAIT, || distinct(&f.target.keys) == 20),
+        wait_until(WAIT, || f.target.distinct() == 20),
         "first batch not delivered ({} of 20)\n{}",
-        distinct(&f.target.keys),
+        f.target.distinct(),
         relay.log()
     );
 
@@ -228,9 +106,9 @@ fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
     f.mock.broker_up(1).expect("broker up");
     produce(&f.rt, &f.brokers, &f.topic, 20..40);
     assert!(
-        wait_until(WAIT, || distinct(&f.target.keys) == 40),
+        wait_until(WAIT, || f.target.distinct() == 40),
         "after the outage, {} of 40 delivered\n{}",
-        distinct(&f.target.keys),
+        f.target.distinct(),
         relay.log()
     );
 
@@ -259,9 +137,9 @@ fn shutdown_commit_is_retried_after_request_timeouts() {
         &["--config", config.to_str().expect("utf-8 path")],
     );
     assert!(
-        wait_until(WAIT, || distinct(&f.target.keys) == 20),
+        wait_until(WAIT, || f.target.distinct() == 20),
         "not delivered ({} of 20)\n{}",
-        distinct(&f.target.keys),
+        f.target.distinct(),
         relay.log()
     );
     f.mock.request_errors(

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+pub mod relay;
+
 /// How long any single command may run before its test fails.
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -37,22 +39,48 @@ pub fn brokers() -> String {
             {
                 return b;
             }
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-kafka.sh");
-            let out = Command::new(script)
-                .arg("start")
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run `{script} start`: {e}"));
-            assert!(
-                out.status.success(),
-                "`{script} start` failed ({}), so there is no test broker:\n{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            test_kafka(&["start"]);
             "127.0.0.1:19092".to_string()
         })
         .clone()
+}
+
+/// The 3-node test cluster's bootstrap addresses (`scripts/test-kafka.sh
+/// start --cluster`: brokers on 19192-19194), starting it, or the nodes of
+/// it that are down, once per test process; `KBRIDGE_TEST_CLUSTER_BROKERS`
+/// when set.
+pub fn cluster_brokers() -> String {
+    static BROKERS: OnceLock<String> = OnceLock::new();
+    BROKERS
+        .get_or_init(|| {
+            if let Ok(b) = std::env::var("KBRIDGE_TEST_CLUSTER_BROKERS")
+                && !b.trim().is_empty()
+            {
+                return b;
+            }
+            test_kafka(&["start", "--cluster"]);
+            "127.0.0.1:19192,127.0.0.1:19193,127.0.0.1:19194".to_string()
+        })
+        .clone()
+}
+
+/// Runs `scripts/test-kafka.sh` with `args`; panics with its output if it
+/// fails.
+pub fn test_kafka(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-kafka.sh");
+    let out = Command::new(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{script}`: {e}"));
+    assert!(
+        out.status.success(),
+        "`{script} {}` failed ({}):\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A name no other test (or earlier run) uses: prefix, pid, counter, nanos.
