@@ -28,8 +28,11 @@ use crate::client::{KafkaContext, LastError, log_librdkafka};
 
 /// How long a revoke waits for the revoked partitions' deliveries.
 const REVOKE_WAIT: Duration = Duration::from_secs(10);
-/// How long a revoke or the shutdown waits for an earlier commit to finish.
-pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(10);
+/// How long a revoke or the shutdown may spend committing: waiting for an
+/// earlier commit to finish, then trying again after passing errors. With
+/// the 20 s drain timeout and 2 s for aborted deliveries it keeps a stop
+/// under systemd's 30 s.
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) type RelayConsumer<J> = StreamConsumer<RelayContext<J>>;
 
@@ -159,13 +162,16 @@ pub(crate) fn commit_in_turn<C: ConsumerContext>(
     // coordinator moving) is tried again within COMMIT_WAIT: the alternative
     // is sending every event since the last commit again.
     let attempt = || consumer.commit(&tpl, CommitMode::Sync);
+    let deadline = std::time::Instant::now() + COMMIT_WAIT;
     let committed = gate.exclusive(COMMIT_WAIT, || {
         attempt
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(100))
                     .with_max_delay(Duration::from_secs(1))
-                    .with_total_delay(Some(COMMIT_WAIT))
+                    .with_total_delay(Some(
+                        deadline.saturating_duration_since(std::time::Instant::now()),
+                    ))
                     .without_max_times()
                     .with_jitter(),
             )
