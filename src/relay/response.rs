@@ -27,6 +27,9 @@ pub(crate) enum Rejection {
     ClientError,
     /// 2xx whose body carries a non-zero `code`.
     ErrorCode,
+    /// 3xx: the webhook moved. Not followed: a 301/302/303 would turn the
+    /// POST into a body-less GET, whose 200 would look like a delivery.
+    Redirect,
 }
 
 impl Rejection {
@@ -35,6 +38,7 @@ impl Rejection {
             Rejection::NoCmdbMatch => "no_cmdb_match",
             Rejection::ClientError => "client_error",
             Rejection::ErrorCode => "error_code",
+            Rejection::Redirect => "redirect",
         }
     }
 }
@@ -54,6 +58,12 @@ pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<&str>) -> V
                 kind: Rejection::ErrorCode,
                 reason: format!("HTTP {status} with code {c}: {}", snippet(body)),
             },
+        },
+        300..=399 => Verdict::Rejected {
+            kind: Rejection::Redirect,
+            reason: format!(
+                "HTTP {status}: the webhook redirects, and kbridge does not follow redirects (a POST would become a GET); set webhook.url to the final address"
+            ),
         },
         408 | 429 | 500..=599 => Verdict::Retry {
             reason: format!("HTTP {status}: {}", snippet(body)),
@@ -151,6 +161,22 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn redirects_are_rejected_not_followed() {
+        for s in [301, 302, 303, 307, 308] {
+            assert!(
+                matches!(
+                    classify(s, b"", None),
+                    Verdict::Rejected {
+                        kind: Rejection::Redirect,
+                        ..
+                    }
+                ),
+                "{s}"
+            );
+        }
     }
 
     #[test]

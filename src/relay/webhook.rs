@@ -57,6 +57,10 @@ impl Webhook {
             .pool_max_idle_per_host(concurrency)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
+            // A redirect is an answer to classify (see response.rs), and
+            // retries are retry.rs's alone.
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
             .user_agent(concat!("kbridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the HTTP client")?;
@@ -93,6 +97,11 @@ impl Webhook {
             }
         };
         let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
@@ -114,8 +123,12 @@ impl Webhook {
                 };
             }
         };
+        let mut verdict = classify(status, &body, retry_after.as_deref());
+        if let (Verdict::Rejected { reason, .. }, Some(to)) = (&mut verdict, location) {
+            reason.push_str(&format!(" (Location: {to})"));
+        }
         Attempt {
-            verdict: classify(status, &body, retry_after.as_deref()),
+            verdict,
             status: Some(status),
             connection_failed: false,
         }

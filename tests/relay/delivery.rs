@@ -485,10 +485,11 @@ fn answers_decide_between_dead_letter_and_retry() {
                 .delay(Duration::from_secs(3)),
             Rule::new("host-6", 200, r#"{"code":"0","data":{}}"#),
             Rule::new("host-7", 201, ""),
+            Rule::new("host-8", 302, ""),
         ],
         ..Default::default()
     });
-    let events: Vec<_> = (1..=7)
+    let events: Vec<_> = (1..=8)
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
@@ -532,8 +533,15 @@ fn answers_decide_between_dead_letter_and_retry() {
         target.dump()
     );
 
-    let letters = read_all(&dlq, 2, Duration::from_secs(10));
-    assert_eq!(letters.len(), 2, "{letters:#?}");
+    assert_eq!(
+        tries(8),
+        1,
+        "a redirect is not followed:\n{}",
+        target.dump()
+    );
+
+    let letters = read_all(&dlq, 3, Duration::from_secs(10));
+    assert_eq!(letters.len(), 3, "{letters:#?}");
     let letter = |i: usize| {
         letters
             .iter()
@@ -543,7 +551,11 @@ fn answers_decide_between_dead_letter_and_retry() {
             })
             .unwrap_or_else(|| panic!("no dead letter for event {i}: {letters:#?}"))
     };
-    for (i, needle) in [(1, "HTTP 404"), (2, "1001")] {
+    for (i, needle) in [
+        (1, "HTTP 404"),
+        (2, "1001"),
+        (8, "does not follow redirects"),
+    ] {
         let l = letter(i);
         assert_eq!(l.header("kbridge.stage").as_deref(), Some("deliver"));
         let e = l.header("kbridge.error").unwrap_or_default();
