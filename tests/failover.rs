@@ -75,7 +75,7 @@ fn relay_keeps_every_alert_when_the_leader_broker_dies() {
         wait_until(FAILOVER_WAIT, || target.distinct() == 30),
         "before the failure, {} of 30 delivered\n{}",
         target.distinct(),
-        relay.log()
+        relay.stderr()
     );
 
     // Stop the broker that leads partition 0 (and maybe more).
@@ -95,7 +95,7 @@ fn relay_keeps_every_alert_when_the_leader_broker_dies() {
         wait_until(FAILOVER_WAIT, || target.distinct() == 60),
         "after broker {leader} stopped, {} of 60 delivered\n{}",
         target.distinct(),
-        relay.log()
+        relay.stderr()
     );
     eprintln!(
         "broker {leader} stopped; all 60 delivered {:.1?} later",
@@ -118,7 +118,7 @@ fn relay_keeps_every_alert_when_the_leader_broker_dies() {
             Some(0),
             "partition {} not fully committed: {p}\n{}",
             p["partition"],
-            relay.log()
+            relay.stderr()
         );
     }
     drop(restart);

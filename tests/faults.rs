@@ -91,17 +91,17 @@ fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
         wait_until(WAIT, || f.target.distinct() == 20),
         "first batch not delivered ({} of 20)\n{}",
         f.target.distinct(),
-        relay.log()
+        relay.stderr()
     );
 
     // The broker goes away, and comes back while events wait.
     f.mock.broker_down(1).expect("broker down");
     assert!(
-        wait_until(WAIT, || relay.logged("brokers are down")
-            || relay.logged("Disconnected")
-            || relay.logged("Connection refused")),
+        wait_until(WAIT, || relay.has_log("brokers are down")
+            || relay.has_log("Disconnected")
+            || relay.has_log("Connection refused")),
         "the relay did not notice the outage\n{}",
-        relay.log()
+        relay.stderr()
     );
     f.mock.broker_up(1).expect("broker up");
     produce(&f.rt, &f.brokers, &f.topic, 20..40);
@@ -109,7 +109,7 @@ fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
         wait_until(WAIT, || f.target.distinct() == 40),
         "after the outage, {} of 40 delivered\n{}",
         f.target.distinct(),
-        relay.log()
+        relay.stderr()
     );
 
     // A clean stop commits everything handled.
@@ -140,7 +140,7 @@ fn shutdown_commit_is_retried_after_request_timeouts() {
         wait_until(WAIT, || f.target.distinct() == 20),
         "not delivered ({} of 20)\n{}",
         f.target.distinct(),
-        relay.log()
+        relay.stderr()
     );
     f.mock.request_errors(
         RDKafkaApiKey::OffsetCommit,
@@ -174,7 +174,7 @@ fn assert_fully_committed(brokers: &str, topic: &str, group: &str, expected: i64
             Offset::Offset(high),
             "partition {} not fully committed\n{}",
             e.partition(),
-            relay.log()
+            relay.stderr()
         );
         total += high;
     }

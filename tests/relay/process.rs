@@ -1,14 +1,10 @@
-//! `kbridge run` as a child process: stderr captured line by line, signals,
-//! bounded waits, killed on drop.
+//! How the relay tests start `kbridge run` against the shared broker; the
+//! child process itself is `support::relay::Relay`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use crate::kafka::kbridge_via;
-use crate::util::wait_until;
+pub use crate::support::relay::Relay;
 
 /// How to start the relay; `start` may be called again (restart).
 #[derive(Clone)]
@@ -106,146 +102,6 @@ impl RelayCmd {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("cannot start kbridge run");
-        let stderr = child.stderr.take().unwrap();
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                match line {
-                    Ok(l) => sink.lock().unwrap().push(l),
-                    Err(_) => break,
-                }
-            }
-        });
-        Relay {
-            child,
-            lines,
-            reader: Some(reader),
-            status: None,
-            _config: self.config.clone(),
-        }
-    }
-}
-
-pub struct Relay {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-    status: Option<ExitStatus>,
-    /// Keeps the config file alive as long as the process.
-    _config: Option<Arc<tempfile::NamedTempFile>>,
-}
-
-impl Relay {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Everything written to stderr so far.
-    pub fn stderr(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    pub fn has_log(&self, needle: &str) -> bool {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains(needle))
-    }
-
-    pub fn count_logs(&self, needle: &str) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    /// Waits for a stderr line containing `needle`; panics with the stderr
-    /// so far if none comes (or the process exits first).
-    #[track_caller]
-    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
-        let found = wait_until(timeout, || {
-            self.has_log(needle) || self.child.try_wait().ok().flatten().is_some()
-        });
-        if !found || !self.has_log(needle) {
-            let exited = self.child.try_wait().ok().flatten();
-            panic!(
-                "kbridge run did not log {needle:?} within {timeout:?} (exit: {exited:?}); stderr:\n{}",
-                self.stderr()
-            );
-        }
-    }
-
-    /// Waits until the relay has joined its group and owns partitions.
-    #[track_caller]
-    pub fn wait_assigned(&mut self) {
-        self.wait_for_log("partitions assigned", Duration::from_secs(20));
-    }
-
-    /// Sends a signal by name (`TERM`, `KILL`, `INT`).
-    pub fn signal(&self, sig: &str) {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("cannot run kill");
-        assert!(status.success(), "kill -{sig} {} failed", self.pid());
-    }
-
-    /// Waits for the process to exit; `None` if it still runs after
-    /// `timeout`. All of stderr is captured once it returns `Some`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            let deadline = Instant::now() + timeout;
-            loop {
-                if let Some(s) = self.child.try_wait().expect("try_wait") {
-                    self.status = Some(s);
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if let Some(r) = self.reader.take() {
-                let _ = r.join();
-            }
-        }
-        self.status
-    }
-
-    /// Like `wait_exit`, but panics (with stderr) if it does not exit.
-    #[track_caller]
-    pub fn expect_exit(&mut self, timeout: Duration) -> ExitStatus {
-        match self.wait_exit(timeout) {
-            Some(s) => s,
-            None => panic!(
-                "kbridge run did not exit within {timeout:?}; stderr:\n{}",
-                self.stderr()
-            ),
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if self.status.is_none() && self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "---- kbridge run (pid {}) stderr ----\n{}\n----",
-                self.child.id(),
-                self.stderr()
-            );
-        }
+        Relay::spawn(c, self.config.clone())
     }
 }

@@ -5,14 +5,15 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::routing::post;
 
-use super::{kbridge_bin, wait_within};
+use super::{kbridge_bin, wait_until};
 
 /// A real HTTP server on 127.0.0.1 answering like the ops platform and
 /// recording the Idempotency-Key of every request it accepted.
@@ -79,65 +80,161 @@ pub fn event(i: usize) -> String {
     .to_string()
 }
 
-/// `kbridge run` as a child, its stderr collected line by line.
+/// `kbridge run` as a child process: stderr captured line by line, signals,
+/// bounded waits, killed on drop (its stderr printed if the test failed).
 pub struct Relay {
-    pub child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+    /// Keeps the config file alive as long as the process.
+    _config: Option<Arc<tempfile::NamedTempFile>>,
 }
 
 impl Relay {
+    /// Starts `cmd` (a `kbridge … run …` command) with stderr captured;
+    /// `config` is kept alive as long as the process.
+    pub fn spawn(mut cmd: Command, config: Option<Arc<tempfile::NamedTempFile>>) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot start kbridge run");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Relay {
+            child,
+            lines,
+            reader: Some(reader),
+            status: None,
+            _config: config,
+        }
+    }
+
     /// `kbridge -b BROKERS run` from the earliest offset, `extra` flags
-    /// added.
+    /// added (for tests against brokers other than the shared one).
     pub fn start(brokers: &str, topic: &str, group: &str, webhook: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(kbridge_bin())
-            .args(["-b", brokers, "run", "--topic", topic, "--group", group])
+        let mut cmd = Command::new(kbridge_bin());
+        cmd.args(["-b", brokers, "run", "--topic", topic, "--group", group])
             .args(extra)
             .args(["--webhook", webhook, "--offset-reset", "earliest"])
             .env_remove("KBRIDGE_BROKERS")
-            .env("KBRIDGE_LOG", "info,librdkafka=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kbridge run");
-        let stderr: Arc<Mutex<Vec<String>>> = Arc::default();
-        let lines = stderr.clone();
-        let pipe = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Self { child, stderr }
+            .env("KBRIDGE_LOG", "info,librdkafka=warn");
+        Self::spawn(cmd, None)
     }
 
-    pub fn logged(&self, needle: &str) -> bool {
-        self.stderr
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn has_log(&self, needle: &str) -> bool {
+        self.lines
             .lock()
             .unwrap()
             .iter()
             .any(|l| l.contains(needle))
     }
 
-    pub fn log(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+    pub fn count_logs(&self, needle: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits for a stderr line containing `needle`; panics with the stderr
+    /// so far if none comes (or the process exits first).
+    #[track_caller]
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        let found = wait_until(timeout, || {
+            self.has_log(needle) || self.child.try_wait().ok().flatten().is_some()
+        });
+        if !found || !self.has_log(needle) {
+            let exited = self.child.try_wait().ok().flatten();
+            panic!(
+                "kbridge run did not log {needle:?} within {timeout:?} (exit: {exited:?}); stderr:\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// Waits until the relay has joined its group and owns partitions.
+    #[track_caller]
+    pub fn wait_assigned(&mut self) {
+        self.wait_for_log("partitions assigned", Duration::from_secs(20));
+    }
+
+    /// Sends a signal by name (`TERM`, `KILL`, `INT`).
+    pub fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit; `None` if it still runs after
+    /// `timeout`. All of stderr is captured once it returns `Some`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            let child = &mut self.child;
+            wait_until(timeout, || child.try_wait().expect("try_wait").is_some());
+            self.status = Some(self.child.try_wait().expect("try_wait")?);
+            if let Some(r) = self.reader.take() {
+                let _ = r.join();
+            }
+        }
+        self.status
+    }
+
+    /// Like `wait_exit`, but panics (with stderr) if it does not exit.
+    #[track_caller]
+    pub fn expect_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match self.wait_exit(timeout) {
+            Some(s) => s,
+            None => panic!(
+                "kbridge run did not exit within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            ),
+        }
     }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.status.is_none() && self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- kbridge run (pid {}) stderr ----\n{}\n----",
+                self.child.id(),
+                self.stderr()
+            );
+        }
     }
 }
 
 impl Relay {
     /// SIGTERM, and the relay exits 0 within 30 s.
+    #[track_caller]
     pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status =
-            wait_within(&mut self.child, Duration::from_secs(30)).expect("kbridge did not stop");
-        assert!(status.success(), "exit {status:?}\n{}", self.log());
+        self.signal("TERM");
+        let status = self.expect_exit(Duration::from_secs(30));
+        assert!(status.success(), "exit {status:?}\n{}", self.stderr());
     }
 }
