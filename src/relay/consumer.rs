@@ -99,7 +99,7 @@ impl<J: Send> ConsumerContext for RelayContext<J> {
             let tps = tps_of(tpl);
             tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
             self.partitions.revoke(&tps, REVOKE_WAIT, |points| {
-                commit_in_turn(consumer, &self.commits, points);
+                commit_in_turn(consumer, points);
             });
             self.totals.assigned(!self.partitions.owned().is_empty());
         }
@@ -134,9 +134,8 @@ fn names(tps: &[Tp]) -> Vec<String> {
 /// commit still in flight (see `commits`). Returns whether they were
 /// committed; a failure is logged, and its events are read again after a
 /// restart or by the partitions' next owner.
-pub(crate) fn commit_in_turn<C: ConsumerContext>(
-    consumer: &impl Consumer<C>,
-    gate: &CommitGate,
+pub(crate) fn commit_in_turn<J: Send>(
+    consumer: &impl Consumer<RelayContext<J>>,
     points: &[(Tp, i64)],
 ) -> bool {
     if points.is_empty() {
@@ -152,12 +151,7 @@ pub(crate) fn commit_in_turn<C: ConsumerContext>(
     if let Err(e) = consumer.store_offsets(&tpl) {
         tracing::debug!("cannot store the commit points: {e}");
     }
-    let shown = || {
-        points
-            .iter()
-            .map(|((t, p), o)| format!("{t}/{p}@{o}"))
-            .collect::<Vec<_>>()
-    };
+    let gate = &consumer.context().commits;
     // A commit that failed on a passing condition (request timeout,
     // coordinator moving) is tried again within COMMIT_WAIT: the alternative
     // is sending every event since the last commit again.
@@ -184,22 +178,30 @@ pub(crate) fn commit_in_turn<C: ConsumerContext>(
     });
     match committed {
         Some(Ok(())) => {
-            tracing::debug!(offsets = ?shown(), "committed");
+            tracing::debug!(offsets = ?shown(points), "committed");
             true
         }
         Some(Err(e)) if commits::nothing_to_commit(&e) => true,
         Some(Err(e)) => {
-            tracing::warn!(offsets = ?shown(), "offset commit failed: {e}; these events will be read again");
+            tracing::warn!(offsets = ?shown(points), "offset commit failed: {e}; these events will be read again");
             false
         }
         None => {
             tracing::warn!(
-                offsets = ?shown(),
+                offsets = ?shown(points),
                 "not committed: an earlier offset commit is still waiting for the group coordinator after {COMMIT_WAIT:?}; these events will be read again"
             );
             false
         }
     }
+}
+
+/// Commit points as `topic/partition@offset`, for logs.
+pub(crate) fn shown(points: &[(Tp, i64)]) -> Vec<String> {
+    points
+        .iter()
+        .map(|((t, p), o)| format!("{t}/{p}@{o}"))
+        .collect()
 }
 
 /// Stores one partition's commit point for the next periodic commit.

@@ -71,7 +71,8 @@ where
     <&RawValue>::deserialize(d).map(Some)
 }
 
-/// The JSON type of a valid JSON text, by its first character.
+/// The JSON type of a valid JSON text, by its first character. (A preset's
+/// fields are `RawValue`s: these helpers read their `get()` text.)
 pub(crate) fn kind(json: &str) -> &'static str {
     match json.as_bytes().first() {
         Some(b'{') => "object",
@@ -83,15 +84,9 @@ pub(crate) fn kind(json: &str) -> &'static str {
     }
 }
 
-/// The JSON type of a raw value.
-pub(crate) fn raw_kind(raw: &RawValue) -> &'static str {
-    kind(raw.get())
-}
-
-/// The text of a raw JSON string, borrowed when it has no escapes; `None`
-/// when the value is not a string.
-pub(crate) fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let json = raw.get();
+/// The text of a JSON string (given as JSON text), borrowed when it has no
+/// escapes; `None` when the value is not a string.
+pub(crate) fn json_str(json: &str) -> Option<Cow<'_, str>> {
     let inner = json.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
         serde_json::from_str::<String>(json).ok().map(Cow::Owned)
@@ -102,10 +97,11 @@ pub(crate) fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The number a raw JSON number holds; `None` when it is not a number.
-pub(crate) fn raw_f64(raw: &RawValue) -> Option<f64> {
-    match kind(raw.get()) {
-        "number" => raw.get().parse().ok(),
+/// The number a JSON number (given as JSON text) holds; `None` when it is
+/// not a number.
+pub(crate) fn json_f64(json: &str) -> Option<f64> {
+    match kind(json) {
+        "number" => json.parse().ok(),
         _ => None,
     }
 }
@@ -191,13 +187,14 @@ mod tests {
 
     #[test]
     fn raw_strings_are_borrowed_unless_escaped() {
-        let plain: &RawValue = serde_json::from_str(r#""CPU high""#).unwrap();
-        assert!(matches!(raw_str(plain), Some(Cow::Borrowed("CPU high"))));
-        let escaped: &RawValue = serde_json::from_str(r#""a\"b\n\u00e9""#).unwrap();
-        assert_eq!(raw_str(escaped).as_deref(), Some("a\"b\né"));
-        let number: &RawValue = serde_json::from_str("1.5e3").unwrap();
-        assert_eq!(raw_str(number), None);
-        assert_eq!(raw_f64(number), Some(1500.0));
-        assert_eq!(raw_kind(number), "number");
+        assert!(matches!(
+            json_str(r#""CPU high""#),
+            Some(Cow::Borrowed("CPU high"))
+        ));
+        assert_eq!(json_str(r#""a\"b\n\u00e9""#).as_deref(), Some("a\"b\né"));
+        assert_eq!(json_str("1.5e3"), None);
+        assert_eq!(json_f64("1.5e3"), Some(1500.0));
+        assert_eq!(json_f64("\"1\""), None);
+        assert_eq!(kind("1.5e3"), "number");
     }
 }

@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::decode::{kind, raw_kind, raw_str};
+use super::decode::{json_str, kind};
 use super::validate::GuanceEvent;
 
 /// `df_status` values that mean "the fault is over".
@@ -70,14 +70,14 @@ impl Serialize for Dim<'_> {
 /// The JSON text of the object in `df_dimension_tags`: Guance sends it as a
 /// string holding JSON, some producers inline; anything else is ignored
 /// with a warning (the event still goes out).
-pub(crate) fn tags_json(tags: Option<&RawValue>) -> (Option<Cow<'_, str>>, Option<String>) {
-    let Some(raw) = tags else {
+pub(crate) fn tags_json(tags: Option<&str>) -> (Option<Cow<'_, str>>, Option<String>) {
+    let Some(json) = tags else {
         return (None, None);
     };
-    match raw_kind(raw) {
+    match kind(json) {
         "null" => (None, None),
-        "object" => (Some(Cow::Borrowed(raw.get())), None),
-        "string" => match raw_str(raw) {
+        "object" => (Some(Cow::Borrowed(json)), None),
+        "string" => match json_str(json) {
             Some(s) if s.trim().is_empty() => (None, None),
             text => (text, None),
         },
@@ -179,7 +179,7 @@ mod tests {
     fn mapped(status: &str, fault: Option<&str>, tags: Option<Value>) -> (Value, Option<String>) {
         let raw = tags.map(|t| serde_json::value::to_raw_value(&t).unwrap());
         let mut e = event(status, fault);
-        e.dimension_tags = raw.as_deref();
+        e.dimension_tags = raw.as_deref().map(RawValue::get);
         let (text, w1) = tags_json(e.dimension_tags);
         let (a, w2) = map(&e, text.as_deref());
         let body = serde_json::to_vec(&a).unwrap();

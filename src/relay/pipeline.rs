@@ -100,11 +100,13 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    fn report(&self, origin: &Origin, outcome: Outcome) {
+    /// Sends an outcome to the observer, if there is one; `outcome` is only
+    /// built then (the service has none, and this runs once per event).
+    fn report(&self, origin: &Origin, outcome: impl FnOnce() -> Outcome) {
         if let Some(tx) = &self.reports {
             let _ = tx.send(Report {
                 coordinates: origin.coordinates(),
-                outcome,
+                outcome: outcome(),
             });
         }
     }
@@ -259,7 +261,7 @@ fn on_message(
             relay.totals.skipped();
             tracing::debug!(event = %origin.coordinates(), "skipped: {reason}");
             relay.finish(&tp, epoch, offset, None);
-            relay.report(&origin, Outcome::Skipped { reason });
+            relay.report(&origin, || Outcome::Skipped { reason });
             return None;
         }
         Decision::Reject { stage, reason } => {
@@ -270,7 +272,7 @@ fn on_message(
             );
             if relay.dead_letters.is_none() {
                 relay.finish(&tp, epoch, offset, None);
-                relay.report(&origin, Outcome::Dropped { stage, reason });
+                relay.report(&origin, || Outcome::Dropped { stage, reason });
                 return None;
             }
             Work::DeadLetter { stage, reason }
@@ -343,14 +345,11 @@ async fn handle(relay: &Relay, job: &Job) -> bool {
                 Delivery::Delivered { attempts } => {
                     relay.totals.delivered(job.origin.timestamp_ms);
                     tracing::debug!(event = %key, alert_id, attempts, "delivered");
-                    relay.report(
-                        &job.origin,
-                        Outcome::Delivered {
-                            alert_id: alert_id.clone(),
-                            body: body.clone(),
-                            attempts,
-                        },
-                    );
+                    relay.report(&job.origin, || Outcome::Delivered {
+                        alert_id: alert_id.clone(),
+                        body: body.clone(),
+                        attempts,
+                    });
                     true
                 }
                 Delivery::Rejected {
@@ -398,13 +397,13 @@ async fn dead_letter(relay: &Relay, job: &Job, stage: Stage, reason: &str) -> bo
                 .await;
             if ok {
                 relay.totals.dead_lettered(stage);
-                relay.report(&job.origin, Outcome::DeadLettered { stage, reason });
+                relay.report(&job.origin, || Outcome::DeadLettered { stage, reason });
             }
             ok
         }
         None => {
             tracing::warn!(event = %job.origin.coordinates(), stage = stage.as_str(), "no dead-letter topic configured; event dropped: {reason}");
-            relay.report(&job.origin, Outcome::Dropped { stage, reason });
+            relay.report(&job.origin, || Outcome::Dropped { stage, reason });
             true
         }
     }
@@ -511,11 +510,8 @@ async fn drain(
     // periodic commit still in flight.
     let owned = relay.partitions.owned();
     relay.partitions.revoke(&owned, Duration::ZERO, |points| {
-        if consumer::commit_in_turn(&*relay.consumer, &relay.consumer.context().commits, points) {
-            tracing::info!(
-                committed = ?points.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect::<Vec<_>>(),
-                "offsets committed; leaving the group"
-            );
+        if consumer::commit_in_turn(&*relay.consumer, points) {
+            tracing::info!(committed = ?consumer::shown(points), "offsets committed; leaving the group");
         }
     });
     relay.consumer.unsubscribe();

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::decode::{present, raw_f64, raw_kind, raw_str};
+use super::decode::{json_f64, json_str, kind, present};
 
 /// The only `df_source` the guance-easyops preset relays; other sources
 /// (`user`, `audit`, …) are not alerts.
@@ -43,7 +43,7 @@ pub(crate) struct GuanceFields<'a> {
 }
 
 /// A Guance event that passed validation, borrowing from the message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct GuanceEvent<'a> {
     pub event_id: Cow<'a, str>,
     /// `None` when absent or not a non-empty string.
@@ -54,17 +54,8 @@ pub(crate) struct GuanceEvent<'a> {
     pub workspace_name: Cow<'a, str>,
     /// Epoch seconds or milliseconds, as sent.
     pub date: f64,
-    pub dimension_tags: Option<&'a RawValue>,
-}
-
-impl PartialEq for GuanceEvent<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        (&self.event_id, &self.fault_id, &self.title, &self.message)
-            == (&o.event_id, &o.fault_id, &o.title, &o.message)
-            && (&self.status, &self.workspace_name, self.date)
-                == (&o.status, &o.workspace_name, o.date)
-            && self.dimension_tags.map(RawValue::get) == o.dimension_tags.map(RawValue::get)
-    }
+    /// `df_dimension_tags` as the JSON text it was sent as.
+    pub dimension_tags: Option<&'a str>,
 }
 
 /// The outcome of validation.
@@ -96,7 +87,7 @@ pub(crate) fn validate<'a>(f: &GuanceFields<'a>) -> Validated<'a> {
             errors.push("date: missing".to_string());
             None
         }
-        Some(raw) => match raw_f64(raw) {
+        Some(raw) => match json_f64(raw.get()) {
             Some(d) if d > 0.0 && d.is_finite() => Some(d),
             Some(_) => {
                 errors.push(format!(
@@ -106,7 +97,7 @@ pub(crate) fn validate<'a>(f: &GuanceFields<'a>) -> Validated<'a> {
                 None
             }
             None => {
-                errors.push(format!("date: expected a number, got {}", raw_kind(raw)));
+                errors.push(format!("date: expected a number, got {}", kind(raw.get())));
                 None
             }
         },
@@ -121,13 +112,16 @@ pub(crate) fn validate<'a>(f: &GuanceFields<'a>) -> Validated<'a> {
             Some(date),
         ) if errors.is_empty() => Validated::Event(GuanceEvent {
             event_id,
-            fault_id: f.df_fault_id.and_then(raw_str).filter(|s| !s.is_empty()),
+            fault_id: f
+                .df_fault_id
+                .and_then(|raw| json_str(raw.get()))
+                .filter(|s| !s.is_empty()),
             title,
             message,
             status,
             workspace_name,
             date,
-            dimension_tags: f.df_dimension_tags,
+            dimension_tags: f.df_dimension_tags.map(RawValue::get),
         }),
         _ => Validated::Invalid(errors),
     }
@@ -143,12 +137,15 @@ fn required_str<'a>(
         errors.push(format!("{field}: missing"));
         return None;
     };
-    match raw_str(raw) {
+    match json_str(raw.get()) {
         Some(s) if s.trim().is_empty() => errors.push(format!(
             "{field}: expected a non-empty string, got an empty one"
         )),
         Some(s) => return Some(s),
-        None => errors.push(format!("{field}: expected a string, got {}", raw_kind(raw))),
+        None => errors.push(format!(
+            "{field}: expected a string, got {}",
+            kind(raw.get())
+        )),
     }
     None
 }
