@@ -5,20 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::kafka::{
-    Rec, commit_offsets, committed, create_topic, log_end_offsets, produce, read_all,
+    Rec, commit_offsets, committed, create_topic, event_keys, log_end_offsets, produce, read_all,
     wait_fully_committed,
 };
 use crate::process::RelayCmd;
 use crate::target::{Request, Reserved, Rule, Script, Target};
 use crate::util::{alert_event, sample, unique, wait_until};
-
-/// Idempotency-Key of each produced record.
-fn keys(topic: &str, coords: &[(i32, i64)]) -> Vec<String> {
-    coords
-        .iter()
-        .map(|(p, o)| format!("{topic}-{p}-{o}"))
-        .collect()
-}
 
 /// Every key answered 2xx exactly once; every attempt for a key carried
 /// the same body.
@@ -67,7 +59,7 @@ fn transient_503s_are_retried_with_the_same_key_and_order_per_alert_is_kept() {
     events.push(sample("host-cpu-ok.json"));
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let coords = produce(&topic, &recs);
-    let keys = keys(&topic, &coords);
+    let keys = event_keys(&topic, &coords);
 
     let mut relay = RelayCmd::new(&topic, &group, &target.url()).start();
     relay.wait_assigned();
@@ -141,7 +133,7 @@ fn no_cmdb_match_is_tried_once_and_dead_lettered() {
     ];
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let coords = produce(&topic, &recs);
-    let keys = keys(&topic, &coords);
+    let keys = event_keys(&topic, &coords);
     let rejected = &keys[1];
 
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
@@ -211,7 +203,7 @@ fn a_target_that_is_down_at_first_gets_everything_once_it_is_up() {
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let coords = produce(&topic, &recs);
-    let keys = keys(&topic, &coords);
+    let keys = event_keys(&topic, &coords);
 
     relay.wait_for_log(
         "webhook delivery failed, will retry",
@@ -261,7 +253,7 @@ fn backpressure_pauses_and_resumes_without_losing_events() {
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let coords = produce(&topic, &recs);
-    let keys = keys(&topic, &coords);
+    let keys = event_keys(&topic, &coords);
 
     relay.wait_for_log("backpressure", Duration::from_secs(15));
     let target = Target::start_on(port, Script::default());
@@ -447,7 +439,7 @@ fn retry_after_is_honoured() {
         &topic,
         &[Rec::event(&alert_event(1, "fault-ra", "critical"))],
     );
-    let key = keys(&topic, &coords).remove(0);
+    let key = event_keys(&topic, &coords).remove(0);
     let mut relay = RelayCmd::new(&topic, &group, &target.url()).start();
     relay.wait_assigned();
     assert!(
@@ -494,7 +486,7 @@ fn answers_decide_between_dead_letter_and_retry() {
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let coords = produce(&topic, &recs);
-    let keys = keys(&topic, &coords);
+    let keys = event_keys(&topic, &coords);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)
         .config("[webhook]\ntimeout = \"1s\"\n[retry]\ninitial_backoff = \"50ms\"\n")
@@ -587,7 +579,7 @@ fn max_attempts_then_dead_letter() {
         Rec::event(&alert_event(2, "fault-2", "critical")),
     ];
     let coords = produce(&topic, &recs);
-    let keys = keys(&topic, &coords);
+    let keys = event_keys(&topic, &coords);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)
         .config("[retry]\nmax_attempts = 3\ninitial_backoff = \"50ms\"\n")

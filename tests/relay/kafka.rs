@@ -139,6 +139,15 @@ fn producer(extra: &[(&str, &str)]) -> FutureProducer {
 
 /// Produces the records in order, each acknowledged before the next;
 /// returns (partition, offset) of each.
+/// The Idempotency-Key the relay sends for each produced record
+/// (`topic-partition-offset`).
+pub fn event_keys(topic: &str, coords: &[(i32, i64)]) -> Vec<String> {
+    coords
+        .iter()
+        .map(|(p, o)| format!("{topic}-{p}-{o}"))
+        .collect()
+}
+
 pub fn produce(topic: &str, recs: &[Rec]) -> Vec<(i32, i64)> {
     produce_with(topic, recs, &[])
 }

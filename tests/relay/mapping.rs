@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::kafka::{Rec, create_topic, produce, wait_fully_committed};
+use crate::kafka::{Rec, create_topic, event_keys, produce, wait_fully_committed};
 use crate::process::RelayCmd;
 use crate::target::{Script, Target};
 use crate::util::{sample, sample_names, unique, wait_until};
@@ -133,7 +133,8 @@ fn sample_events_become_exactly_the_expected_alerts() {
 
     let recs: Vec<Rec> = names.iter().map(|n| Rec::event(&sample(n))).collect();
     let coords = produce(&topic, &recs);
-    let key_of = |i: usize| format!("{topic}-{}-{}", coords[i].0, coords[i].1);
+    let keys = event_keys(&topic, &coords);
+    let key_of = |i: usize| keys[i].clone();
 
     let mut relay = RelayCmd::new(&topic, &group, &target.url()).start();
     relay.wait_assigned();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::kafka::{Rec, create_topic, produce, wait_fully_committed};
+use crate::kafka::{Rec, create_topic, event_keys, produce, wait_fully_committed};
 use crate::process::RelayCmd;
 use crate::target::{Script, Target};
 use crate::util::{alert_event, unique, wait_until};
@@ -27,10 +27,7 @@ fn takeover(name: &str, wrapper: &[&str]) -> (BTreeMap<String, usize>, String) {
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let keys: Vec<String> = produce(&topic, &recs)
-        .iter()
-        .map(|(p, o)| format!("{topic}-{p}-{o}"))
-        .collect();
+    let keys = event_keys(&topic, &produce(&topic, &recs));
     let cmd = RelayCmd::new(&topic, &group, &target.url());
     let mut a = cmd.clone().wrapped(wrapper).start();
     a.wait_assigned();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::kafka::{Rec, create_topic, produce, wait_fully_committed};
+use crate::kafka::{Rec, create_topic, event_keys, produce, wait_fully_committed};
 use crate::process::RelayCmd;
 use crate::target::{Script, Target};
 use crate::util::{alert_event, unique, wait_until};
@@ -25,10 +25,7 @@ fn setup(name: &str) -> (String, String, Target, Vec<String>, RelayCmd) {
         .map(|i| alert_event(i, &format!("fault-{}", i % 10), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let keys = produce(&topic, &recs)
-        .iter()
-        .map(|(p, o)| format!("{topic}-{p}-{o}"))
-        .collect();
+    let keys = event_keys(&topic, &produce(&topic, &recs));
     // A short session, so that after a SIGKILL the restarted relay gets
     // the partitions without waiting out librdkafka's 45 s default.
     let cmd = RelayCmd::new(&topic, &group, &target.url()).property("session.timeout.ms=6000");
@@ -186,10 +183,7 @@ fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let keys: Vec<String> = produce(&topic, &recs)
-        .iter()
-        .map(|(p, o)| format!("{topic}-{p}-{o}"))
-        .collect();
+    let keys = event_keys(&topic, &produce(&topic, &recs));
     let cmd = RelayCmd::new(&topic, &group, &target.url()).config("drain_timeout = \"1s\"\n");
     let mut relay = cmd.start();
     relay.wait_assigned();
@@ -270,7 +264,7 @@ fn a_second_signal_exits_at_once_and_the_event_is_not_lost() {
     let mut again = cmd.start();
     again.wait_assigned();
     wait_fully_committed(&group, &topic, Duration::from_secs(20));
-    let key = format!("{topic}-{}-{}", coords[0].0, coords[0].1);
+    let key = event_keys(&topic, &coords).remove(0);
     assert_eq!(
         target.delivered().iter().filter(|r| r.key() == key).count(),
         1,
