@@ -1,54 +1,99 @@
-//! Every Kafka client kbridge creates is built here, so that `-b`, `-X` and
-//! `--timeout` mean the same thing for every command, and so that an
-//! unreachable cluster produces one clear line instead of a wall of
-//! librdkafka connection errors.
+//! Every Kafka client kbridge creates is built here — the operator
+//! commands', the relay's consumer and dead-letter producer, the demo's —
+//! so that the brokers, the user's librdkafka properties (`-X` or `[kafka]`)
+//! and `--timeout` mean the same thing everywhere, librdkafka's logs reach
+//! `tracing` the same way, and an unreachable cluster or a missing topic
+//! produces one clear line instead of a wall of connection errors.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
-use rdkafka::ClientConfig;
-use rdkafka::admin::AdminClient;
+use anyhow::{Context, Result, anyhow, bail};
+use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
+use rdkafka::{ClientConfig, Offset};
 
-/// Connection settings shared by all commands.
+use crate::topic_partition::TopicPartition;
+
+/// Bootstrap servers when neither `-b`, `KBRIDGE_BROKERS` nor `brokers` in
+/// the relay's config says otherwise.
+pub(crate) const DEFAULT_BROKERS: &str = "localhost:9092";
+
+/// Where the user's librdkafka properties came from, so that an error can
+/// say what to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PropertySource {
+    /// `-X KEY=VALUE` on the command line.
+    CommandLine,
+    /// The `[kafka]` table of the relay's config file.
+    ConfigFile,
+}
+
+impl PropertySource {
+    fn hint(self) -> &'static str {
+        match self {
+            PropertySource::CommandLine => "the -X properties",
+            PropertySource::ConfigFile => "the [kafka] settings",
+        }
+    }
+}
+
+/// Connection settings shared by all clients of one kbridge process.
 #[derive(Debug, Clone)]
 pub(crate) struct KafkaOpts {
     pub brokers: String,
+    /// The user's librdkafka properties; they win over kbridge's defaults.
     pub properties: Vec<(String, String)>,
+    /// How long to wait for the cluster before giving up.
     pub timeout: Duration,
+    pub source: PropertySource,
 }
 
 impl KafkaOpts {
-    /// The base configuration: bootstrap servers, a client id, and the
-    /// user's `-X` properties last so they win over our defaults.
-    pub(crate) fn config(&self) -> ClientConfig {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.brokers)
-            .set("client.id", "kbridge")
-            // Surface librdkafka's own logs through our tracing subscriber.
-            .set_log_level(RDKafkaLogLevel::Debug);
-        for (k, v) in &self.properties {
-            cfg.set(k, v);
+    /// The operator commands' settings: `-b` (or the default), `-X`, `--timeout`.
+    pub(crate) fn from_command_line(
+        brokers: Option<&str>,
+        properties: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            brokers: brokers.unwrap_or(DEFAULT_BROKERS).to_string(),
+            properties,
+            timeout,
+            source: PropertySource::CommandLine,
         }
-        cfg
     }
 
-    /// Builds any client type with the shared context.
-    pub(crate) fn build<T>(&self, cfg: &ClientConfig) -> Result<T>
-    where
-        T: FromClientConfigAndContext<KafkaContext>,
-    {
-        T::from_config_and_context(cfg, KafkaContext::default())
-            .map_err(|e| anyhow!("cannot create the Kafka client: {e}; check the -X properties"))
+    /// Starts a client's configuration: bootstrap servers, client id and
+    /// librdkafka's logs routed into `tracing`.
+    pub(crate) fn client(&self) -> ClientBuilder<'_> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", "kbridge")
+            .set_log_level(RDKafkaLogLevel::Debug);
+        ClientBuilder {
+            opts: self,
+            config,
+            fixed: Vec::new(),
+        }
     }
 
     pub(crate) fn admin(&self) -> Result<AdminClient<KafkaContext>> {
-        self.build(&self.config())
+        self.client()
+            .build(KafkaContext::default(), "the Kafka client")
+    }
+
+    /// Timeouts of an admin request: `--timeout` for both the request and
+    /// the operation on the controller.
+    pub(crate) fn admin_options(&self) -> AdminOptions {
+        AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout))
     }
 
     /// Fetches cluster metadata (all topics, or one), turning a timeout into
@@ -79,19 +124,140 @@ impl KafkaOpts {
 
     /// Checks that every named topic exists, with a message saying so.
     pub(crate) fn require_topics(&self, metadata: &Metadata, topics: &[String]) -> Result<()> {
-        for t in topics {
-            let found = metadata.topics().iter().find(|m| m.name() == t);
-            match found {
-                Some(m) if m.error().is_none() && !m.partitions().is_empty() => {}
-                _ => {
-                    return Err(anyhow!(
-                        "topic '{t}' does not exist; create it with `kbridge topics create {t}` or list topics with `kbridge topics list`"
-                    ));
-                }
-            }
+        match missing_topics(metadata, topics).first() {
+            None => Ok(()),
+            Some(t) => Err(anyhow!(
+                "topic '{t}' does not exist; create it with `kbridge topics create {t}` or list topics with `kbridge topics list`"
+            )),
         }
-        Ok(())
     }
+
+    /// Waits (at most `wait`) until every topic exists, so that a typo fails
+    /// a service's start with a clear message instead of leaving it idle.
+    /// Blocking: call it off the async workers.
+    pub(crate) fn wait_for_topics<C: ClientContext + LastError>(
+        &self,
+        client: &Client<C>,
+        topics: &[String],
+        wait: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let missing: Vec<&String> = match client.fetch_metadata(None, Duration::from_secs(5)) {
+                Ok(md) => missing_topics(&md, topics),
+                Err(e) if Instant::now() >= deadline => {
+                    let cause = client
+                        .context()
+                        .last_error()
+                        .unwrap_or_else(|| e.to_string());
+                    bail!(
+                        "no Kafka broker answered at {} within {wait:?} ({cause}); check `brokers` and the [kafka] security settings",
+                        self.brokers
+                    );
+                }
+                Err(_) => topics.iter().collect(),
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let names = missing
+                    .iter()
+                    .map(|t| format!("'{t}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let (what, verb) = if missing.len() == 1 {
+                    ("topic", "does")
+                } else {
+                    ("topics", "do")
+                };
+                bail!(
+                    "{what} {names} {verb} not exist (waited {wait:?}); create it with `kbridge topics create` or fix `topics`"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// The first offset at or after `ms` for each partition; the log end
+    /// when no message is that recent.
+    pub(crate) fn offsets_for_time<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        all: &[TopicPartition],
+        ms: i64,
+    ) -> Result<Vec<Offset>> {
+        let tpl = TopicPartition::list_at(all.iter().map(|tp| (tp, Offset::Offset(ms))));
+        let found = consumer
+            .offsets_for_times(tpl, self.timeout)
+            .context("cannot look up offsets by time")?;
+        all.iter()
+            .map(|tp| {
+                let e = found
+                    .find_partition(&tp.topic, tp.partition)
+                    .ok_or_else(|| anyhow!("no offset returned for {tp}"))?;
+                Ok(match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                    _ => Offset::End,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One client's configuration on its way to being built. kbridge's own
+/// settings come in two kinds: defaults, which the user's properties
+/// override, and settings the client needs to work, which win over them.
+pub(crate) struct ClientBuilder<'a> {
+    opts: &'a KafkaOpts,
+    config: ClientConfig,
+    fixed: Vec<(String, String)>,
+}
+
+impl ClientBuilder<'_> {
+    /// A kbridge default; the user's properties override it.
+    pub(crate) fn set_default(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.config.set(key, value);
+        self
+    }
+
+    /// A setting this client needs to work; it wins over the user's
+    /// properties.
+    pub(crate) fn set(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.fixed.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// Builds the client with `context`; `what` names it in the error
+    /// ("the consumer").
+    pub(crate) fn build<T, C>(self, context: C, what: &str) -> Result<T>
+    where
+        C: ClientContext,
+        T: FromClientConfigAndContext<C>,
+    {
+        let mut config = self.config;
+        for (k, v) in self.opts.properties.iter().chain(&self.fixed) {
+            config.set(k, v);
+        }
+        T::from_config_and_context(&config, context).map_err(|e| {
+            anyhow!(
+                "cannot create {what}: {e}; check {}",
+                self.opts.source.hint()
+            )
+        })
+    }
+}
+
+/// The topics of `wanted` that the metadata does not show as usable.
+fn missing_topics<'a>(metadata: &Metadata, wanted: &'a [String]) -> Vec<&'a String> {
+    wanted
+        .iter()
+        .filter(|t| {
+            !metadata.topics().iter().any(|m| {
+                m.name() == t.as_str() && m.error().is_none() && !m.partitions().is_empty()
+            })
+        })
+        .collect()
 }
 
 /// Tries a TCP connection to each bootstrap address and says what
@@ -134,13 +300,34 @@ pub(crate) trait LastError {
     fn last_error(&self) -> Option<String>;
 }
 
+/// How loudly librdkafka's own warnings are logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum LibrdkafkaLogs {
+    /// The commands: a person sees them with `-vv`, and one clear summary
+    /// line otherwise.
+    #[default]
+    Quiet,
+    /// The relay service: its operator needs librdkafka's warnings.
+    Service,
+}
+
 /// The client context used everywhere: routes librdkafka's logs into
 /// `tracing` (target `librdkafka`) and remembers the last global error, which
 /// usually says *why* a broker cannot be reached ("Connection refused",
 /// "SSL handshake failed", "SASL authentication failed").
 #[derive(Default)]
 pub(crate) struct KafkaContext {
+    logs: LibrdkafkaLogs,
     last_error: Mutex<Option<String>>,
+}
+
+impl KafkaContext {
+    pub(crate) fn new(logs: LibrdkafkaLogs) -> Self {
+        Self {
+            logs,
+            last_error: Mutex::new(None),
+        }
+    }
 }
 
 impl LastError for KafkaContext {
@@ -150,8 +337,22 @@ impl LastError for KafkaContext {
 }
 
 impl ClientContext for KafkaContext {
+    /// Maps librdkafka's syslog levels onto tracing's. Connection chatter is
+    /// debug for the commands, a warning for the service.
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        log_librdkafka(level, fac, msg);
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning => match self.logs {
+                LibrdkafkaLogs::Quiet => tracing::debug!(target: "librdkafka", fac, "{msg}"),
+                LibrdkafkaLogs::Service => tracing::warn!(target: "librdkafka", fac, "{msg}"),
+            },
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug => {
+                tracing::trace!(target: "librdkafka", fac, "{msg}")
+            }
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -174,12 +375,12 @@ impl ConsumerContext for KafkaContext {}
 
 /// Implements `ClientContext` (logs into tracing, errors remembered) and
 /// `LastError` for a context that wraps a [`KafkaContext`] in a field named
-/// `base`, for commands that need callbacks of their own.
+/// `base`, for clients that need callbacks of their own.
 macro_rules! wraps_kafka_context {
     ($t:ty) => {
         impl rdkafka::client::ClientContext for $t {
             fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
-                $crate::client::log_librdkafka(level, fac, msg);
+                rdkafka::client::ClientContext::log(&self.base, level, fac, msg);
             }
             fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
                 rdkafka::client::ClientContext::error(&self.base, error, reason);
@@ -195,29 +396,8 @@ macro_rules! wraps_kafka_context {
 }
 pub(crate) use wraps_kafka_context;
 
-/// Maps librdkafka's syslog levels onto tracing's. Connection chatter is
-/// debug: a person sees it with `-vv`, and a clear summary otherwise.
-pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, fac: &str, msg: &str) {
-    match level {
-        RDKafkaLogLevel::Emerg
-        | RDKafkaLogLevel::Alert
-        | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error
-        | RDKafkaLogLevel::Warning => tracing::debug!(target: "librdkafka", fac, "{msg}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-            tracing::trace!(target: "librdkafka", fac, "{msg}")
-        }
-        RDKafkaLogLevel::Debug => tracing::trace!(target: "librdkafka", fac, "{msg}"),
-    }
-}
-
-/// Resolves the effective brokers from the CLI value or the default.
-pub(crate) fn brokers_or_default(brokers: Option<&str>) -> String {
-    brokers.unwrap_or(crate::cli::DEFAULT_BROKERS).to_string()
-}
-
-/// Returns the partitions of `topic` from metadata.
-pub(crate) fn partitions_of(metadata: &Metadata, topic: &str) -> Result<Vec<i32>> {
+/// The partitions of `topic` from metadata, in order.
+pub(crate) fn partitions_of(metadata: &Metadata, topic: &str) -> Result<Vec<TopicPartition>> {
     let t = metadata
         .topics()
         .iter()
@@ -225,5 +405,8 @@ pub(crate) fn partitions_of(metadata: &Metadata, topic: &str) -> Result<Vec<i32>
         .with_context(|| format!("topic '{topic}' does not exist"))?;
     let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
     ids.sort_unstable();
-    Ok(ids)
+    Ok(ids
+        .into_iter()
+        .map(|p| TopicPartition::new(topic, p))
+        .collect())
 }

@@ -1,39 +1,29 @@
 //! kbridge: relay monitoring alerts from Kafka to an ops platform's webhook,
 //! and run the everyday Kafka operations beside it.
 //!
-//! The data flow of the relay is Kafka in → decode → validate → map →
-//! deliver → commit (see `relay`); the operator commands live in `commands`,
-//! sharing client construction in `client`.
+//! Imports run one way: `main` → `cli` (what the user can type) →
+//! `commands` (the operator commands), `relay` (`kbridge run`; its module
+//! doc walks one event through it) and `demo` → the shared ground: `client`
+//! (every Kafka client), `logging`, `output`, `time_spec`,
+//! `topic_partition`, `error`. Nothing imports `cli` but `main`.
 
 mod cli;
 mod client;
 mod commands;
 mod demo;
+mod error;
 mod logging;
 mod output;
 mod relay;
 mod time_spec;
+mod topic_partition;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Result;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
-use cli::{Cli, Command};
-use client::{KafkaOpts, brokers_or_default};
-
-/// A mistake in how kbridge was called (exit status 2, like clap's own).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct UsageError(pub String);
-
-/// A failure whose details were already printed (exit status 1, and only a
-/// short summary line).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct Reported(pub String);
+use cli::Cli;
+use error::UsageError;
 
 fn main() -> ExitCode {
     // No panic message or backtrace for the user: one line, and a request to
@@ -53,12 +43,16 @@ fn main() -> ExitCode {
     }));
 
     let cli = Cli::parse();
-    let _log_guard = match logging::init_for_cli(&cli) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("kbridge: error: {e:#}");
-            return ExitCode::from(2);
-        }
+    // The relay sets up its own logging from its configuration.
+    let _log_guard = match cli.log_quietness() {
+        Some(quietness) => match logging::init_cli(cli.verbose, quietness) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("kbridge: error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,8 +64,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(dispatch(cli));
-    // librdkafka clients were dropped in `dispatch`; do not wait for stray
+    let result = runtime.block_on(cli.execute());
+    // librdkafka clients were dropped by now; do not wait for stray
     // blocking tasks (a consume loop blocked on stdin, say).
     runtime.shutdown_background();
     match result {
@@ -79,50 +73,15 @@ fn main() -> ExitCode {
         // The reader went away (`| head`): nothing left to say to it.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
+            eprintln!("kbridge: error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {
-                eprintln!("kbridge: error: {e:#}");
                 eprintln!("Run `kbridge --help` for usage.");
                 ExitCode::from(2)
             } else {
-                eprintln!("kbridge: error: {e:#}");
                 ExitCode::FAILURE
             }
         }
     }
-}
-
-async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let opts = KafkaOpts {
-        brokers: brokers_or_default(cli.brokers.as_deref()),
-        properties: cli.properties.clone(),
-        timeout: cli.timeout,
-    };
-    match cli.command {
-        Command::Topics(cmd) => commands::topics::run(&opts, cmd).await?,
-        Command::Groups(cmd) => commands::groups::run(&opts, cmd).await?,
-        Command::Cluster(cmd) => blocking(move || commands::cluster::run(&opts, cmd)).await?,
-        Command::Produce(args) => blocking(move || commands::produce::run(&opts, args)).await?,
-        Command::Consume(args) => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let on_signal = stop.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    on_signal.store(true, Ordering::Relaxed);
-                }
-            });
-            blocking(move || commands::consume::run(&opts, args, &stop)).await?
-        }
-        Command::Run(args) => {
-            return relay::run(args, cli.brokers, cli.properties).await;
-        }
-        Command::Demo(args) => demo::run(args).await?,
-        Command::Completions { shell } => {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "kbridge", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -130,14 +89,4 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// Runs synchronous librdkafka work off the async workers.
-async fn blocking<F>(f: F) -> Result<()>
-where
-    F: FnOnce() -> Result<()> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| anyhow::anyhow!("internal error: {e}"))?
 }

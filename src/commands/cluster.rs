@@ -11,16 +11,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use serde::Serialize;
 
-use crate::cli::ClusterCommand;
-use crate::client::{KafkaContext, KafkaOpts, LastError, log_librdkafka};
+use crate::client::{KafkaContext, KafkaOpts, LastError};
 use crate::output::{align_right, outln, print_json, print_table, table};
-
-pub(crate) fn run(opts: &KafkaOpts, cmd: ClusterCommand) -> Result<()> {
-    match cmd {
-        ClusterCommand::Describe { output } => describe(opts, output.json),
-        ClusterCommand::ApiVersions { output } => api_versions(opts, output.json),
-    }
-}
 
 #[derive(Serialize)]
 struct Broker {
@@ -37,7 +29,7 @@ struct ClusterDescription {
     brokers: Vec<Broker>,
 }
 
-fn describe(opts: &KafkaOpts, json: bool) -> Result<()> {
+pub(crate) fn describe(opts: &KafkaOpts, json: bool) -> Result<()> {
     let admin = opts.admin()?;
     let client = admin.inner();
     let md = opts.metadata(client, None)?;
@@ -118,7 +110,7 @@ impl ClientContext for ApiVersionsContext {
             }
             return;
         }
-        log_librdkafka(level, fac, msg);
+        self.base.log(level, fac, msg);
     }
     fn error(&self, error: KafkaError, reason: &str) {
         self.base.error(error, reason);
@@ -276,15 +268,14 @@ struct BrokerApis {
     apis: Vec<ApiVersion>,
 }
 
-fn api_versions(opts: &KafkaOpts, json: bool) -> Result<()> {
-    let mut cfg = opts.config();
-    // Connect to every broker, not just those with work to do, and log the
-    // ApiVersions answers.
-    cfg.set("debug", "feature")
-        .set("enable.sparse.connections", "false");
-    let producer: BaseProducer<ApiVersionsContext> = cfg
-        .create_with_context(ApiVersionsContext::default())
-        .map_err(|e| anyhow::anyhow!("cannot create the client: {e}; check the -X properties"))?;
+pub(crate) fn api_versions(opts: &KafkaOpts, json: bool) -> Result<()> {
+    let producer: BaseProducer<ApiVersionsContext> = opts
+        .client()
+        // Connect to every broker, not just those with work to do, and log
+        // the ApiVersions answers.
+        .set("debug", "feature")
+        .set("enable.sparse.connections", "false")
+        .build(ApiVersionsContext::default(), "the client")?;
     let md = opts.metadata(producer.client(), None)?;
     let brokers: Vec<(i32, String)> = md
         .brokers()

@@ -12,26 +12,40 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::cli::{GroupsCommand, ResetOffsetsArgs};
 use crate::client::{KafkaContext, KafkaOpts, partitions_of};
-use crate::commands::topics::admin_options;
+use crate::error::Reported;
 use crate::output::{align_right, opt, outln, print_json, print_table, table};
 
-pub(crate) async fn run(opts: &KafkaOpts, cmd: GroupsCommand) -> Result<()> {
-    match cmd {
-        GroupsCommand::List { output } => list(opts, output.json),
-        GroupsCommand::Describe { group, output } => describe(opts, &group, output.json),
-        GroupsCommand::ResetOffsets(args) => reset_offsets(opts, &args),
-        GroupsCommand::Delete { groups } => delete(opts, &groups).await,
-    }
+/// A reset of a group's committed offsets.
+#[derive(Debug)]
+pub(crate) struct Reset {
+    pub group: String,
+    /// Every partition of these topics is reset.
+    pub topics: Vec<String>,
+    pub to: ResetTo,
+    /// Apply the change; otherwise only print the plan.
+    pub execute: bool,
+    pub json: bool,
+}
+
+/// Where a reset moves each partition's offset (clamped to the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResetTo {
+    Earliest,
+    Latest,
+    Offset(i64),
+    /// The first offset at or after this time (epoch ms).
+    Time(i64),
+    /// The current offset (or the log start) moved by N.
+    ShiftBy(i64),
 }
 
 /// A consumer bound to `group` that never joins it.
 fn group_client(opts: &KafkaOpts, group: &str) -> Result<BaseConsumer<KafkaContext>> {
-    let mut cfg = opts.config();
-    cfg.set("group.id", group)
-        .set("enable.auto.commit", "false");
-    opts.build(&cfg)
+    opts.client()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .build(KafkaContext::default(), "the Kafka client")
 }
 
 #[derive(Serialize)]
@@ -42,8 +56,10 @@ struct GroupSummary {
     members: usize,
 }
 
-fn list(opts: &KafkaOpts, json: bool) -> Result<()> {
-    let client: BaseConsumer<KafkaContext> = opts.build(&opts.config())?;
+pub(crate) fn list(opts: &KafkaOpts, json: bool) -> Result<()> {
+    let client: BaseConsumer<KafkaContext> = opts
+        .client()
+        .build(KafkaContext::default(), "the Kafka client")?;
     opts.metadata(client.client(), None)?;
     let groups = client
         .fetch_group_list(None, opts.timeout)
@@ -167,7 +183,7 @@ fn committed_offsets(
     Ok(out)
 }
 
-fn describe(opts: &KafkaOpts, group: &str, json: bool) -> Result<()> {
+pub(crate) fn describe(opts: &KafkaOpts, group: &str, json: bool) -> Result<()> {
     let client = group_client(opts, group)?;
     opts.metadata(client.client(), None)?;
     let (state, members) = group_info(&client, opts, group)?;
@@ -268,7 +284,7 @@ struct OffsetChange {
     new_offset: i64,
 }
 
-fn reset_offsets(opts: &KafkaOpts, args: &ResetOffsetsArgs) -> Result<()> {
+pub(crate) fn reset_offsets(opts: &KafkaOpts, args: &Reset) -> Result<()> {
     let group = args.group.as_str();
     let client = group_client(opts, group)?;
     let md = opts.metadata(client.client(), None)?;
@@ -284,37 +300,28 @@ fn reset_offsets(opts: &KafkaOpts, args: &ResetOffsetsArgs) -> Result<()> {
 
     let mut all = Vec::new();
     for t in &args.topics {
-        for p in partitions_of(&md, t)? {
-            all.push((t.clone(), p));
-        }
+        all.extend(partitions_of(&md, t)?);
     }
-    let by_time = match args.to_datetime {
-        Some(ms) => Some(crate::commands::consume::offsets_for_time(
-            opts, &client, &all, ms,
-        )?),
-        None => None,
+    let by_time = match args.to {
+        ResetTo::Time(ms) => Some(opts.offsets_for_time(&client, &all, ms)?),
+        _ => None,
     };
     let mut changes = Vec::new();
-    for (i, (topic, partition)) in all.into_iter().enumerate() {
+    for (i, tp) in all.into_iter().enumerate() {
+        let (topic, partition) = (tp.topic.to_string(), tp.partition);
         let (low, high) = client
             .fetch_watermarks(&topic, partition, opts.timeout)
             .with_context(|| format!("cannot read the watermarks of {topic}/{partition}"))?;
         let current = committed.get(&(topic.clone(), partition)).copied();
-        let target = if args.to_earliest {
-            low
-        } else if args.to_latest {
-            high
-        } else if let Some(n) = args.to_offset {
-            n
-        } else if let Some(found) = &by_time {
-            match found.get(i) {
+        let target = match args.to {
+            ResetTo::Earliest => low,
+            ResetTo::Latest => high,
+            ResetTo::Offset(n) => n,
+            ResetTo::Time(_) => match by_time.as_ref().and_then(|found| found.get(i)) {
                 Some(Offset::Offset(o)) => *o,
                 _ => high,
-            }
-        } else if let Some(n) = args.shift_by {
-            current.unwrap_or(low).saturating_add(n)
-        } else {
-            return Err(anyhow!("no reset target given"));
+            },
+            ResetTo::ShiftBy(n) => current.unwrap_or(low).saturating_add(n),
         };
         changes.push(OffsetChange {
             topic,
@@ -338,7 +345,7 @@ fn reset_offsets(opts: &KafkaOpts, args: &ResetOffsetsArgs) -> Result<()> {
                 _ => anyhow!("cannot commit the new offsets: {e}"),
             })?;
     }
-    if args.output.json {
+    if args.json {
         return print_json(&changes);
     }
     let mut t = table(["TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]);
@@ -360,12 +367,12 @@ fn reset_offsets(opts: &KafkaOpts, args: &ResetOffsetsArgs) -> Result<()> {
     Ok(())
 }
 
-async fn delete(opts: &KafkaOpts, groups: &[String]) -> Result<()> {
+pub(crate) async fn delete(opts: &KafkaOpts, groups: &[String]) -> Result<()> {
     let admin = opts.admin()?;
     opts.metadata(admin.inner(), None)?;
     let names: Vec<&str> = groups.iter().map(String::as_str).collect();
     let results = admin
-        .delete_groups(&names, &admin_options(opts))
+        .delete_groups(&names, &opts.admin_options())
         .await
         .context("the delete request failed")?;
     let mut failed = 0;
@@ -389,7 +396,7 @@ async fn delete(opts: &KafkaOpts, groups: &[String]) -> Result<()> {
         }
     }
     if failed > 0 {
-        return Err(crate::Reported(format!("{failed} group(s) not deleted")).into());
+        return Err(Reported(format!("{failed} group(s) not deleted")).into());
     }
     Ok(())
 }

@@ -5,4 +5,5 @@ pub(crate) mod consume;
 pub(crate) mod groups;
 mod input_lines;
 pub(crate) mod produce;
+pub(crate) mod render;
 pub(crate) mod topics;

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Read, Stdout, Write};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,8 +21,8 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::input_lines;
-use crate::cli::ProduceArgs;
 use crate::client::{KafkaContext, KafkaOpts};
+use crate::error::{Reported, UsageError};
 
 /// Delivery reports arrive on librdkafka's thread; this context counts them
 /// and prints one line each unless `--quiet`.
@@ -66,17 +67,36 @@ impl ProducerContext for ReportContext {
     }
 }
 
-pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
-    let mut cfg = opts.config();
+/// What to produce, and how.
+#[derive(Debug)]
+pub(crate) struct Produce {
+    pub topic: String,
+    pub source: Source,
+    /// Take each message's key from this top-level JSON field.
+    pub key_field: Option<String>,
+    /// The key of every message.
+    pub key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// Every message to this partition instead of the partitioner's choice.
+    pub partition: Option<i32>,
+    /// Lines as they are, unchecked.
+    pub raw: bool,
+    /// Report invalid JSON lines and go on instead of stopping.
+    pub skip_invalid: bool,
+    /// Only the summary, no report per message.
+    pub quiet: bool,
+}
+
+/// Where the lines come from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
     // Bound how long a message may wait for the cluster; -X wins.
     let msg_timeout = opts.timeout.max(Duration::from_secs(30)).as_millis();
-    if !opts
-        .properties
-        .iter()
-        .any(|(k, _)| k == "message.timeout.ms")
-    {
-        cfg.set("message.timeout.ms", msg_timeout.to_string());
-    }
     let ctx = ReportContext {
         base: KafkaContext::default(),
         quiet: args.quiet,
@@ -84,16 +104,17 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
         failed: AtomicU64::new(0),
         out: Mutex::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
     };
-    let producer: ThreadedProducer<ReportContext> = cfg
-        .create_with_context(ctx)
-        .map_err(|e| anyhow::anyhow!("cannot create the producer: {e}; check the -X properties"))?;
+    let producer: ThreadedProducer<ReportContext> = opts
+        .client()
+        .set_default("message.timeout.ms", msg_timeout.to_string())
+        .build(ctx, "the producer")?;
 
     let md = opts.metadata(producer.client(), Some(&args.topic))?;
     opts.require_topics(&md, std::slice::from_ref(&args.topic))?;
     if let Some(p) = args.partition {
         let count = crate::client::partitions_of(&md, &args.topic)?.len() as i32;
         if p < 0 || p >= count {
-            bail!(crate::UsageError(format!(
+            bail!(UsageError(format!(
                 "--partition {p} does not exist: '{}' has partitions 0..{}",
                 args.topic,
                 count - 1
@@ -101,13 +122,13 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
         }
     }
 
-    let (reader, size): (Box<dyn Read + Send>, Option<u64>) = match &args.file {
-        Some(path) if path.as_os_str() != "-" => {
+    let (reader, size): (Box<dyn Read + Send>, Option<u64>) = match &args.source {
+        Source::File(path) => {
             let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let size = f.metadata().ok().map(|m| m.len());
             (Box::new(f), size)
         }
-        _ => (Box::new(std::io::stdin()), None),
+        Source::Stdin => (Box::new(std::io::stdin()), None),
     };
     let progress = progress_bar(size, args.quiet);
     let headers = args.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
@@ -143,7 +164,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
         };
         for line in &batch.lines {
             let key = batch.key(line).or(fixed_key);
-            if let Err(e) = send(&producer, &args, key, batch.body(line), &headers, line.no) {
+            if let Err(e) = send(&producer, args, key, batch.body(line), &headers, line.no) {
                 stopped = Some(Stop::Unsendable(format!("{e:#}")));
                 break 'input;
             }
@@ -191,7 +212,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: ProduceArgs) -> Result<()> {
         None => {}
     }
     if failed > 0 {
-        return Err(crate::Reported(format!("{failed} message(s) were not delivered")).into());
+        return Err(Reported(format!("{failed} message(s) were not delivered")).into());
     }
     Ok(())
 }
@@ -230,7 +251,7 @@ fn prepare(body: &[u8], raw: bool, key_field: Option<&str>) -> Result<Option<Vec
 
 fn send(
     producer: &ThreadedProducer<ReportContext>,
-    args: &ProduceArgs,
+    args: &Produce,
     key: Option<&[u8]>,
     body: &[u8],
     headers: &OwnedHeaders,

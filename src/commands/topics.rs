@@ -1,43 +1,24 @@
 //! `kbridge topics …`: what kafka-topics.sh does, through the admin API.
 
 use anyhow::{Context, Result, anyhow, bail};
-use rdkafka::admin::{AdminOptions, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{ConfigSource, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
-use crate::cli::TopicsCommand;
 use crate::client::KafkaOpts;
+use crate::error::{Reported, UsageError};
 use crate::output::{align_right, outln, print_json, print_table, table};
 
-pub(crate) async fn run(opts: &KafkaOpts, cmd: TopicsCommand) -> Result<()> {
-    match cmd {
-        TopicsCommand::List { output, all } => list(opts, output.json, all),
-        TopicsCommand::Describe { topic, output } => describe(opts, &topic, output.json).await,
-        TopicsCommand::Create {
-            topic,
-            partitions,
-            replication_factor,
-            configs,
-            if_not_exists,
-        } => {
-            create(
-                opts,
-                &topic,
-                partitions,
-                replication_factor,
-                &configs,
-                if_not_exists,
-            )
-            .await
-        }
-        TopicsCommand::Delete { topics } => delete(opts, &topics).await,
-    }
-}
-
-pub(crate) fn admin_options(opts: &KafkaOpts) -> AdminOptions {
-    AdminOptions::new()
-        .request_timeout(Some(opts.timeout))
-        .operation_timeout(Some(opts.timeout))
+/// A topic to create.
+#[derive(Debug)]
+pub(crate) struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Topic configs, e.g. `retention.ms`.
+    pub configs: Vec<(String, String)>,
+    /// Succeed without change when the topic already exists.
+    pub if_not_exists: bool,
 }
 
 #[derive(Serialize)]
@@ -47,7 +28,7 @@ struct TopicSummary {
     replication_factor: usize,
 }
 
-fn list(opts: &KafkaOpts, json: bool, all: bool) -> Result<()> {
+pub(crate) fn list(opts: &KafkaOpts, json: bool, all: bool) -> Result<()> {
     let admin = opts.admin()?;
     let md = opts.metadata(admin.inner(), None)?;
     let mut topics: Vec<TopicSummary> = md
@@ -94,7 +75,7 @@ struct TopicDescription {
     configs: std::collections::BTreeMap<String, String>,
 }
 
-async fn describe(opts: &KafkaOpts, topic: &str, json: bool) -> Result<()> {
+pub(crate) async fn describe(opts: &KafkaOpts, topic: &str, json: bool) -> Result<()> {
     let admin = opts.admin()?;
     let md = opts.metadata(admin.inner(), Some(topic))?;
     opts.require_topics(&md, &[topic.to_string()])?;
@@ -118,7 +99,7 @@ async fn describe(opts: &KafkaOpts, topic: &str, json: bool) -> Result<()> {
     partitions.sort_by_key(|p| p.partition);
 
     let results = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic)], &admin_options(opts))
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &opts.admin_options())
         .await
         .context("cannot describe the topic's configs")?;
     let mut configs = std::collections::BTreeMap::new();
@@ -185,21 +166,22 @@ async fn describe(opts: &KafkaOpts, topic: &str, json: bool) -> Result<()> {
     print_table(&t)
 }
 
-async fn create(
-    opts: &KafkaOpts,
-    topic: &str,
-    partitions: i32,
-    replication_factor: i32,
-    configs: &[(String, String)],
-    if_not_exists: bool,
-) -> Result<()> {
+pub(crate) async fn create(opts: &KafkaOpts, spec: &TopicSpec) -> Result<()> {
+    let TopicSpec {
+        name: topic,
+        partitions,
+        replication_factor,
+        configs,
+        if_not_exists,
+    } = spec;
+    let (partitions, replication_factor) = (*partitions, *replication_factor);
     if partitions < 1 {
-        bail!(crate::UsageError(format!(
+        bail!(UsageError(format!(
             "--partitions must be at least 1, not {partitions}"
         )));
     }
     if replication_factor < 1 {
-        bail!(crate::UsageError(format!(
+        bail!(UsageError(format!(
             "--replication-factor must be at least 1, not {replication_factor}"
         )));
     }
@@ -217,7 +199,7 @@ async fn create(
         new_topic = new_topic.set(k, v);
     }
     let results = admin
-        .create_topics([&new_topic], &admin_options(opts))
+        .create_topics([&new_topic], &opts.admin_options())
         .await
         .context("the create request failed")?;
     for r in results {
@@ -225,7 +207,7 @@ async fn create(
             Ok(name) => outln!(
                 "Created topic {name} with {partitions} partition(s), replication factor {replication_factor}."
             )?,
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) if if_not_exists => {
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) if *if_not_exists => {
                 outln!("Topic {name} already exists.")?
             }
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => bail!(
@@ -243,12 +225,12 @@ async fn create(
     Ok(())
 }
 
-async fn delete(opts: &KafkaOpts, topics: &[String]) -> Result<()> {
+pub(crate) async fn delete(opts: &KafkaOpts, topics: &[String]) -> Result<()> {
     let admin = opts.admin()?;
     opts.metadata(admin.inner(), None)?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let results = admin
-        .delete_topics(&names, &admin_options(opts))
+        .delete_topics(&names, &opts.admin_options())
         .await
         .context("the delete request failed")?;
     let mut failed = Vec::new();
@@ -268,6 +250,6 @@ async fn delete(opts: &KafkaOpts, topics: &[String]) -> Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(crate::Reported(format!("{} topic(s) not deleted", failed.len())).into())
+        Err(Reported(format!("{} topic(s) not deleted", failed.len())).into())
     }
 }

@@ -11,27 +11,21 @@ mod receiver;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::output::outln;
 use anyhow::{Context, Result, anyhow, bail};
-use clap::Args;
-use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::relay::config::{OffsetReset, Overrides, RelayConfig};
-use crate::relay::pipeline::{Outcome, Report};
+use crate::client::{KafkaContext, KafkaOpts};
+use crate::output::outln;
+use crate::relay::config::{OffsetReset, Overrides, RelayConfig, WebhookOverrides};
+use crate::relay::report::{Outcome, Report};
+use crate::relay::service::serve;
+use crate::relay::shutdown::Shutdown;
 
 const TOPIC: &str = "guance-events";
 const DLQ: &str = "guance-events-dlq";
-
-#[derive(Debug, Args)]
-pub(crate) struct DemoArgs {
-    /// Give up if the events are not all handled within this time
-    #[arg(long, default_value = "60s", value_parser = crate::time_spec::parse_duration)]
-    pub deadline: Duration,
-}
 
 /// A sample event: what it shows, its key, its value bytes.
 type Sample = (&'static str, Option<String>, Vec<u8>);
@@ -89,7 +83,9 @@ fn samples() -> Result<Vec<Sample>> {
     Ok(out)
 }
 
-pub(crate) async fn run(args: DemoArgs) -> Result<()> {
+/// Runs the demo; gives up when the events are not all handled within
+/// `deadline`.
+pub(crate) async fn run(deadline: Duration) -> Result<()> {
     let mock = MockCluster::new(1).map_err(|e| anyhow!("cannot start the embedded broker: {e}"))?;
     mock.create_topic(TOPIC, 3, 1)
         .map_err(|e| anyhow!("cannot create the demo topic: {e}"))?;
@@ -109,10 +105,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     outln!()?;
 
     let samples = samples()?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .map_err(|e| anyhow!("cannot create the demo producer: {e}"))?;
+    let kafka = KafkaOpts::from_command_line(Some(&brokers), Vec::new(), Duration::from_secs(10));
+    let producer: FutureProducer<KafkaContext> = kafka
+        .client()
+        .build(KafkaContext::default(), "the demo producer")?;
     let mut labels = BTreeMap::new();
     for (label, key, value) in &samples {
         let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(TOPIC).payload(value);
@@ -139,22 +135,22 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             group: Some("kbridge-demo".into()),
             offset_reset: Some(OffsetReset::Earliest),
             dead_letter_topic: Some(DLQ.into()),
-            webhook: [("url".to_string(), url)].into(),
+            webhook: WebhookOverrides { url: Some(url) },
             ..Default::default()
         },
     )?;
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop, shutdown) = Shutdown::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
-    let relay = tokio::spawn(crate::relay::serve(cfg, stop_rx, Some(tx)));
+    let relay = tokio::spawn(serve(cfg, shutdown, Some(tx)));
 
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    let deadline = tokio::time::sleep(args.deadline);
-    tokio::pin!(deadline);
+    let timeout = tokio::time::sleep(deadline);
+    tokio::pin!(timeout);
     let mut handled = 0;
     while handled < samples.len() {
         let report = tokio::select! {
             r = rx.recv() => r.ok_or_else(|| anyhow!("the relay stopped early"))?,
-            _ = &mut deadline => bail!("only {handled} of {} events were handled within {:?}", samples.len(), args.deadline),
+            _ = &mut timeout => bail!("only {handled} of {} events were handled within {deadline:?}", samples.len()),
         };
         handled += 1;
         let label = labels.get(&report.coordinates).copied().unwrap_or("?");
@@ -192,7 +188,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         };
         *counts.entry(kind).or_default() += 1;
     }
-    let _ = stop_tx.send(true);
+    stop.stop();
     relay.await.context("the relay task failed")??;
     outln!()?;
     let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();

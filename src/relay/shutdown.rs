@@ -1,24 +1,104 @@
-//! Graceful shutdown as a first-class idea.
+//! Graceful shutdown as a first-class idea, in two steps.
 //!
-//! The first SIGTERM or SIGINT asks the relay to stop: it stops fetching,
-//! lets in-flight deliveries finish within the drain timeout, commits and
-//! leaves the group. A second signal exits at once with a non-zero status.
-//! (The seed closed its consumer from inside the signal handler, racing its
-//! own poll loop.)
+//! [`Shutdown`]: the first SIGTERM or SIGINT (or the demo, when it is done)
+//! asks the relay to stop. It stops fetching, lets in-flight deliveries
+//! finish within the drain timeout, commits and leaves the group. A second
+//! signal exits at once with a non-zero status. (The seed closed its
+//! consumer from inside the signal handler, racing its own poll loop.)
+//!
+//! [`Abort`]: when the drain timeout expires, the deliveries still waiting
+//! to retry (or to write a dead letter) stop waiting; their events stay
+//! uncommitted and are read again after the restart.
+//!
+//! Both are a `watch` channel of one flag, as in mini-redis's
+//! `shutdown.rs`: cheap to clone into every task, and a task that starts
+//! listening late still sees a flag already raised.
+
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 /// Exit status after a second signal: 128 + SIGINT, as shells report it.
 const FORCED_EXIT: i32 = 130;
 
-/// Becomes `true` when shutdown was requested.
-pub(crate) type Shutdown = watch::Receiver<bool>;
+/// A one-way flag: raised once, seen by every listener.
+#[derive(Clone)]
+struct Flag(watch::Receiver<bool>);
 
-/// Installs the signal handlers; the returned sender also lets code (the
-/// demo, a fatal error) request shutdown.
-pub(crate) fn install(drain_timeout: std::time::Duration) -> (watch::Sender<bool>, Shutdown) {
-    let (tx, rx) = watch::channel(false);
-    let trigger = tx.clone();
+impl Flag {
+    fn is_raised(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the flag is raised (at once if it already is); never,
+    /// if whoever could raise it is gone.
+    async fn raised(&mut self) {
+        if self.0.wait_for(|raised| *raised).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Listens for the request to stop the relay.
+#[derive(Clone)]
+pub(crate) struct Shutdown(Flag);
+
+/// Requests the relay to stop (the signal handler, the demo).
+pub(crate) struct StopHandle(watch::Sender<bool>);
+
+impl Shutdown {
+    pub(crate) fn new() -> (StopHandle, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (StopHandle(tx), Shutdown(Flag(rx)))
+    }
+
+    /// Resolves once a stop was requested. Cancel-safe, for `select!`.
+    pub(crate) async fn requested(&mut self) {
+        self.0.raised().await
+    }
+}
+
+impl StopHandle {
+    pub(crate) fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Listens for the end of the drain: deliveries stop waiting.
+#[derive(Clone)]
+pub(crate) struct Abort(Flag);
+
+/// Fires the [`Abort`] (the drain, when its timeout expires).
+pub(crate) struct AbortHandle(watch::Sender<bool>);
+
+impl Abort {
+    pub(crate) fn new() -> (AbortHandle, Abort) {
+        let (tx, rx) = watch::channel(false);
+        (AbortHandle(tx), Abort(Flag(rx)))
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.is_raised()
+    }
+
+    /// Resolves once the abort fired. Cancel-safe, for `select!`.
+    pub(crate) async fn fired(&self) {
+        self.0.clone().raised().await
+    }
+}
+
+impl AbortHandle {
+    pub(crate) fn fire(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Installs the signal handlers: the first signal requests the stop, the
+/// second exits at once. The returned handle keeps the listener alive and
+/// lets code request the stop too.
+pub(crate) fn on_signals(drain_timeout: Duration) -> (StopHandle, Shutdown) {
+    let (handle, shutdown) = Shutdown::new();
+    let trigger = StopHandle(handle.0.clone());
     tokio::spawn(async move {
         if wait_for_signal().await.is_err() {
             tracing::error!("cannot listen for signals; stop kbridge with SIGKILL");
@@ -27,7 +107,7 @@ pub(crate) fn install(drain_timeout: std::time::Duration) -> (watch::Sender<bool
         tracing::info!(
             "stopping: no new events; finishing in-flight deliveries for up to {drain_timeout:?} (signal again to exit at once)"
         );
-        let _ = trigger.send(true);
+        trigger.stop();
         if wait_for_signal().await.is_ok() {
             tracing::error!(
                 "second signal: exiting now without draining; uncommitted events will be read again"
@@ -35,7 +115,7 @@ pub(crate) fn install(drain_timeout: std::time::Duration) -> (watch::Sender<bool
             std::process::exit(FORCED_EXIT);
         }
     });
-    (tx, rx)
+    (handle, shutdown)
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {
@@ -43,5 +123,44 @@ async fn wait_for_signal() -> std::io::Result<()> {
     tokio::select! {
         r = tokio::signal::ctrl_c() => r,
         _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_late_listener_sees_an_earlier_stop() {
+        let (handle, mut shutdown) = Shutdown::new();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), shutdown.requested())
+                .await
+                .is_err(),
+            "not requested yet"
+        );
+        handle.stop();
+        tokio::time::timeout(Duration::from_secs(5), shutdown.requested())
+            .await
+            .expect("resolves at once");
+    }
+
+    #[tokio::test]
+    async fn abort_wakes_every_waiter() {
+        let (handle, abort) = Abort::new();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let abort = abort.clone();
+                tokio::spawn(async move { abort.fired().await })
+            })
+            .collect();
+        handle.fire();
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(5), w)
+                .await
+                .expect("woken")
+                .expect("task");
+        }
+        assert!(abort.is_set());
     }
 }

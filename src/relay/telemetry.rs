@@ -15,7 +15,59 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use super::dead_letter::Stage;
+use crate::relay::deliver::answer::{Rejection, Verdict};
+use crate::relay::deliver::retry::AttemptObserver;
+use crate::relay::deliver::webhook::Attempt;
+use crate::relay::stage::Stage;
+
+/// What one webhook attempt came to, as the `outcome` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttemptOutcome {
+    Delivered,
+    Rejected,
+    /// No answer: the connection failed (this makes the relay not ready).
+    ConnectionError,
+    /// An answer or a timeout worth another try.
+    Retryable,
+}
+
+impl AttemptOutcome {
+    pub(crate) fn of(attempt: &Attempt) -> Self {
+        match (&attempt.verdict, attempt.connection_failed) {
+            (Verdict::Delivered, _) => AttemptOutcome::Delivered,
+            (Verdict::Rejected { .. }, _) => AttemptOutcome::Rejected,
+            (Verdict::Retry { .. }, true) => AttemptOutcome::ConnectionError,
+            (Verdict::Retry { .. }, false) => AttemptOutcome::Retryable,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Rejected => "rejected",
+            AttemptOutcome::ConnectionError => "connection_error",
+            AttemptOutcome::Retryable => "retryable",
+        }
+    }
+}
+
+/// Why an event was not delivered, as the `reason` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RejectReason {
+    /// The webhook's answer refused this alert.
+    Answer(Rejection),
+    /// `retry.max_attempts` reached.
+    RetriesExhausted,
+}
+
+impl RejectReason {
+    fn label(self) -> &'static str {
+        match self {
+            RejectReason::Answer(kind) => kind.label(),
+            RejectReason::RetriesExhausted => "retries_exhausted",
+        }
+    }
+}
 
 /// Totals since start, for the summary line.
 #[derive(Default)]
@@ -67,29 +119,14 @@ impl Totals {
             .increment(1);
     }
 
-    pub(crate) fn rejected(&self, reason: &'static str, status: Option<u16>) {
+    pub(crate) fn rejected(&self, reason: RejectReason, status: Option<u16>) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("kbridge_events_rejected_total", "reason" => reason, "status" => status_label(status))
+        metrics::counter!("kbridge_events_rejected_total", "reason" => reason.label(), "status" => status_label(status))
             .increment(1);
     }
 
     pub(crate) fn consumer_error(&self) {
         metrics::counter!("kbridge_consumer_errors_total").increment(1);
-    }
-
-    /// One webhook attempt and its outcome.
-    pub(crate) fn attempt(&self, outcome: &'static str, status: Option<u16>, elapsed: Duration) {
-        self.connection_failed
-            .store(outcome == "connection_error", Ordering::Relaxed);
-        metrics::counter!("kbridge_delivery_attempts_total", "outcome" => outcome, "status" => status_label(status))
-            .increment(1);
-        metrics::histogram!("kbridge_request_duration_seconds").record(elapsed.as_secs_f64());
-    }
-
-    /// An event entered (+1) or left (-1) a retry wait.
-    pub(crate) fn retry_backlog(&self, delta: i64) {
-        let n = self.retrying.fetch_add(delta, Ordering::Relaxed) + delta;
-        metrics::gauge!("kbridge_retry_backlog").set(n as f64);
     }
 
     pub(crate) fn in_flight(&self, n: usize) {
@@ -132,6 +169,26 @@ impl Totals {
 
     fn ready(&self) -> bool {
         self.assigned.load(Ordering::Relaxed) && !self.connection_failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Webhook attempts feed the metrics and readiness.
+impl AttemptObserver for Totals {
+    fn attempt(&self, attempt: &Attempt, elapsed: Duration) {
+        let outcome = AttemptOutcome::of(attempt);
+        self.connection_failed.store(
+            outcome == AttemptOutcome::ConnectionError,
+            Ordering::Relaxed,
+        );
+        metrics::counter!("kbridge_delivery_attempts_total", "outcome" => outcome.label(), "status" => status_label(attempt.status))
+            .increment(1);
+        metrics::histogram!("kbridge_request_duration_seconds").record(elapsed.as_secs_f64());
+    }
+
+    /// An event entered (+1) or left (-1) a retry wait.
+    fn waiting(&self, delta: i64) {
+        let n = self.retrying.fetch_add(delta, Ordering::Relaxed) + delta;
+        metrics::gauge!("kbridge_retry_backlog").set(n as f64);
     }
 }
 

@@ -10,14 +10,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::offsets::OffsetTracker;
 use super::ordering::KeyedQueue;
-
-/// A topic-partition.
-pub(crate) type Tp = (Arc<str>, i32);
+use super::point::CommitPoint;
+use crate::topic_partition::TopicPartition;
 
 struct PartitionState<J> {
     /// Changes on every (re)assignment, so that late completions from a
@@ -28,7 +27,7 @@ struct PartitionState<J> {
 }
 
 pub(crate) struct Partitions<J> {
-    state: Mutex<HashMap<Tp, PartitionState<J>>>,
+    state: Mutex<HashMap<TopicPartition, PartitionState<J>>>,
     changed: Condvar,
     epochs: AtomicU64,
 }
@@ -44,7 +43,7 @@ impl<J> Default for Partitions<J> {
 }
 
 impl<J> Partitions<J> {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Tp, PartitionState<J>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TopicPartition, PartitionState<J>>> {
         // A panic while holding the lock cannot leave the maps half-updated
         // in a way that matters more than stopping would; keep going.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -59,7 +58,7 @@ impl<J> Partitions<J> {
     }
 
     /// New ownership of these partitions.
-    pub(crate) fn assign(&self, tps: impl IntoIterator<Item = Tp>) {
+    pub(crate) fn assign(&self, tps: impl IntoIterator<Item = TopicPartition>) {
         let mut s = self.lock();
         for tp in tps {
             let fresh = self.fresh();
@@ -69,7 +68,7 @@ impl<J> Partitions<J> {
 
     /// Takes a message into processing; returns the ownership epoch, or
     /// `None` for an offset this ownership already took.
-    pub(crate) fn accept(&self, tp: &Tp, offset: i64) -> Option<u64> {
+    pub(crate) fn accept(&self, tp: &TopicPartition, offset: i64) -> Option<u64> {
         let mut s = self.lock();
         let state = s.entry(tp.clone()).or_insert_with(|| self.fresh());
         state.offsets.accept(offset).then_some(state.epoch)
@@ -77,7 +76,7 @@ impl<J> Partitions<J> {
 
     /// Queues a job behind the active one of its key; returns it when it
     /// may start now. A job for a partition no longer owned is dropped.
-    pub(crate) fn submit(&self, tp: &Tp, epoch: u64, key: String, job: J) -> Option<J> {
+    pub(crate) fn submit(&self, tp: &TopicPartition, epoch: u64, key: String, job: J) -> Option<J> {
         let mut s = self.lock();
         match s.get_mut(tp) {
             Some(state) if state.epoch == epoch => state.keys.submit(key, job),
@@ -93,18 +92,18 @@ impl<J> Partitions<J> {
     /// older store that librdkafka would commit when it unassigns.
     pub(crate) fn finish(
         &self,
-        tp: &Tp,
+        tp: &TopicPartition,
         epoch: u64,
         offset: i64,
         key: Option<&String>,
-        store: impl FnOnce(&Tp, i64),
+        store: impl FnOnce(&CommitPoint),
     ) -> Option<J> {
         let mut s = self.lock();
         let next = match s.get_mut(tp) {
             Some(state) if state.epoch == epoch => {
                 state.offsets.finish(offset);
-                if let Some(point) = state.offsets.advance() {
-                    store(tp, point);
+                if let Some(offset) = state.offsets.advance() {
+                    store(&CommitPoint::new(tp.clone(), offset));
                 }
                 key.and_then(|k| state.keys.finish(k))
             }
@@ -118,7 +117,12 @@ impl<J> Partitions<J> {
     /// Gives up these partitions: waits up to `wait` for their pending
     /// events, then hands their commit points to `commit` (under the lock)
     /// and forgets them.
-    pub(crate) fn revoke(&self, tps: &[Tp], wait: Duration, commit: impl FnOnce(&[(Tp, i64)])) {
+    pub(crate) fn revoke(
+        &self,
+        tps: &[TopicPartition],
+        wait: Duration,
+        commit: impl FnOnce(&[CommitPoint]),
+    ) {
         let deadline = Instant::now() + wait;
         let mut s = self.lock();
         loop {
@@ -143,11 +147,11 @@ impl<J> Partitions<J> {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        let points: Vec<(Tp, i64)> = tps
+        let points: Vec<CommitPoint> = tps
             .iter()
             .filter_map(|tp| {
                 let st = s.remove(tp)?;
-                Some((tp.clone(), st.offsets.committable()?))
+                Some(CommitPoint::new(tp.clone(), st.offsets.committable()?))
             })
             .collect();
         commit(&points);
@@ -159,7 +163,7 @@ impl<J> Partitions<J> {
     }
 
     /// Owned partitions.
-    pub(crate) fn owned(&self) -> Vec<Tp> {
+    pub(crate) fn owned(&self) -> Vec<TopicPartition> {
         self.lock().keys().cloned().collect()
     }
 }
@@ -168,13 +172,22 @@ impl<J> Partitions<J> {
 mod tests {
     use super::*;
 
-    fn tp(p: i32) -> Tp {
-        (Arc::from("t"), p)
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
     }
 
-    fn revoke(parts: &Partitions<u32>, tps: &[Tp], wait: Duration) -> Vec<(Tp, i64)> {
+    fn revoke(
+        parts: &Partitions<u32>,
+        tps: &[TopicPartition],
+        wait: Duration,
+    ) -> Vec<(TopicPartition, i64)> {
         let mut out = Vec::new();
-        parts.revoke(tps, wait, |p| out = p.to_vec());
+        parts.revoke(tps, wait, |points| {
+            out = points
+                .iter()
+                .map(|p| (p.partition.clone(), p.offset))
+                .collect()
+        });
         out
     }
 
@@ -187,7 +200,7 @@ mod tests {
     ) -> (Option<i64>, Option<u32>) {
         let mut stored = None;
         let key = key.map(String::from);
-        let next = parts.finish(&tp(0), e, o, key.as_ref(), |_, p| stored = Some(p));
+        let next = parts.finish(&tp(0), e, o, key.as_ref(), |p| stored = Some(p.offset));
         (stored, next)
     }
 
@@ -215,13 +228,13 @@ mod tests {
 
     #[test]
     fn revoke_waits_for_pending_deliveries() {
-        let parts: Arc<Partitions<u32>> = Arc::default();
+        let parts: std::sync::Arc<Partitions<u32>> = std::sync::Arc::default();
         parts.assign([tp(1)]);
         let e = parts.accept(&tp(1), 0).unwrap();
         let p2 = parts.clone();
         let t = std::thread::spawn(move || revoke(&p2, &[tp(1)], Duration::from_secs(10)));
         // The revoke returns only once offset 0 is finished.
-        parts.finish(&tp(1), e, 0, None, |_, _| {});
+        parts.finish(&tp(1), e, 0, None, |_| {});
         assert_eq!(t.join().unwrap(), vec![(tp(1), 1)]);
     }
 

@@ -1,5 +1,6 @@
-//! What the webhook's answer means: delivered, rejected for good, or worth
-//! another try. Pure, so every rule of the target's contract is unit-tested.
+//! Stage 4, the answer: what the webhook's answer means — delivered,
+//! rejected for good, or worth another try. Pure, so every rule of the
+//! target's contract is unit-tested.
 
 use std::time::Duration;
 

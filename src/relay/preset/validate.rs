@@ -153,7 +153,7 @@ fn required_str<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::decode::decode;
+    use crate::relay::preset::decode::decode;
     use serde_json::{Value, json};
 
     fn event() -> Value {

@@ -6,20 +6,34 @@
 //! after the newer one and move the group's offset back (seen with the mock
 //! cluster: a retried `0@10` landed after the shutdown's `0@20`, so a
 //! restart would have sent ten alerts again). So kbridge does not use
-//! librdkafka's auto-commit: it commits the stored offsets itself, every
-//! `commit_interval`, with synchronous commits that pass through one gate.
-//! A synchronous commit returns only when its request, retries included,
-//! is finished, so commits reach the broker in the order they were made.
+//! librdkafka's auto-commit: [`spawn_periodic`] commits the stored offsets
+//! every `commit_interval`, and [`commit_now`] commits a revoke's or the
+//! shutdown's points; both are synchronous commits that pass through one
+//! [`CommitGate`]. A synchronous commit returns only when its request,
+//! retries included, is finished, so commits reach the broker in the order
+//! they were made.
 
 use std::sync::{Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use backon::{BlockingRetryable, ExponentialBuilder};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinHandle;
 
-use super::consumer::RelayConsumer;
+use super::point::{CommitPoint, shown};
+
+/// How long a revoke or the shutdown may spend committing: waiting for an
+/// earlier commit to finish, then trying again after passing errors. With
+/// the 20 s drain timeout and 2 s for aborted deliveries it keeps a stop
+/// under systemd's 30 s.
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// A consumer context that carries the [`CommitGate`] of its consumer.
+pub(crate) trait CommitsInTurn {
+    fn commit_gate(&self) -> &CommitGate;
+}
 
 /// Lets one commit run at a time.
 #[derive(Default)]
@@ -65,14 +79,84 @@ impl Drop for Release<'_> {
     }
 }
 
+/// Stores one partition's commit point for the next periodic commit.
+pub(crate) fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, point: &CommitPoint) {
+    if let Err(e) = consumer.store_offsets(&CommitPoint::list(std::slice::from_ref(point))) {
+        // The partition was revoked meanwhile; its new owner reads on.
+        tracing::debug!("cannot store offset {point}: {e}");
+    }
+}
+
+/// Stores and synchronously commits the given commit points, after any
+/// commit still in flight. Returns whether they were committed; a failure
+/// is logged, and its events are read again after a restart or by the
+/// partitions' next owner. Blocking.
+pub(crate) fn commit_now<C: ConsumerContext + CommitsInTurn>(
+    consumer: &impl Consumer<C>,
+    points: &[CommitPoint],
+) -> bool {
+    if points.is_empty() {
+        return true;
+    }
+    let tpl = CommitPoint::list(points);
+    // Stored too, so that a periodic commit never sends an older offset.
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        tracing::debug!("cannot store the commit points: {e}");
+    }
+    let gate = consumer.context().commit_gate();
+    // A commit that failed on a passing condition (request timeout,
+    // coordinator moving) is tried again within COMMIT_WAIT: the alternative
+    // is sending every event since the last commit again.
+    let attempt = || consumer.commit(&tpl, CommitMode::Sync);
+    let deadline = Instant::now() + COMMIT_WAIT;
+    let committed = gate.exclusive(COMMIT_WAIT, || {
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(1))
+                    .with_total_delay(Some(deadline.saturating_duration_since(Instant::now())))
+                    .without_max_times()
+                    .with_jitter(),
+            )
+            .sleep(std::thread::sleep)
+            .when(worth_retrying)
+            .notify(|e, after| {
+                tracing::debug!("offset commit failed: {e}; trying again in {after:?}")
+            })
+            .call()
+    });
+    match committed {
+        Some(Ok(())) => {
+            tracing::debug!(offsets = ?shown(points), "committed");
+            true
+        }
+        Some(Err(e)) if nothing_to_commit(&e) => true,
+        Some(Err(e)) => {
+            tracing::warn!(offsets = ?shown(points), "offset commit failed: {e}; these events will be read again");
+            false
+        }
+        None => {
+            tracing::warn!(
+                offsets = ?shown(points),
+                "not committed: an earlier offset commit is still waiting for the group coordinator after {COMMIT_WAIT:?}; these events will be read again"
+            );
+            false
+        }
+    }
+}
+
 /// Commits the stored offsets of the current assignment every `every`,
 /// until the returned task is aborted. It holds the consumer only while
 /// committing: the consumer must be dropped when the relay stops, since
 /// dropping it is what sends the LeaveGroup.
-pub(crate) fn spawn_periodic<J: Send + 'static>(
-    consumer: Weak<RelayConsumer<J>>,
+pub(crate) fn spawn_periodic<C>(
+    consumer: Weak<StreamConsumer<C>>,
     every: Duration,
-) -> JoinHandle<()> {
+) -> JoinHandle<()>
+where
+    C: ConsumerContext + CommitsInTurn + 'static,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -84,7 +168,7 @@ pub(crate) fn spawn_periodic<J: Send + 'static>(
                 let consumer = consumer.upgrade()?;
                 consumer
                     .context()
-                    .commits
+                    .commit_gate()
                     .exclusive(every, || consumer.commit_consumer_state(CommitMode::Sync))
             })
             .await;
@@ -99,14 +183,14 @@ pub(crate) fn spawn_periodic<J: Send + 'static>(
 }
 
 /// librdkafka's answer when no stored offset moved since the last commit.
-pub(crate) fn nothing_to_commit(e: &KafkaError) -> bool {
+fn nothing_to_commit(e: &KafkaError) -> bool {
     matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
 }
 
 /// Whether a failed commit may succeed if made again soon: the request
 /// timed out or the group coordinator is moving. A commit refused because
 /// the group moved on (rebalance, unknown member) would fail again.
-pub(crate) fn worth_retrying(e: &KafkaError) -> bool {
+fn worth_retrying(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
         e.rdkafka_error_code(),

@@ -1,7 +1,8 @@
-//! Stage 4a, the sink: one POST of one alert, and what the answer means.
+//! Stage 4, the sink: one POST of one alert, its answer classified by
+//! `answer`.
 //!
 //! One pooled HTTP client for the whole process (the seed opened a new
-//! connection per event, with no timeout). Retrying is `retry.rs`'s job.
+//! connection per event, with no timeout). Retrying is `retry`'s job.
 
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
-use super::config::WebhookConfig;
-use super::response::{Verdict, classify};
+use super::answer::{Verdict, classify};
+use crate::relay::config::WebhookConfig;
 
 /// The header that lets the target drop duplicates: stable across retries
 /// and restarts, because it is the event's Kafka coordinates.
@@ -57,7 +58,7 @@ impl Webhook {
             .pool_max_idle_per_host(concurrency)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
-            // A redirect is an answer to classify (see response.rs), and
+            // A redirect is an answer to classify (see answer.rs), and
             // retries are retry.rs's alone.
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())

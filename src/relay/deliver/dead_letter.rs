@@ -10,72 +10,16 @@ use std::time::Duration;
 
 use anyhow::Result;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use super::retry::backoff;
-use crate::client::KafkaContext;
-
-/// Where an event failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stage {
-    Decode,
-    Validate,
-    Map,
-    Deliver,
-}
-
-impl Stage {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Stage::Decode => "decode",
-            Stage::Validate => "validate",
-            Stage::Map => "map",
-            Stage::Deliver => "deliver",
-        }
-    }
-}
-
-/// The original message, kept for its dead letter.
-#[derive(Debug, Clone)]
-pub(crate) struct Origin {
-    pub topic: std::sync::Arc<str>,
-    pub partition: i32,
-    pub offset: i64,
-    /// The message's timestamp (epoch ms), for the delivery latency.
-    pub timestamp_ms: Option<i64>,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: Option<OwnedHeaders>,
-}
-
-impl Origin {
-    pub(crate) fn of(m: &impl Message, topic: std::sync::Arc<str>) -> Self {
-        Self {
-            topic,
-            partition: m.partition(),
-            offset: m.offset(),
-            timestamp_ms: m.timestamp().to_millis(),
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers: m.headers().map(|hs| {
-                hs.iter().fold(OwnedHeaders::new(), |acc, h| {
-                    acc.insert(Header {
-                        key: h.key,
-                        value: h.value,
-                    })
-                })
-            }),
-        }
-    }
-
-    /// `topic-partition-offset`: unique per event, stable across retries
-    /// and restarts.
-    pub(crate) fn coordinates(&self) -> String {
-        format!("{}-{}-{}", self.topic, self.partition, self.offset)
-    }
-}
+use crate::client::{KafkaContext, KafkaOpts};
+use crate::relay::config::RetryConfig;
+use crate::relay::origin::Origin;
+use crate::relay::shutdown::Abort;
+use crate::relay::stage::Stage;
 
 pub(crate) struct DeadLetters {
     producer: FutureProducer<KafkaContext>,
@@ -83,8 +27,21 @@ pub(crate) struct DeadLetters {
 }
 
 impl DeadLetters {
-    pub(crate) fn new(producer: FutureProducer<KafkaContext>, topic: String) -> Self {
-        Self { producer, topic }
+    /// The dead-letter producer: idempotent, acknowledged by all in-sync
+    /// replicas, with the user's `[kafka]` settings.
+    pub(crate) fn new(kafka: &KafkaOpts, topic: String) -> Result<Self> {
+        let producer = kafka
+            .client()
+            .set_default("client.id", "kbridge-dead-letters")
+            .set_default("enable.idempotence", "true")
+            .set_default("acks", "all")
+            .set_default("linger.ms", "5")
+            // A dead letter carries the original value, however large it
+            // was; the topic's own limit decides, and a value it refuses is
+            // left out (see `send`).
+            .set_default("message.max.bytes", "100000000")
+            .build(KafkaContext::default(), "the dead-letter producer")?;
+        Ok(Self { producer, topic })
     }
 
     pub(crate) fn topic(&self) -> &str {
@@ -129,8 +86,8 @@ impl DeadLetters {
         origin: &Origin,
         stage: Stage,
         reason: &str,
-        retry: &super::config::RetryConfig,
-        mut abort: tokio::sync::watch::Receiver<bool>,
+        retry: &RetryConfig,
+        abort: &Abort,
     ) -> bool {
         let mut headers = Self::headers(origin, stage, reason);
         let mut omit_value = false;
@@ -178,12 +135,12 @@ impl DeadLetters {
                         retry_in = ?wait,
                         "cannot write the dead letter: {e}; the partition waits until it succeeds"
                     );
-                    if *abort.borrow() {
+                    if abort.is_set() {
                         return false;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = abort.changed() => return false,
+                        _ = abort.fired() => return false,
                     }
                 }
             }

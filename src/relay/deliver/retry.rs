@@ -1,19 +1,20 @@
-//! Stage 4b, retries: how long to wait between attempts and when to give up.
+//! Stage 4, retries: how long to wait between attempts and when to give up.
 //!
 //! Kept apart from request building (`webhook.rs`): exponential backoff
 //! with jitter from `backon`, stretched to honour the target's
 //! `Retry-After`, without end by default, because an alert that is late is
-//! better than one that is lost. Shutdown interrupts the wait, not the
-//! attempt in flight.
+//! better than one that is lost. The drain's abort interrupts the wait, not
+//! the attempt in flight.
 
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 
-use super::config::RetryConfig;
-use super::response::{Rejection, Verdict};
-use super::webhook::Webhook;
+use super::answer::{Rejection, Verdict};
+use super::webhook::{Attempt, Webhook};
+use crate::relay::config::RetryConfig;
+use crate::relay::shutdown::Abort;
 
 /// The longest `Retry-After` we honour; a target asking for more is
 /// probably misconfigured, and the backoff cap applies again.
@@ -34,14 +35,15 @@ pub(crate) enum Delivery {
         attempts: u32,
         reason: String,
     },
-    /// Shutdown came while waiting to retry: not handled, not committed.
+    /// The drain timed out while waiting to retry: not handled, not
+    /// committed.
     Interrupted,
 }
 
 /// Observes each attempt (metrics, readiness) without the retry loop
 /// knowing about them.
 pub(crate) trait AttemptObserver: Send + Sync {
-    fn attempt(&self, attempt: &super::webhook::Attempt, elapsed: Duration);
+    fn attempt(&self, attempt: &Attempt, elapsed: Duration);
     /// An event starts (+1) or ends (-1) waiting to be retried.
     fn waiting(&self, delta: i64);
 }
@@ -71,7 +73,7 @@ pub(crate) async fn deliver(
     body: Bytes,
     idempotency_key: &str,
     observer: &dyn AttemptObserver,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    abort: &Abort,
 ) -> Delivery {
     let mut delays = backoff(cfg);
     let mut attempts = 0u32;
@@ -101,13 +103,13 @@ pub(crate) async fn deliver(
             retry_in = ?wait,
             "webhook delivery failed, will retry: {reason}"
         );
-        if *shutdown.borrow() {
+        if abort.is_set() {
             return Delivery::Interrupted;
         }
         observer.waiting(1);
         let interrupted = tokio::select! {
             _ = tokio::time::sleep(wait) => false,
-            _ = shutdown.changed() => true,
+            _ = abort.fired() => true,
         };
         observer.waiting(-1);
         if interrupted {

@@ -1,26 +1,22 @@
-//! The relay's configuration, layered: built-in defaults (the seed's: group
-//! `omp`, offset reset `latest`) < TOML file < `KBRIDGE_*` environment
-//! variables < command-line flags.
-//!
-//! Secrets never need to sit in the file: any string value may say
-//! `${VAR}` and is filled from the environment after parsing (so a
-//! commented-out line never demands a variable). The `Debug` output of the
-//! config redacts secrets, and nothing here is ever logged in full.
+//! What the relay's configuration holds: every key, its type and default
+//! (the seed's: group `omp`, offset reset `latest`), and the checks types
+//! cannot express. `Debug` redacts secrets; nothing here is logged in full.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use figment::Figment;
-use figment::providers::{Env, Serialized};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::client::{KafkaOpts, PropertySource};
+use crate::error::UsageError;
+use crate::logging::LogFormat;
 use crate::time_spec::parse_duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum OffsetReset {
     Earliest,
@@ -45,14 +41,6 @@ pub(crate) enum Preset {
     #[default]
     #[serde(rename = "guance-easyops")]
     GuanceEasyops,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum LogFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 #[derive(Clone, Deserialize)]
@@ -178,13 +166,13 @@ mod defaults {
     use std::time::Duration;
 
     pub(super) fn brokers() -> String {
-        crate::cli::DEFAULT_BROKERS.to_string()
+        crate::client::DEFAULT_BROKERS.to_string()
     }
     pub(super) fn group() -> String {
         "omp".to_string()
     }
-    pub(super) fn offset_reset() -> super::OffsetReset {
-        super::OffsetReset::Latest
+    pub(super) fn offset_reset() -> crate::relay::config::schema::OffsetReset {
+        crate::relay::config::schema::OffsetReset::Latest
     }
     pub(super) fn concurrency() -> usize {
         64
@@ -218,108 +206,49 @@ mod defaults {
     }
 }
 
-/// Values given on the command line; `None` leaves lower layers alone.
-#[derive(Debug, Default, Serialize)]
-pub(crate) struct Overrides {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub brokers: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub topics: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset_reset: Option<OffsetReset>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dead_letter_topic: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub kafka: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub webhook: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub log: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub metrics: BTreeMap<String, String>,
-}
-
-/// Top-level keys a `KBRIDGE_*` variable may set (nested with `__`, e.g.
-/// `KBRIDGE_WEBHOOK__URL`). Others, like `KBRIDGE_LOG` (the CLI's log
-/// filter) or test variables, are not config.
-const ENV_KEYS: &[&str] = &[
-    "brokers",
-    "topics",
-    "group",
-    "offset_reset",
-    "dead_letter_topic",
-    "preset",
-    "kafka",
-    "webhook",
-    "retry",
-    "concurrency",
-    "max_pending",
-    "max_message_bytes",
-    "drain_timeout",
-    "commit_interval",
-    "topic_wait",
-    "metrics",
-];
-
 impl RelayConfig {
-    /// Loads and checks the layered configuration.
-    pub(crate) fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the config file {}", path.display()))?;
-            let mut value: toml::Value = toml::from_str(&text)
-                .map_err(|e| anyhow!("{} is not valid TOML: {e}", path.display()))?;
-            expand_env(&mut value, &mut Vec::new())
-                .with_context(|| format!("in {}", path.display()))?;
-            figment = figment.merge(Serialized::defaults(value));
+    /// The Kafka connection settings of the relay's clients: `brokers`,
+    /// the `[kafka]` properties, and `topic_wait` as the cluster timeout.
+    pub(crate) fn kafka_opts(&self) -> KafkaOpts {
+        KafkaOpts {
+            brokers: self.brokers.clone(),
+            properties: self
+                .kafka
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            timeout: self.topic_wait,
+            source: PropertySource::ConfigFile,
         }
-        figment = figment
-            .merge(
-                Env::prefixed("KBRIDGE_")
-                    .split("__")
-                    .filter(|k| ENV_KEYS.contains(&k.as_str().split('.').next().unwrap_or(""))),
-            )
-            .merge(Serialized::defaults(overrides));
-        let config: RelayConfig = figment.extract().map_err(|e| {
-            anyhow!(
-                "invalid configuration: {e}{}",
-                file.map(|p| format!(" (file {})", p.display()))
-                    .unwrap_or_default()
-            )
-        })?;
-        config.check()?;
-        Ok(config)
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks what the types cannot: required values, ranges, conflicts.
+    pub(super) fn check(&self) -> Result<()> {
         if self.topics.is_empty() {
-            bail!(crate::UsageError(
+            bail!(UsageError(
                 "no topic to consume: give --topic, `topics` in the config file, or KBRIDGE_TOPICS"
                     .into()
             ));
         }
         if self.webhook.url.is_empty() {
-            bail!(crate::UsageError(
+            bail!(UsageError(
                 "no webhook URL: give --webhook, `webhook.url` in the config file, or KBRIDGE_WEBHOOK__URL".into()
             ));
         }
         let url = reqwest::Url::parse(&self.webhook.url).map_err(|e| {
-            crate::UsageError(format!(
+            UsageError(format!(
                 "webhook URL '{}' is invalid: {e}",
                 self.webhook.url
             ))
         })?;
         if !matches!(url.scheme(), "http" | "https") {
-            bail!(crate::UsageError(format!(
+            bail!(UsageError(format!(
                 "webhook URL '{}' must be http or https",
                 self.webhook.url
             )));
         }
         if self.concurrency == 0 || self.max_pending == 0 {
-            bail!(crate::UsageError(
+            bail!(UsageError(
                 "concurrency and max_pending must be at least 1".into()
             ));
         }
@@ -328,7 +257,7 @@ impl RelayConfig {
             .as_deref()
             .is_some_and(|d| self.topics.iter().any(|t| t == d))
         {
-            bail!(crate::UsageError(
+            bail!(UsageError(
                 "the dead-letter topic must not be one of the consumed topics".into()
             ));
         }
@@ -383,49 +312,6 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
-/// Replaces `${VAR}` in every string of a parsed TOML document.
-fn expand_env(value: &mut toml::Value, path: &mut Vec<String>) -> Result<()> {
-    match value {
-        toml::Value::String(s) => *s = expand_str(s).with_context(|| path.join("."))?,
-        toml::Value::Array(items) => {
-            for item in items {
-                expand_env(item, path)?;
-            }
-        }
-        toml::Value::Table(t) => {
-            for (k, v) in t.iter_mut() {
-                path.push(k.clone());
-                expand_env(v, path)?;
-                path.pop();
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn expand_str(s: &str) -> Result<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| anyhow!("unclosed '${{' in a value"))?;
-        let name = &after[..end];
-        let value = std::env::var(name).map_err(|_| {
-            anyhow!(
-                "the value refers to ${{{name}}}, but the environment variable {name} is not set"
-            )
-        })?;
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -456,86 +342,4 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
             .collect(),
         Raw::Many(v) => v,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(text: &str) -> tempfile::NamedTempFile {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), text).unwrap();
-        f
-    }
-
-    #[test]
-    fn defaults_are_the_seeds() {
-        let f = write("topics = \"event\"\n[webhook]\nurl = \"http://127.0.0.1:1/alerts\"\n");
-        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
-        assert_eq!(c.group, "omp");
-        assert_eq!(c.offset_reset, OffsetReset::Latest);
-        assert_eq!(c.topics, vec!["event"]);
-        assert_eq!(c.webhook.timeout, Duration::from_secs(10));
-        assert_eq!(c.drain_timeout, Duration::from_secs(20));
-        assert_eq!(c.log.level, "info");
-    }
-
-    #[test]
-    fn flags_override_the_file() {
-        let f = write("topics = [\"a\"]\ngroup = \"g\"\n[webhook]\nurl = \"http://x/\"\n");
-        let o = Overrides {
-            group: Some("flag".into()),
-            topics: Some(vec!["b".into()]),
-            ..Default::default()
-        };
-        let c = RelayConfig::load(Some(f.path()), &o).unwrap();
-        assert_eq!(
-            (c.group.as_str(), c.topics),
-            ("flag", vec!["b".to_string()])
-        );
-    }
-
-    #[test]
-    fn secrets_come_from_the_environment_and_are_redacted() {
-        // SAFETY: a variable name only this test uses.
-        unsafe { std::env::set_var("KBRIDGE_TEST_SECRET_TOKEN", "s3cr3t") };
-        let f = write(
-            "topics = \"t\"\n# ${NOT_SET_ANYWHERE} in a comment is fine\n[webhook]\nurl = \"http://x/\"\n[webhook.headers]\nAuthorization = \"Bearer ${KBRIDGE_TEST_SECRET_TOKEN}\"\n",
-        );
-        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
-        assert_eq!(c.webhook.headers["Authorization"], "Bearer s3cr3t");
-        assert!(!format!("{c:?}").contains("s3cr3t"));
-    }
-
-    #[test]
-    fn missing_variables_and_typos_are_clear_errors() {
-        let f = write("topics = \"t\"\n[webhook]\nurl = \"${KBRIDGE_TEST_UNSET_VAR}\"\n");
-        let e = format!(
-            "{:#}",
-            RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err()
-        );
-        assert!(
-            e.contains("KBRIDGE_TEST_UNSET_VAR is not set") && e.contains("webhook.url"),
-            "{e}"
-        );
-        let f = write("topics = \"t\"\nconcurrancy = 3\n[webhook]\nurl = \"http://x/\"\n");
-        let e = format!(
-            "{:#}",
-            RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err()
-        );
-        assert!(e.contains("concurrancy"), "{e}");
-    }
-
-    #[test]
-    fn a_webhook_is_required() {
-        let e = RelayConfig::load(
-            None,
-            &Overrides {
-                topics: Some(vec!["t".into()]),
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("no webhook URL"), "{e}");
-    }
 }

@@ -1,14 +1,21 @@
-//! The built-in pipelines. A preset turns one message value into a decision:
-//! skip it, reject it (with the stage and reason), or deliver this body under
-//! this alert id. Pure: the I/O around it lives in `pipeline.rs`.
+//! Stages 1–3, decode → validate → map: the built-in pipelines. A preset
+//! turns one message value into a decision: skip it, reject it (with the
+//! stage and reason), or deliver this body under this alert id.
+//!
+//! Pure, and total over any bytes: the I/O around it lives in `intake`
+//! (which calls [`decide`]) and `deliver`.
+
+mod decode;
+mod map;
+mod validate;
 
 use bytes::Bytes;
 
-use super::config::Preset;
-use super::dead_letter::Stage;
-use super::decode::decode;
-use super::map::{map, tags_json};
-use super::validate::{GuanceFields, Validated, validate};
+use crate::relay::config::Preset;
+use crate::relay::stage::Stage;
+use decode::decode;
+use map::{map, tags_json};
+use validate::{GuanceFields, Validated, validate};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Decision {

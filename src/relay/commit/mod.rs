@@ -1,0 +1,29 @@
+//! Stage 5, commit: when an event's offset may be committed, and how.
+//!
+//! An offset is committed only when its event and every earlier one of its
+//! partition was delivered, dead-lettered or skipped. The commit half of
+//! one event's trip, in order:
+//!
+//! 1. `intake` calls [`Partitions::accept`](partitions::Partitions::accept):
+//!    the offset enters the partition's [`OffsetTracker`](offsets::OffsetTracker)
+//!    as pending, under the current ownership's epoch.
+//! 2. An event with an alert id waits in the partition's per-alert FIFO
+//!    ([`KeyedQueue`](ordering::KeyedQueue), via `Partitions::submit`) until
+//!    the alert's earlier events are done: a recovery never overtakes its
+//!    trigger.
+//! 3. When the event is handled, `deliver` calls
+//!    [`Partitions::finish`](partitions::Partitions::finish): the offset
+//!    leaves the pending set; if the contiguous prefix moved, the new
+//!    [`CommitPoint`](point::CommitPoint) is *stored* in librdkafka
+//!    ([`committer::store`]), under the partitions' lock.
+//! 4. Stored offsets are *committed* by [`committer::spawn_periodic`] every
+//!    `commit_interval`; on a revoke (`source::rebalance`) and at shutdown
+//!    (`drain`), [`Partitions::revoke`](partitions::Partitions::revoke)
+//!    hands the points to [`committer::commit_now`]. Every commit passes
+//!    through one [`CommitGate`](committer::CommitGate), one at a time.
+
+pub(crate) mod committer;
+mod offsets;
+mod ordering;
+pub(crate) mod partitions;
+pub(crate) mod point;

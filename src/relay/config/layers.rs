@@ -1,0 +1,194 @@
+//! The layering: built-in defaults < TOML file < `KBRIDGE_*` environment
+//! variables < command-line flags (figment), with `${VAR}` filled in from
+//! the environment after parsing the file (so a commented-out line never
+//! demands a variable).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use figment::Figment;
+use figment::providers::{Env, Serialized};
+
+use super::overrides::Overrides;
+use super::schema::RelayConfig;
+
+/// Top-level keys a `KBRIDGE_*` variable may set (nested with `__`, e.g.
+/// `KBRIDGE_WEBHOOK__URL`). Others, like `KBRIDGE_LOG` (the CLI's log
+/// filter) or test variables, are not config.
+const ENV_KEYS: &[&str] = &[
+    "brokers",
+    "topics",
+    "group",
+    "offset_reset",
+    "dead_letter_topic",
+    "preset",
+    "kafka",
+    "webhook",
+    "retry",
+    "concurrency",
+    "max_pending",
+    "max_message_bytes",
+    "drain_timeout",
+    "commit_interval",
+    "topic_wait",
+    "metrics",
+];
+
+impl RelayConfig {
+    /// Loads and checks the layered configuration.
+    pub(crate) fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?;
+            let mut value: toml::Value = toml::from_str(&text)
+                .map_err(|e| anyhow!("{} is not valid TOML: {e}", path.display()))?;
+            expand_env(&mut value, &mut Vec::new())
+                .with_context(|| format!("in {}", path.display()))?;
+            figment = figment.merge(Serialized::defaults(value));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("KBRIDGE_")
+                    .split("__")
+                    .filter(|k| ENV_KEYS.contains(&k.as_str().split('.').next().unwrap_or(""))),
+            )
+            .merge(Serialized::defaults(overrides));
+        let config: RelayConfig = figment.extract().map_err(|e| {
+            anyhow!(
+                "invalid configuration: {e}{}",
+                file.map(|p| format!(" (file {})", p.display()))
+                    .unwrap_or_default()
+            )
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+}
+
+/// Replaces `${VAR}` in every string of a parsed TOML document.
+fn expand_env(value: &mut toml::Value, path: &mut Vec<String>) -> Result<()> {
+    match value {
+        toml::Value::String(s) => *s = expand_str(s).with_context(|| path.join("."))?,
+        toml::Value::Array(items) => {
+            for item in items {
+                expand_env(item, path)?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                path.push(k.clone());
+                expand_env(v, path)?;
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(s: &str) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| anyhow!("unclosed '${{' in a value"))?;
+        let name = &after[..end];
+        let value = std::env::var(name).map_err(|_| {
+            anyhow!(
+                "the value refers to ${{{name}}}, but the environment variable {name} is not set"
+            )
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::config::schema::OffsetReset;
+    use std::time::Duration;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let f = write("topics = \"event\"\n[webhook]\nurl = \"http://127.0.0.1:1/alerts\"\n");
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+        assert_eq!(c.group, "omp");
+        assert_eq!(c.offset_reset, OffsetReset::Latest);
+        assert_eq!(c.topics, vec!["event"]);
+        assert_eq!(c.webhook.timeout, Duration::from_secs(10));
+        assert_eq!(c.drain_timeout, Duration::from_secs(20));
+        assert_eq!(c.log.level, "info");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let f = write("topics = [\"a\"]\ngroup = \"g\"\n[webhook]\nurl = \"http://x/\"\n");
+        let o = Overrides {
+            group: Some("flag".into()),
+            topics: Some(vec!["b".into()]),
+            ..Default::default()
+        };
+        let c = RelayConfig::load(Some(f.path()), &o).unwrap();
+        assert_eq!(
+            (c.group.as_str(), c.topics),
+            ("flag", vec!["b".to_string()])
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_are_redacted() {
+        // SAFETY: a variable name only this test uses.
+        unsafe { std::env::set_var("KBRIDGE_TEST_SECRET_TOKEN", "s3cr3t") };
+        let f = write(
+            "topics = \"t\"\n# ${NOT_SET_ANYWHERE} in a comment is fine\n[webhook]\nurl = \"http://x/\"\n[webhook.headers]\nAuthorization = \"Bearer ${KBRIDGE_TEST_SECRET_TOKEN}\"\n",
+        );
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+        assert_eq!(c.webhook.headers["Authorization"], "Bearer s3cr3t");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn missing_variables_and_typos_are_clear_errors() {
+        let f = write("topics = \"t\"\n[webhook]\nurl = \"${KBRIDGE_TEST_UNSET_VAR}\"\n");
+        let e = format!(
+            "{:#}",
+            RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err()
+        );
+        assert!(
+            e.contains("KBRIDGE_TEST_UNSET_VAR is not set") && e.contains("webhook.url"),
+            "{e}"
+        );
+        let f = write("topics = \"t\"\nconcurrancy = 3\n[webhook]\nurl = \"http://x/\"\n");
+        let e = format!(
+            "{:#}",
+            RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err()
+        );
+        assert!(e.contains("concurrancy"), "{e}");
+    }
+
+    #[test]
+    fn a_webhook_is_required() {
+        let e = RelayConfig::load(
+            None,
+            &Overrides {
+                topics: Some(vec!["t".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no webhook URL"), "{e}");
+    }
+}

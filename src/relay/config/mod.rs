@@ -1,0 +1,15 @@
+//! The relay's configuration, layered: built-in defaults (the seed's: group
+//! `omp`, offset reset `latest`) < TOML file < `KBRIDGE_*` environment
+//! variables < command-line flags.
+//!
+//! Secrets never need to sit in the file: any string value may say
+//! `${VAR}` and is filled from the environment after parsing (so a
+//! commented-out line never demands a variable). The `Debug` output of the
+//! config redacts secrets, and nothing here is ever logged in full.
+
+mod layers;
+mod overrides;
+mod schema;
+
+pub(crate) use overrides::{LogOverrides, MetricsOverrides, Overrides, WebhookOverrides};
+pub(crate) use schema::{OffsetReset, Preset, RelayConfig, RetryConfig, WebhookConfig};

@@ -1,0 +1,83 @@
+//! Taking one message into processing: its offset is accepted (`commit`),
+//! the preset decides (`preset`), and the event is either finished at once
+//! (skipped, or invalid without a dead-letter topic) or becomes a job for
+//! `deliver`, queued behind its alert's earlier events.
+
+use rdkafka::message::Message;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::relay::job::{Job, Work};
+use crate::relay::origin::Origin;
+use crate::relay::preset::{Decision, decide};
+use crate::relay::report::Outcome;
+use crate::relay::shared::Shared;
+use crate::topic_partition::TopicPartition;
+
+/// Decides what to do with one message; returns a job to start now.
+pub(crate) fn take(
+    shared: &Shared,
+    m: &impl Message,
+    partition: TopicPartition,
+    permit: OwnedSemaphorePermit,
+) -> Option<Job> {
+    shared.totals().consumed();
+    let offset = m.offset();
+    let Some(epoch) = shared.partitions().accept(&partition, offset) else {
+        tracing::warn!(
+            topic = %partition.topic, partition = partition.partition, offset,
+            "offset seen again within this assignment; not handled twice"
+        );
+        return None;
+    };
+    let origin = Origin::of(m, partition.topic.clone());
+    let work = match decide(shared.preset(), m.payload(), shared.max_message_bytes()) {
+        Decision::Skip(reason) => {
+            shared.totals().skipped();
+            tracing::debug!(event = %origin.coordinates(), "skipped: {reason}");
+            shared.finish(&partition, epoch, offset, None);
+            shared.report(&origin, || Outcome::Skipped { reason });
+            return None;
+        }
+        Decision::Reject { stage, reason } => {
+            shared.totals().invalid(stage);
+            tracing::warn!(
+                topic = %partition.topic, partition = partition.partition, offset,
+                stage = stage.as_str(),
+                "invalid event: {reason}"
+            );
+            if shared.dead_letters().is_none() {
+                shared.finish(&partition, epoch, offset, None);
+                shared.report(&origin, || Outcome::Dropped { stage, reason });
+                return None;
+            }
+            Work::DeadLetter { stage, reason }
+        }
+        Decision::Deliver {
+            alert_id,
+            body,
+            warning,
+        } => {
+            if let Some(w) = warning {
+                tracing::warn!(event = %origin.coordinates(), alert_id, "{w}");
+            }
+            let job = Job {
+                partition: partition.clone(),
+                epoch,
+                origin,
+                work: Work::Deliver {
+                    alert_id: alert_id.clone(),
+                    body,
+                },
+                _permit: permit,
+            };
+            return shared.partitions().submit(&partition, epoch, alert_id, job);
+        }
+    };
+    Some(Job {
+        partition,
+        epoch,
+        origin,
+        work,
+        _permit: permit,
+    })
+}

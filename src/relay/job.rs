@@ -1,0 +1,37 @@
+//! One event in processing, from intake until it is handled.
+
+use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::relay::origin::Origin;
+use crate::relay::stage::Stage;
+use crate::topic_partition::TopicPartition;
+
+/// One event in processing. Holding the permit is what bounds memory
+/// (`max_pending`).
+pub(crate) struct Job {
+    pub partition: TopicPartition,
+    /// The ownership of the partition this event was taken under (see
+    /// `commit::partitions`).
+    pub epoch: u64,
+    pub origin: Origin,
+    pub work: Work,
+    pub _permit: OwnedSemaphorePermit,
+}
+
+/// What is left to do for the event.
+pub(crate) enum Work {
+    Deliver { alert_id: String, body: Bytes },
+    DeadLetter { stage: Stage, reason: String },
+}
+
+impl Job {
+    /// The per-alert ordering key: events with one alert id are delivered
+    /// in offset order; dead letters have none.
+    pub(crate) fn alert_id(&self) -> Option<&String> {
+        match &self.work {
+            Work::Deliver { alert_id, .. } => Some(alert_id),
+            Work::DeadLetter { .. } => None,
+        }
+    }
+}

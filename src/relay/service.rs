@@ -1,0 +1,75 @@
+//! The relay as a service: telemetry up, parts built, topics waited for,
+//! subscribed, systemd told, the consume loop run until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::Consumer;
+use tokio::sync::mpsc;
+
+use crate::relay::config::RelayConfig;
+use crate::relay::report::Report;
+use crate::relay::shared::Shared;
+use crate::relay::shutdown::{Abort, Shutdown};
+use crate::relay::source::consume_loop;
+use crate::relay::systemd;
+use crate::relay::telemetry::{self, Totals};
+
+/// How often the relay logs its one-line summary.
+const SUMMARY_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs the relay until shutdown; also used by `kbridge demo`, which passes
+/// a report channel to show what happened to each event.
+pub(crate) async fn serve(
+    cfg: RelayConfig,
+    shutdown: Shutdown,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+) -> Result<()> {
+    let totals = Arc::new(Totals::default());
+    if let Some(addr) = cfg.metrics.addr {
+        telemetry::serve(addr, totals.clone()).await?;
+    }
+    telemetry::spawn_summary(totals.clone(), SUMMARY_EVERY);
+    let (abort_handle, abort) = Abort::new();
+    let shared = Arc::new(Shared::new(&cfg, totals, reports, abort)?);
+
+    let mut needed = cfg.topics.clone();
+    if let Some(d) = shared.dead_letters() {
+        needed.push(d.topic().to_string());
+    }
+    {
+        let consumer = shared.consumer().clone();
+        let kafka = cfg.kafka_opts();
+        let wait = cfg.topic_wait;
+        tokio::task::spawn_blocking(move || {
+            kafka.wait_for_topics(consumer.client(), &needed, wait)
+        })
+        .await
+        .context("internal error waiting for topics")??;
+    }
+    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+    shared
+        .consumer()
+        .subscribe(&topics)
+        .context("cannot subscribe to the topics")?;
+
+    tracing::info!(
+        brokers = %cfg.brokers,
+        topics = ?cfg.topics,
+        group = %cfg.group,
+        webhook = %cfg.webhook.url,
+        dead_letter_topic = cfg.dead_letter_topic.as_deref().unwrap_or("-"),
+        "relay started"
+    );
+    let heartbeat = systemd::Heartbeat::new();
+    systemd::ready(&format!(
+        "consuming {} as group {}",
+        cfg.topics.join(","),
+        cfg.group
+    ));
+    systemd::spawn_watchdog(heartbeat.clone());
+    let result = consume_loop::run(shared, &cfg, shutdown, abort_handle, heartbeat).await;
+    systemd::status("stopped");
+    result
+}

@@ -1,0 +1,134 @@
+//! Everything the relay's tasks share: built once by `service`, read by the
+//! consume loop, the intake and every delivery task.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio::sync::mpsc;
+
+use crate::relay::commit::committer;
+use crate::relay::commit::partitions::Partitions;
+use crate::relay::config::{Preset, RelayConfig, RetryConfig};
+use crate::relay::deliver::dead_letter::DeadLetters;
+use crate::relay::deliver::webhook::Webhook;
+use crate::relay::job::Job;
+use crate::relay::origin::Origin;
+use crate::relay::report::{Outcome, Report};
+use crate::relay::shutdown::Abort;
+use crate::relay::source::consumer::{self, RelayConsumer};
+use crate::relay::telemetry::Totals;
+use crate::topic_partition::TopicPartition;
+
+pub(crate) struct Shared {
+    consumer: Arc<RelayConsumer<Job>>,
+    partitions: Arc<Partitions<Job>>,
+    webhook: Webhook,
+    retry: RetryConfig,
+    dead_letters: Option<DeadLetters>,
+    totals: Arc<Totals>,
+    reports: Option<mpsc::UnboundedSender<Report>>,
+    preset: Preset,
+    max_message_bytes: usize,
+    /// Fired when the drain timeout expires: retries stop waiting.
+    abort: Abort,
+}
+
+impl Shared {
+    /// Builds the relay's parts from its configuration: the webhook
+    /// client, the group consumer and the dead-letter producer.
+    pub(crate) fn new(
+        cfg: &RelayConfig,
+        totals: Arc<Totals>,
+        reports: Option<mpsc::UnboundedSender<Report>>,
+        abort: Abort,
+    ) -> Result<Self> {
+        let webhook = Webhook::new(&cfg.webhook, cfg.concurrency)?;
+        let kafka = cfg.kafka_opts();
+        let partitions: Arc<Partitions<Job>> = Arc::default();
+        let consumer = consumer::create(
+            &kafka,
+            &cfg.group,
+            cfg.offset_reset,
+            partitions.clone(),
+            totals.clone(),
+        )?;
+        let dead_letters = match &cfg.dead_letter_topic {
+            Some(topic) => Some(DeadLetters::new(&kafka, topic.clone())?),
+            None => None,
+        };
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            partitions,
+            webhook,
+            retry: cfg.retry.clone(),
+            dead_letters,
+            totals,
+            reports,
+            preset: cfg.preset,
+            max_message_bytes: cfg.max_message_bytes,
+            abort,
+        })
+    }
+
+    pub(crate) fn consumer(&self) -> &Arc<RelayConsumer<Job>> {
+        &self.consumer
+    }
+
+    pub(crate) fn partitions(&self) -> &Partitions<Job> {
+        &self.partitions
+    }
+
+    pub(crate) fn webhook(&self) -> &Webhook {
+        &self.webhook
+    }
+
+    pub(crate) fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+
+    pub(crate) fn dead_letters(&self) -> Option<&DeadLetters> {
+        self.dead_letters.as_ref()
+    }
+
+    pub(crate) fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub(crate) fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    pub(crate) fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    pub(crate) fn abort(&self) -> &Abort {
+        &self.abort
+    }
+
+    /// Sends an outcome to the observer, if there is one; `outcome` is only
+    /// built then (this runs once per event).
+    pub(crate) fn report(&self, origin: &Origin, outcome: impl FnOnce() -> Outcome) {
+        if let Some(tx) = &self.reports {
+            let _ = tx.send(Report {
+                coordinates: origin.coordinates(),
+                outcome: outcome(),
+            });
+        }
+    }
+
+    /// Marks an offset handled, stores the partition's new commit point,
+    /// and returns the next job of the same alert, if one waits.
+    pub(crate) fn finish(
+        &self,
+        partition: &TopicPartition,
+        epoch: u64,
+        offset: i64,
+        alert_id: Option<&String>,
+    ) -> Option<Job> {
+        self.partitions
+            .finish(partition, epoch, offset, alert_id, |point| {
+                committer::store(&*self.consumer, point)
+            })
+    }
+}

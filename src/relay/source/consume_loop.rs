@@ -1,0 +1,172 @@
+//! The relay's loop: read a message, take it into processing (`intake`),
+//! start its delivery task (`deliver`), until shutdown; then `drain`.
+//!
+//! One task reads from Kafka and decides; deliveries run as tasks, at most
+//! one per alert id and partition at a time (the rest wait in order behind
+//! it). A semaphore of `max_pending` permits bounds the events in
+//! processing; when it is exhausted the loop applies `backpressure`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::backpressure::Backpressure;
+use crate::relay::commit::committer;
+use crate::relay::config::RelayConfig;
+use crate::relay::deliver::run_chain;
+use crate::relay::drain::drain;
+use crate::relay::intake;
+use crate::relay::shared::Shared;
+use crate::relay::shutdown::{AbortHandle, Shutdown};
+use crate::relay::systemd::Heartbeat;
+use crate::topic_partition::TopicPartition;
+
+/// How long a full processing window waits for a free slot before the
+/// message's partition is paused (the target is slow or down).
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
+
+/// Runs until shutdown is requested or a fatal error, then drains and
+/// commits. Returns the fatal error, if any.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    cfg: &RelayConfig,
+    mut shutdown: Shutdown,
+    abort: AbortHandle,
+    heartbeat: Heartbeat,
+) -> Result<()> {
+    let permits = Arc::new(Semaphore::new(cfg.max_pending));
+    let resume_threshold = (cfg.max_pending / 2).max(1);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut backpressure = Backpressure::default();
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let committer =
+        committer::spawn_periodic(Arc::downgrade(shared.consumer()), cfg.commit_interval);
+    let consumer = shared.consumer().clone();
+
+    let stopped_by: Result<()> = loop {
+        heartbeat.beat();
+        tokio::select! {
+            biased;
+            _ = shutdown.requested() => break Ok(()),
+            Some(res) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = res && e.is_panic() {
+                    tracing::error!("a delivery task panicked: {e}; its event will be read again after restart");
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(f) = consumer.context().fatal_error() {
+                    break Err(anyhow!("Kafka refused this client: {f}; check the credentials and ACLs in [kafka]"));
+                }
+                if backpressure.is_active() && permits.available_permits() >= resume_threshold {
+                    backpressure.resume_all(&*consumer);
+                    shared.totals().paused_partitions(0);
+                }
+                shared.totals().in_flight(cfg.max_pending - permits.available_permits());
+            }
+            msg = consumer.recv() => match msg {
+                Ok(m) => {
+                    let topic = match topics.get(m.topic()) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let t: Arc<str> = Arc::from(m.topic());
+                            topics.insert(m.topic().to_string(), t.clone());
+                            t
+                        }
+                    };
+                    let tp = TopicPartition { topic, partition: m.partition() };
+                    if backpressure.is_paused(&tp) {
+                        // Fetched before the pause took effect; the rewind
+                        // reads it again after resuming.
+                        continue;
+                    }
+                    match permits.clone().try_acquire_owned() {
+                        Ok(permit) => start(&shared, &mut tasks, &m, tp, permit),
+                        Err(_) => {
+                            // Pausing purges librdkafka's prefetch, and its
+                            // fetcher may then sleep up to a second: first
+                            // wait a little for a free slot, and pause only
+                            // when the target is really slow or down.
+                            let owned = m.detach();
+                            drop(m);
+                            let freed = tokio::select! {
+                                p = permits.clone().acquire_owned() => p.ok(),
+                                _ = tokio::time::sleep(PAUSE_AFTER) => None,
+                                _ = shutdown.requested() => None,
+                            };
+                            if let Some(permit) = freed {
+                                start(&shared, &mut tasks, &owned, tp, permit);
+                                continue;
+                            }
+                            if !backpressure.is_active() {
+                                tracing::info!(
+                                    max_pending = cfg.max_pending,
+                                    "backpressure: {} events in processing; pausing partitions until deliveries catch up",
+                                    cfg.max_pending
+                                );
+                            }
+                            backpressure.pause(&*consumer, tp, owned.offset());
+                            shared.totals().paused_partitions(backpressure.len());
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Err(fatal) = on_error(&shared, cfg, e) {
+                        break Err(fatal);
+                    }
+                }
+            }
+        }
+    };
+
+    drain(&shared, cfg.drain_timeout, tasks, abort).await;
+    committer.abort();
+    let _ = committer.await;
+    stopped_by
+}
+
+/// Takes one message into processing and starts its delivery task, if it
+/// has one to start now.
+fn start(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<()>,
+    m: &impl Message,
+    partition: TopicPartition,
+    permit: OwnedSemaphorePermit,
+) {
+    if let Some(job) = intake::take(shared, m, partition, permit) {
+        tasks.spawn(run_chain(shared.clone(), job));
+    }
+}
+
+/// A consumer error: end-of-partition and passing errors are logged and
+/// counted; a missing committed offset under `offset_reset = "none"` and
+/// librdkafka's fatal errors stop the relay.
+fn on_error(shared: &Shared, cfg: &RelayConfig, e: KafkaError) -> Result<()> {
+    match e {
+        KafkaError::PartitionEOF(_) => Ok(()),
+        KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset) => Err(anyhow!(
+            "group '{}' has no committed offset for a partition of {} and offset_reset is 'none'; start once with --offset-reset earliest or latest, or set offsets with `kbridge groups reset-offsets {} --topic … --execute`",
+            cfg.group,
+            cfg.topics.join(", "),
+            cfg.group
+        )),
+        e => {
+            shared.totals().consumer_error();
+            if let Some((code, reason)) = shared.consumer().client().fatal_error() {
+                return Err(anyhow!("fatal Kafka error {code:?}: {reason}"));
+            }
+            tracing::warn!("Kafka consumer error: {e}");
+            Ok(())
+        }
+    }
+}

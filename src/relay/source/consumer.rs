@@ -1,0 +1,125 @@
+//! The relay's group consumer and its context: what librdkafka tells it
+//! (errors, statistics) and what the rebalance callback needs (the owned
+//! partitions, the commit gate).
+//!
+//! Offsets follow rust-rdkafka's at-least-once recipe:
+//! `enable.auto.offset.store` is off, and a partition's offset is stored
+//! only when every event before it was delivered, dead-lettered or skipped
+//! (see `commit`). Stored offsets are committed by `commit::committer`, one
+//! commit at a time, not by librdkafka's auto-commit.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::client::{KafkaContext, KafkaOpts, LastError, LibrdkafkaLogs};
+use crate::relay::commit::committer::{CommitGate, CommitsInTurn};
+use crate::relay::commit::partitions::Partitions;
+use crate::relay::config::OffsetReset;
+use crate::relay::telemetry::Totals;
+
+/// The consumer, generic over the job type its partitions' queues hold.
+pub(crate) type RelayConsumer<J> = StreamConsumer<RelayContext<J>>;
+
+pub(crate) struct RelayContext<J> {
+    base: KafkaContext,
+    pub(super) partitions: Arc<Partitions<J>>,
+    pub(super) totals: Arc<Totals>,
+    /// An error that must stop the service (authentication, fatal).
+    fatal: Mutex<Option<String>>,
+    commits: CommitGate,
+}
+
+impl<J> RelayContext<J> {
+    /// The error that must stop the service, if librdkafka reported one.
+    pub(crate) fn fatal_error(&self) -> Option<String> {
+        self.fatal.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+impl<J> CommitsInTurn for RelayContext<J> {
+    fn commit_gate(&self) -> &CommitGate {
+        &self.commits
+    }
+}
+
+impl<J: Send> ClientContext for RelayContext<J> {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        self.base.log(level, fac, msg);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.totals.partition_stats(&statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.base.error(error.clone(), reason);
+        let fatal = matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::Fatal
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::GroupAuthorizationFailed
+            )
+        );
+        if fatal {
+            if let Ok(mut f) = self.fatal.lock() {
+                f.get_or_insert_with(|| format!("{error}: {reason}"));
+            }
+        } else {
+            tracing::warn!(target: "librdkafka", "{reason}");
+        }
+    }
+}
+
+impl<J: Send> LastError for RelayContext<J> {
+    fn last_error(&self) -> Option<String> {
+        self.base.last_error()
+    }
+}
+
+/// Builds the group consumer.
+pub(crate) fn create<J: Send + 'static>(
+    kafka: &KafkaOpts,
+    group: &str,
+    offset_reset: OffsetReset,
+    partitions: Arc<Partitions<J>>,
+    totals: Arc<Totals>,
+) -> Result<RelayConsumer<J>> {
+    kafka
+        .client()
+        .set_default("group.id", group)
+        // Commits are ours (see `commit`); librdkafka only keeps the stored
+        // offsets.
+        .set_default("enable.auto.commit", "false")
+        .set_default("enable.auto.offset.store", "false")
+        .set_default("auto.offset.reset", offset_reset.as_librdkafka())
+        // Bound the prefetch queue: librdkafka's default (64 MB) would let a
+        // backlog fill memory regardless of max_pending.
+        .set_default("queued.max.messages.kbytes", "8192")
+        .set_default("queued.min.messages", "10000")
+        // When that queue is full librdkafka stops fetching for this long
+        // (1 s by default), which idles the relay as soon as it drains the
+        // queue faster than that; keep the fetcher fed.
+        .set_default("fetch.queue.backoff.ms", "20")
+        .set_default("fetch.message.max.bytes", "1048576")
+        // Per-partition lag and committed offsets for the metrics.
+        .set_default("statistics.interval.ms", "5000")
+        .build(
+            RelayContext {
+                base: KafkaContext::new(LibrdkafkaLogs::Service),
+                partitions,
+                totals,
+                fatal: Mutex::new(None),
+                commits: CommitGate::default(),
+            },
+            "the Kafka consumer",
+        )
+}
