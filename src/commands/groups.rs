@@ -12,6 +12,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
+use super::assignment::parse_assignment;
 use crate::client::{KafkaContext, KafkaOpts, partitions_of};
 use crate::error::Reported;
 use crate::output::{align_right, opt, outln, print_json, print_table, table};
@@ -399,56 +400,4 @@ pub(crate) async fn delete(opts: &KafkaOpts, groups: &[String]) -> Result<()> {
         return Err(Reported(format!("{failed} group(s) not deleted")).into());
     }
     Ok(())
-}
-
-/// Decodes a consumer-protocol assignment (version, [topic, [partition]],
-/// user data). A malformed one yields what could be read.
-fn parse_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
-    fn i16_at(b: &[u8], at: &mut usize) -> Option<i16> {
-        let v = i16::from_be_bytes(b.get(*at..*at + 2)?.try_into().ok()?);
-        *at += 2;
-        Some(v)
-    }
-    fn i32_at(b: &[u8], at: &mut usize) -> Option<i32> {
-        let v = i32::from_be_bytes(b.get(*at..*at + 4)?.try_into().ok()?);
-        *at += 4;
-        Some(v)
-    }
-    let mut out = Vec::new();
-    let mut at = 0;
-    let parse = |out: &mut Vec<(String, i32)>, at: &mut usize| -> Option<()> {
-        i16_at(bytes, at)?;
-        let topics = i32_at(bytes, at)?;
-        for _ in 0..topics.max(0) {
-            let len = usize::try_from(i16_at(bytes, at)?).ok()?;
-            let name = std::str::from_utf8(bytes.get(*at..*at + len)?)
-                .ok()?
-                .to_string();
-            *at += len;
-            let n = i32_at(bytes, at)?;
-            for _ in 0..n.max(0) {
-                out.push((name.clone(), i32_at(bytes, at)?));
-            }
-        }
-        Some(())
-    };
-    let _ = parse(&mut out, &mut at);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn assignment_bytes_decode() {
-        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 2];
-        b.extend_from_slice(b"ev");
-        b.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0]);
-        assert_eq!(
-            parse_assignment(&b),
-            vec![("ev".to_string(), 0), ("ev".to_string(), 3)]
-        );
-        assert_eq!(parse_assignment(&b[..9]), vec![]);
-    }
 }

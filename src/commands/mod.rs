@@ -1,5 +1,7 @@
-//! The everyday Kafka operations, one module per command family.
+//! The everyday Kafka operations, one module per command family, plus
+//! what one of them needs of its own (`assignment`, `input_lines`, `render`).
 
+mod assignment;
 pub(crate) mod cluster;
 pub(crate) mod consume;
 pub(crate) mod groups;

@@ -188,7 +188,7 @@ pub(crate) async fn run(deadline: Duration) -> Result<()> {
         };
         *counts.entry(kind).or_default() += 1;
     }
-    stop.stop();
+    stop.raise();
     relay.await.context("the relay task failed")??;
     outln!()?;
     let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();

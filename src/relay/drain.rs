@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use crate::relay::commit::committer::commit_now;
 use crate::relay::commit::point::shown;
 use crate::relay::shared::Shared;
-use crate::relay::shutdown::AbortHandle;
+use crate::relay::shutdown::Trigger;
 use crate::relay::systemd;
 
 /// How long aborted deliveries get to notice the abort.
@@ -23,7 +23,7 @@ pub(crate) async fn drain(
     shared: &Shared,
     drain_timeout: Duration,
     mut tasks: JoinSet<()>,
-    abort: AbortHandle,
+    abort: Trigger,
 ) {
     systemd::stopping();
     let consumer = shared.consumer();
@@ -40,7 +40,7 @@ pub(crate) async fn drain(
     .await
     .is_ok();
     if !drained {
-        abort.fire();
+        abort.raise();
         let _ = tokio::time::timeout(ABORT_GRACE, async {
             while tasks.join_next().await.is_some() {}
         })

@@ -39,17 +39,29 @@ impl Flag {
     }
 }
 
+/// Raises a flag: requests the stop (the signal handler, the demo) or fires
+/// the abort (the drain, when its timeout expires).
+pub(crate) struct Trigger(watch::Sender<bool>);
+
+impl Trigger {
+    pub(crate) fn raise(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+fn flag() -> (Trigger, Flag) {
+    let (tx, rx) = watch::channel(false);
+    (Trigger(tx), Flag(rx))
+}
+
 /// Listens for the request to stop the relay.
 #[derive(Clone)]
 pub(crate) struct Shutdown(Flag);
 
-/// Requests the relay to stop (the signal handler, the demo).
-pub(crate) struct StopHandle(watch::Sender<bool>);
-
 impl Shutdown {
-    pub(crate) fn new() -> (StopHandle, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (StopHandle(tx), Shutdown(Flag(rx)))
+    pub(crate) fn new() -> (Trigger, Shutdown) {
+        let (trigger, flag) = flag();
+        (trigger, Shutdown(flag))
     }
 
     /// Resolves once a stop was requested. Cancel-safe, for `select!`.
@@ -58,25 +70,11 @@ impl Shutdown {
     }
 }
 
-impl StopHandle {
-    pub(crate) fn stop(&self) {
-        self.0.send_replace(true);
-    }
-}
-
 /// Listens for the end of the drain: deliveries stop waiting.
 #[derive(Clone)]
 pub(crate) struct Abort(Flag);
 
-/// Fires the [`Abort`] (the drain, when its timeout expires).
-pub(crate) struct AbortHandle(watch::Sender<bool>);
-
 impl Abort {
-    pub(crate) fn new() -> (AbortHandle, Abort) {
-        let (tx, rx) = watch::channel(false);
-        (AbortHandle(tx), Abort(Flag(rx)))
-    }
-
     pub(crate) fn is_set(&self) -> bool {
         self.0.is_raised()
     }
@@ -85,20 +83,20 @@ impl Abort {
     pub(crate) async fn fired(&self) {
         self.0.clone().raised().await
     }
-}
 
-impl AbortHandle {
-    pub(crate) fn fire(&self) {
-        self.0.send_replace(true);
+    /// A new abort, and the trigger that fires it.
+    pub(crate) fn new() -> (Trigger, Abort) {
+        let (trigger, flag) = flag();
+        (trigger, Abort(flag))
     }
 }
 
 /// Installs the signal handlers: the first signal requests the stop, the
 /// second exits at once. The returned handle keeps the listener alive and
 /// lets code request the stop too.
-pub(crate) fn on_signals(drain_timeout: Duration) -> (StopHandle, Shutdown) {
+pub(crate) fn on_signals(drain_timeout: Duration) -> (Trigger, Shutdown) {
     let (handle, shutdown) = Shutdown::new();
-    let trigger = StopHandle(handle.0.clone());
+    let trigger = Trigger(handle.0.clone());
     tokio::spawn(async move {
         if wait_for_signal().await.is_err() {
             tracing::error!("cannot listen for signals; stop kbridge with SIGKILL");
@@ -107,7 +105,7 @@ pub(crate) fn on_signals(drain_timeout: Duration) -> (StopHandle, Shutdown) {
         tracing::info!(
             "stopping: no new events; finishing in-flight deliveries for up to {drain_timeout:?} (signal again to exit at once)"
         );
-        trigger.stop();
+        trigger.raise();
         if wait_for_signal().await.is_ok() {
             tracing::error!(
                 "second signal: exiting now without draining; uncommitted events will be read again"
@@ -139,7 +137,7 @@ mod tests {
                 .is_err(),
             "not requested yet"
         );
-        handle.stop();
+        handle.raise();
         tokio::time::timeout(Duration::from_secs(5), shutdown.requested())
             .await
             .expect("resolves at once");
@@ -154,7 +152,7 @@ mod tests {
                 tokio::spawn(async move { abort.fired().await })
             })
             .collect();
-        handle.fire();
+        handle.raise();
         for w in waiters {
             tokio::time::timeout(Duration::from_secs(5), w)
                 .await

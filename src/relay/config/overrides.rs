@@ -9,7 +9,7 @@ use crate::logging::LogFormat;
 
 /// Values given on the command line, the top layer; `None` leaves the lower
 /// layers alone. Serialized into the layering with the same key names as
-/// the file.
+/// the file (an empty table merges as nothing).
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -25,11 +25,8 @@ pub(crate) struct Overrides {
     /// librdkafka properties (`-X`), merged into `[kafka]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub kafka: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "WebhookOverrides::is_empty")]
     pub webhook: WebhookOverrides,
-    #[serde(skip_serializing_if = "LogOverrides::is_empty")]
     pub log: LogOverrides,
-    #[serde(skip_serializing_if = "MetricsOverrides::is_empty")]
     pub metrics: MetricsOverrides,
 }
 
@@ -39,32 +36,14 @@ pub(crate) struct WebhookOverrides {
     pub url: Option<String>,
 }
 
-impl WebhookOverrides {
-    fn is_empty(&self) -> bool {
-        self.url.is_none()
-    }
-}
-
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct LogOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<LogFormat>,
 }
 
-impl LogOverrides {
-    fn is_empty(&self) -> bool {
-        self.format.is_none()
-    }
-}
-
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct MetricsOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<String>,
-}
-
-impl MetricsOverrides {
-    fn is_empty(&self) -> bool {
-        self.addr.is_none()
-    }
 }

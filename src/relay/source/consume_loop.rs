@@ -25,7 +25,7 @@ use crate::relay::deliver::run_chain;
 use crate::relay::drain::drain;
 use crate::relay::intake;
 use crate::relay::shared::Shared;
-use crate::relay::shutdown::{AbortHandle, Shutdown};
+use crate::relay::shutdown::{Shutdown, Trigger};
 use crate::relay::systemd::Heartbeat;
 use crate::topic_partition::TopicPartition;
 
@@ -39,7 +39,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     cfg: &RelayConfig,
     mut shutdown: Shutdown,
-    abort: AbortHandle,
+    abort: Trigger,
     heartbeat: Heartbeat,
 ) -> Result<()> {
     let permits = Arc::new(Semaphore::new(cfg.max_pending));
