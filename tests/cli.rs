@@ -6,51 +6,26 @@
 //! parallel against one broker. Conditions on the broker are awaited by
 //! polling (`wait_until`), never by sleeping.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use support::*;
+use support::broker::{brokers, unique};
+use support::child::{Background, COMMAND_DEADLINE, wait_within};
+use support::events::numbered;
+use support::kafka::{
+    await_topic, consume_json, create_topic, describe_group, message_count, produce, watermarks,
+};
+use support::kbridge::{assert_no_panic, kbridge, kbridge_without_brokers, run, run_cmd};
+use support::output::OutputExt;
+use support::reports::{Report, reports};
+use support::time::{now_ms, rfc3339_utc};
+use support::tools::{b64, python_produce, run_tool};
+use support::wait::{WAIT, wait_until};
 
 // ------------------------------------------------------------------ helpers
-
-/// JSON lines `{"n":0}` … for `range`.
-fn numbered(range: std::ops::Range<i64>) -> Vec<String> {
-    range.map(|n| format!(r#"{{"n":{n}}}"#)).collect()
-}
-
-/// One parsed delivery report: `line N: delivered to T [P] at offset O`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Report {
-    line: usize,
-    topic: String,
-    partition: i32,
-    offset: i64,
-}
-
-fn parse_report(l: &str) -> Report {
-    let parsed = (|| {
-        let rest = l.strip_prefix("line ")?;
-        let (line, rest) = rest.split_once(": delivered to ")?;
-        let (tp, offset) = rest.rsplit_once(" at offset ")?;
-        let (topic, partition) = tp.rsplit_once(" [")?;
-        Some(Report {
-            line: line.parse().ok()?,
-            topic: topic.to_string(),
-            partition: partition.strip_suffix(']')?.parse().ok()?,
-            offset: offset.parse().ok()?,
-        })
-    })();
-    parsed.unwrap_or_else(|| panic!("not a delivery report: {l:?}"))
-}
-
-fn reports(out: &std::process::Output) -> Vec<Report> {
-    out.lines().iter().map(|l| parse_report(l)).collect()
-}
 
 /// The `n` field of each consumed JSON record's value.
 fn ns(records: &[Value]) -> Vec<i64> {
@@ -89,17 +64,8 @@ fn cells(line: &str) -> Vec<&str> {
 /// The group's committed offset of each partition of `topic` (None when
 /// not committed), from `groups describe --json`.
 fn committed(group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
-    let d = describe_group(group).unwrap_or_else(|| panic!("group {group} cannot be described"));
-    (0..partitions)
-        .map(|p| {
-            d["partitions"]
-                .as_array()
-                .expect("partitions")
-                .iter()
-                .find(|e| e["topic"] == topic && e["partition"] == p)
-                .and_then(|e| e["current_offset"].as_i64())
-        })
-        .collect()
+    let offsets = support::kafka::committed(group, topic);
+    (0..partitions).map(|p| offsets.get(&p).copied()).collect()
 }
 
 fn broker_count() -> usize {
