@@ -3,29 +3,30 @@
 //! the relay keeps every alert when the broker leading its partitions dies,
 //! and its final commits cover everything it delivered.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::Value;
 
-use support::relay::{Relay, event, receiver};
-use support::{OutputExt, cluster_brokers, kbridge_bin, run_cmd, test_kafka, unique, wait_until};
+use support::broker::{cluster_brokers, test_kafka, unique};
+use support::events::event;
+use support::kbridge::{kbridge_at, run_cmd};
+use support::output::OutputExt;
+use support::relay::RelayCmd;
+use support::target::{Script, Target};
+use support::wait::wait_until;
 
 /// Failover (leader election, the group coordinator moving) takes seconds;
 /// this bounds the wait for everything to be delivered again.
 const FAILOVER_WAIT: Duration = Duration::from_secs(120);
 
 fn kbridge_on(brokers: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(kbridge_bin());
-    cmd.env_remove("KBRIDGE_BROKERS")
-        .args(["-b", brokers])
-        .args(args);
+    let mut cmd = kbridge_at(brokers);
+    cmd.args(args);
     run_cmd(cmd, stdin)
 }
 
 fn produce(brokers: &str, topic: &str, range: std::ops::Range<usize>) {
-    let lines: String = range.map(|i| event(i) + "\n").collect();
+    let lines: String = range.map(|i| event(i).to_string() + "\n").collect();
     kbridge_on(
         brokers,
         &["produce", topic, "--key-field", "df_fault_id", "-q"],
@@ -49,8 +50,7 @@ impl Drop for Restart {
 #[test]
 fn relay_keeps_every_alert_when_the_leader_broker_dies() {
     let brokers = cluster_brokers();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let target = receiver(&rt);
+    let target = Target::start(Script::default());
     let topic = unique("failover");
     let group = unique("failover-group");
     kbridge_on(
@@ -70,7 +70,10 @@ fn relay_keeps_every_alert_when_the_leader_broker_dies() {
     )
     .ok();
     produce(&brokers, &topic, 0..30);
-    let mut relay = Relay::start(&brokers, &topic, &group, &target.url, &[]);
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .brokers(&brokers)
+        .env("KBRIDGE_LOG", "info,librdkafka=warn")
+        .start();
     assert!(
         wait_until(FAILOVER_WAIT, || target.distinct() == 30),
         "before the failure, {} of 30 delivered\n{}",

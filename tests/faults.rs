@@ -3,71 +3,63 @@
 //! broker outage and through failing fetch and offset-commit requests, and
 //! its final commits cover everything it handled.
 
-mod support;
-
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use support::relay::{Receiver, Relay, event, receiver};
-use support::{WAIT, unique, wait_until};
-
-fn produce(
-    rt: &tokio::runtime::Runtime,
-    brokers: &str,
-    topic: &str,
-    range: std::ops::Range<usize>,
-) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("message.timeout.ms", "60000")
-        .create()
-        .expect("producer");
-    rt.block_on(async {
-        for i in range {
-            let value = event(i);
-            let key = format!("fault-{i}");
-            producer
-                .send(
-                    FutureRecord::to(topic).key(&key).payload(&value),
-                    Duration::from_secs(60),
-                )
-                .await
-                .expect("produce to the mock cluster");
-        }
-    });
-}
+use support::broker::unique;
+use support::events::event;
+use support::records::{Rec, produce_records_with};
+use support::relay::RelayCmd;
+use support::relay_process::Relay;
+use support::target::{Script, Target};
+use support::wait::{WAIT, wait_until};
 
 /// A one-broker mock cluster with a two-partition topic, a group name and
-/// a receiver.
+/// a target.
 struct Setup {
-    rt: tokio::runtime::Runtime,
     mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     brokers: String,
     topic: String,
     group: String,
-    target: Receiver,
+    target: Target,
 }
 
 impl Setup {
     fn new(name: &str) -> Self {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
         let mock = MockCluster::new(1).expect("mock cluster");
         let topic = unique(name);
         mock.create_topic(&topic, 2, 1).expect("create topic");
-        let target = receiver(&rt);
         Self {
             brokers: mock.bootstrap_servers(),
             group: unique(&format!("{name}-group")),
-            rt,
             mock,
             topic,
-            target,
+            target: Target::start(Script::default()),
         }
+    }
+
+    /// Produces events `range` to the mock cluster, keyed by fault id.
+    fn produce(&self, range: std::ops::Range<usize>) {
+        let recs: Vec<Rec> = range.map(|i| Rec::event(&event(i))).collect();
+        produce_records_with(
+            &self.topic,
+            &recs,
+            &[
+                ("bootstrap.servers", &self.brokers),
+                ("message.timeout.ms", "60000"),
+            ],
+        );
+    }
+
+    /// The relay on the mock cluster, from the earliest offset.
+    fn relay(&self) -> RelayCmd {
+        RelayCmd::new(&self.topic, &self.group, &self.target.url())
+            .brokers(&self.brokers)
+            .env("KBRIDGE_LOG", "info,librdkafka=warn")
     }
 }
 
@@ -75,7 +67,7 @@ impl Setup {
 fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
     let f = Setup::new("faults");
 
-    produce(&f.rt, &f.brokers, &f.topic, 0..20);
+    f.produce(0..20);
     // The first commits and fetches fail; the relay must neither stall
     // nor lose their events.
     f.mock.request_errors(
@@ -86,7 +78,7 @@ fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
         RDKafkaApiKey::Fetch,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 2],
     );
-    let mut relay = Relay::start(&f.brokers, &f.topic, &f.group, &f.target.url, &[]);
+    let mut relay = f.relay().start();
     assert!(
         wait_until(WAIT, || f.target.distinct() == 20),
         "first batch not delivered ({} of 20)\n{}",
@@ -104,7 +96,7 @@ fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
         relay.stderr()
     );
     f.mock.broker_up(1).expect("broker up");
-    produce(&f.rt, &f.brokers, &f.topic, 20..40);
+    f.produce(20..40);
     assert!(
         wait_until(WAIT, || f.target.distinct() == 40),
         "after the outage, {} of 40 delivered\n{}",
@@ -124,18 +116,9 @@ fn relay_keeps_every_alert_through_broker_outage_and_request_errors() {
 #[test]
 fn shutdown_commit_is_retried_after_request_timeouts() {
     let f = Setup::new("faults-commit");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("kbridge.toml");
-    std::fs::write(&config, "commit_interval = \"1h\"\n").expect("write config");
 
-    produce(&f.rt, &f.brokers, &f.topic, 0..20);
-    let mut relay = Relay::start(
-        &f.brokers,
-        &f.topic,
-        &f.group,
-        &f.target.url,
-        &["--config", config.to_str().expect("utf-8 path")],
-    );
+    f.produce(0..20);
+    let mut relay = f.relay().config("commit_interval = \"1h\"\n").start();
     assert!(
         wait_until(WAIT, || f.target.distinct() == 20),
         "not delivered ({} of 20)\n{}",

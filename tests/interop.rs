@@ -5,13 +5,18 @@
 //! kcat and confluent-kafka are installed by `.ci/run`; when one is
 //! missing these tests fail (they never skip).
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use support::*;
+use support::broker::{brokers, unique};
+use support::events::numbered;
+use support::kafka::{consume_json, create_topic, describe_group, produce};
+use support::kbridge::run;
+use support::output::OutputExt;
+use support::reports::reports;
+use support::time::now_ms;
+use support::tools::{b64, kcat, python, python_consume, python_produce};
 
 /// Input lines, and the delivery reports (line → (partition, offset)) of
 /// producing them with kbridge.
@@ -20,23 +25,9 @@ fn kbridge_produce(topic: &str, lines: &[String], extra: &[&str]) -> BTreeMap<us
     args.extend_from_slice(extra);
     let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let out = run(&args, &input);
-    out.ok();
-    out.lines()
-        .iter()
-        .map(|l| {
-            // line N: delivered to T [P] at offset O
-            let (n, rest) = l
-                .strip_prefix("line ")
-                .and_then(|r| r.split_once(": delivered to "))
-                .unwrap_or_else(|| panic!("not a report: {l}"));
-            let (tp, o) = rest.rsplit_once(" at offset ").expect("offset");
-            let p = tp
-                .rsplit_once(" [")
-                .expect("partition")
-                .1
-                .trim_end_matches(']');
-            (n.parse().unwrap(), (p.parse().unwrap(), o.parse().unwrap()))
-        })
+    reports(out.ok())
+        .into_iter()
+        .map(|r| (r.line, (i64::from(r.partition), r.offset)))
         .collect()
 }
 
@@ -244,7 +235,7 @@ fn group_offsets_are_shared_with_python() {
     let t = unique("kbt-io-group");
     let g = unique("kbt-io-group");
     create_topic(&t, 1);
-    produce_lines(&t, 5);
+    produce(&t, &numbered(0..5), &[]);
 
     // Python commits offset 3 for the group.
     python(
@@ -303,9 +294,4 @@ c.close()
             .collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-}
-
-fn produce_lines(topic: &str, n: i64) {
-    let lines: Vec<String> = (0..n).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
-    produce(topic, &lines, &[]);
 }

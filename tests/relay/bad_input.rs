@@ -1,19 +1,20 @@
 //! Bad input is dead-lettered, unchanged and with its reasons, and the relay
 //! keeps going.
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::kafka::{
-    Consumed, Rec, create_topic, create_topic_with, kbridge, produce, produce_with, read_all,
-    wait_fully_committed,
-};
-use crate::process::RelayCmd;
-use crate::target::{Script, Target};
-use crate::util::{alert_event, unique, wait_until};
+use support::broker::unique;
+use support::events::alert_event;
+use support::kafka::{new_topic, new_topic_with, wait_fully_committed};
+use support::kbridge::run_bytes;
+use support::output::OutputExt;
+use support::records::{Consumed, Rec, produce_records, produce_records_with, read_all};
+use support::relay::RelayCmd;
+use support::reports::reports;
+use support::target::{Script, Target};
+use support::wait::wait_until;
 
 /// A bad message, what the dead letter must say about it, and where it was.
 struct Bad {
@@ -27,36 +28,15 @@ struct Bad {
 /// Produces one line with `kbridge produce --raw` and headers; returns its
 /// offset (the topic has one partition).
 fn produce_raw_with_headers(topic: &str, line: &[u8], key: &str, headers: &[&str]) -> i64 {
-    let mut cmd = kbridge();
-    cmd.args(["produce", topic, "--raw", "-k", key]);
+    let mut args = vec!["produce", topic, "--raw", "-k", key];
     for h in headers {
-        cmd.args(["-H", h]);
+        args.extend(["-H", h]);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run kbridge produce");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(line).unwrap();
-        stdin.write_all(b"\n").unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "kbridge produce failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // "line 1: delivered to T [0] at offset N"
-    stdout
-        .trim()
-        .rsplit(' ')
-        .next()
-        .and_then(|o| o.parse().ok())
-        .unwrap_or_else(|| panic!("no offset in the produce report: {stdout:?}"))
+    let input = [line, b"\n"].concat();
+    let out = run_bytes(&args, &input);
+    let delivered = reports(out.ok());
+    assert_eq!(delivered.len(), 1, "{}", out.describe());
+    delivered[0].offset
 }
 
 fn header_names(c: &Consumed) -> Vec<&str> {
@@ -65,8 +45,8 @@ fn header_names(c: &Consumed) -> Vec<&str> {
 
 #[test]
 fn bad_messages_are_dead_lettered_with_reasons_and_the_relay_keeps_going() {
-    let topic = create_topic("bad", 1);
-    let dlq = create_topic("bad-dlq", 1);
+    let topic = new_topic("bad", 1);
+    let dlq = new_topic("bad-dlq", 1);
     let group = unique("bad-g");
     let target = Target::start(Script::default());
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
@@ -156,7 +136,10 @@ fn bad_messages_are_dead_lettered_with_reasons_and_the_relay_keeps_going() {
         },
     ];
     let recs: Vec<Rec> = bad.iter().map(|b| b.rec.clone()).collect();
-    let mut offsets: Vec<i64> = produce(&topic, &recs).iter().map(|(_, o)| *o).collect();
+    let mut offsets: Vec<i64> = produce_records(&topic, &recs)
+        .iter()
+        .map(|(_, o)| *o)
+        .collect();
     // One more, with headers, through the CLI.
     let cli_line = b"this is not JSON {".to_vec();
     offsets.push(produce_raw_with_headers(
@@ -165,7 +148,7 @@ fn bad_messages_are_dead_lettered_with_reasons_and_the_relay_keeps_going() {
         "k-cli",
         &["trace-id=abc123", "origin=test"],
     ));
-    let valid_at = produce(&topic, &[Rec::event(&valid)])[0];
+    let valid_at = produce_records(&topic, &[Rec::event(&valid)])[0];
 
     let valid_key = format!("{topic}-0-{}", valid_at.1);
     assert!(
@@ -293,20 +276,20 @@ fn dead_letters_a_big_message(
     producer_max: &str,
     reason: &str,
 ) {
-    let topic = create_topic_with("big", 1, topic_configs);
-    let dlq = create_topic_with("big-dlq", 1, topic_configs);
+    let topic = new_topic_with("big", 1, topic_configs);
+    let dlq = new_topic_with("big-dlq", 1, topic_configs);
     let group = unique("big-g");
     let target = Target::start(Script::default());
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)
         .start();
     relay.wait_assigned();
-    produce_with(
+    produce_records_with(
         &topic,
         &[Rec::keyed("k-big", value.clone())],
         &[("message.max.bytes", producer_max)],
     );
-    let valid = produce(
+    let valid = produce_records(
         &topic,
         &[Rec::event(&alert_event(1, "after-big", "critical"))],
     )[0];

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::kafka::{
-    Rec, commit_offsets, committed, create_topic, event_keys, log_end_offsets, produce, read_all,
-    wait_fully_committed,
-};
-use crate::process::RelayCmd;
-use crate::target::{Request, Reserved, Rule, Script, Target};
-use crate::util::{alert_event, sample, unique, wait_until};
+use support::broker::unique;
+use support::events::{alert_event, sample};
+use support::kafka::{committed, log_end_offsets, new_topic, wait_fully_committed};
+use support::records::{Rec, commit_offsets, produce_records, read_all};
+use support::relay::{RelayCmd, event_keys};
+use support::relay_process::Relay;
+use support::target::{Request, Reserved, Rule, Script, Target};
+use support::wait::wait_until;
 
 /// Every key answered 2xx exactly once; every attempt for a key carried
 /// the same body.
@@ -38,7 +39,7 @@ fn assert_each_delivered_once(target: &Target, keys: &[String]) {
 
 #[test]
 fn transient_503s_are_retried_with_the_same_key_and_order_per_alert_is_kept() {
-    let topic = create_topic("retry", 3);
+    let topic = new_topic("retry", 3);
     let group = unique("retry-g");
     let target = Target::start(Script {
         fail_first: 6,
@@ -58,7 +59,7 @@ fn transient_503s_are_retried_with_the_same_key_and_order_per_alert_is_kept() {
     events.push(sample("host-cpu-critical.json"));
     events.push(sample("host-cpu-ok.json"));
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let coords = produce(&topic, &recs);
+    let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);
 
     let mut relay = RelayCmd::new(&topic, &group, &target.url()).start();
@@ -118,8 +119,8 @@ fn transient_503s_are_retried_with_the_same_key_and_order_per_alert_is_kept() {
 
 #[test]
 fn no_cmdb_match_is_tried_once_and_dead_lettered() {
-    let topic = create_topic("nocmdb", 2);
-    let dlq = create_topic("nocmdb-dlq", 1);
+    let topic = new_topic("nocmdb", 2);
+    let dlq = new_topic("nocmdb-dlq", 1);
     let group = unique("nocmdb-g");
     let target = Target::start(Script {
         reject_host: Some("lab-box-99".into()),
@@ -132,7 +133,7 @@ fn no_cmdb_match_is_tried_once_and_dead_lettered() {
         sample("host-nodata.json"),
     ];
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let coords = produce(&topic, &recs);
+    let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);
     let rejected = &keys[1];
 
@@ -185,9 +186,9 @@ fn no_cmdb_match_is_tried_once_and_dead_lettered() {
 
 #[test]
 fn a_target_that_is_down_at_first_gets_everything_once_it_is_up() {
-    let topic = create_topic("down", 3);
+    let topic = new_topic("down", 3);
     let group = unique("down-g");
-    let port = Reserved::new();
+    let port = Reserved::bind();
     let url = port.url();
     let mut relay = RelayCmd::new(&topic, &group, &url).start();
     relay.wait_assigned();
@@ -202,7 +203,7 @@ fn a_target_that_is_down_at_first_gets_everything_once_it_is_up() {
         })
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let coords = produce(&topic, &recs);
+    let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);
 
     relay.wait_for_log(
@@ -215,11 +216,9 @@ fn a_target_that_is_down_at_first_gets_everything_once_it_is_up() {
         relay.stderr()
     );
     assert!(
-        crate::kafka::committed(&group, &topic)
-            .values()
-            .all(|o| *o == 0),
+        committed(&group, &topic).values().all(|o| *o == 0),
         "nothing may be committed while the target is down: {:?}",
-        crate::kafka::committed(&group, &topic)
+        committed(&group, &topic)
     );
 
     let target = Target::start_on(port, Script::default());
@@ -239,9 +238,9 @@ fn a_target_that_is_down_at_first_gets_everything_once_it_is_up() {
 
 #[test]
 fn backpressure_pauses_and_resumes_without_losing_events() {
-    let topic = create_topic("pressure", 3);
+    let topic = new_topic("pressure", 3);
     let group = unique("pressure-g");
-    let port = Reserved::new();
+    let port = Reserved::bind();
     let url = port.url();
     let mut relay = RelayCmd::new(&topic, &group, &url)
         .config("max_pending = 4\n[retry]\nmax_backoff = \"1s\"\n")
@@ -252,7 +251,7 @@ fn backpressure_pauses_and_resumes_without_losing_events() {
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let coords = produce(&topic, &recs);
+    let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);
 
     relay.wait_for_log("backpressure", Duration::from_secs(15));
@@ -287,8 +286,8 @@ fn pause_during_offset_reset(
     name: &str,
     reset: &str,
     on_partition_1_while_starting: bool,
-) -> (Target, crate::process::Relay, String, String) {
-    let topic = create_topic(name, 2);
+) -> (Target, Relay, String, String) {
+    let topic = new_topic(name, 2);
     let group = unique(&format!("{name}-g"));
     let target = Target::start(Script {
         delay: Duration::from_millis(50),
@@ -305,7 +304,7 @@ fn pause_during_offset_reset(
         });
         recs.push(r);
     }
-    produce(&topic, &recs);
+    produce_records(&topic, &recs);
     commit_offsets(&group, &topic, &[(0, 16)]);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .offset_reset(reset)
@@ -320,7 +319,7 @@ fn pause_during_offset_reset(
             for i in 100..140usize {
                 let mut r = Rec::event(&alert_event(i, &format!("fault-{}", i % 10), "critical"));
                 r.partition = Some(1);
-                produce(&t, &[r]);
+                produce_records(&t, &[r]);
                 std::thread::sleep(Duration::from_millis(30));
             }
         });
@@ -401,7 +400,7 @@ fn backpressure_during_the_initial_offset_reset_loses_nothing() {
 /// bounds the deliveries in flight except `max_pending`.
 #[test]
 fn concurrency_bounds_the_requests_in_flight() {
-    let topic = create_topic("conc", 3);
+    let topic = new_topic("conc", 3);
     let group = unique("conc-g");
     let target = Target::start(Script {
         delay: Duration::from_millis(300),
@@ -411,7 +410,7 @@ fn concurrency_bounds_the_requests_in_flight() {
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    produce(&topic, &recs);
+    produce_records(&topic, &recs);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .config("concurrency = 2\n")
         .start();
@@ -428,14 +427,14 @@ fn concurrency_bounds_the_requests_in_flight() {
 /// `Retry-After: 2` comes no sooner than 2 s later.
 #[test]
 fn retry_after_is_honoured() {
-    let topic = create_topic("retryafter", 1);
+    let topic = new_topic("retryafter", 1);
     let group = unique("retryafter-g");
     let target = Target::start(Script {
         fail_first: 1,
         retry_after: Some("2".into()),
         ..Default::default()
     });
-    let coords = produce(
+    let coords = produce_records(
         &topic,
         &[Rec::event(&alert_event(1, "fault-ra", "critical"))],
     );
@@ -462,8 +461,8 @@ fn retry_after_is_honoured() {
 /// timeout are retried.
 #[test]
 fn answers_decide_between_dead_letter_and_retry() {
-    let topic = create_topic("answers", 2);
-    let dlq = create_topic("answers-dlq", 1);
+    let topic = new_topic("answers", 2);
+    let dlq = new_topic("answers-dlq", 1);
     let group = unique("answers-g");
     let target = Target::start(Script {
         rules: vec![
@@ -485,7 +484,7 @@ fn answers_decide_between_dead_letter_and_retry() {
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let coords = produce(&topic, &recs);
+    let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)
@@ -567,8 +566,8 @@ fn answers_decide_between_dead_letter_and_retry() {
 /// `retry.max_attempts` caps the retries; then the event is dead-lettered.
 #[test]
 fn max_attempts_then_dead_letter() {
-    let topic = create_topic("maxatt", 1);
-    let dlq = create_topic("maxatt-dlq", 1);
+    let topic = new_topic("maxatt", 1);
+    let dlq = new_topic("maxatt-dlq", 1);
     let group = unique("maxatt-g");
     let target = Target::start(Script {
         rules: vec![Rule::new("host-1", 503, "down for maintenance")],
@@ -578,7 +577,7 @@ fn max_attempts_then_dead_letter() {
         Rec::event(&alert_event(1, "fault-1", "critical")),
         Rec::event(&alert_event(2, "fault-2", "critical")),
     ];
-    let coords = produce(&topic, &recs);
+    let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)

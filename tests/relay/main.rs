@@ -1,20 +1,12 @@
 //! Integration tests of `kbridge run`, the alert relay, against a real
 //! Kafka broker (`scripts/test-kafka.sh`, or `KBRIDGE_TEST_BROKERS`) and a
-//! fake ops platform: a real HTTP server on 127.0.0.1 (`target`).
+//! fake ops platform: a real HTTP server on 127.0.0.1 (`support::target`).
 //!
 //! Each test uses its own topics and consumer group, runs the relay as a
-//! child process (`process`) and synchronises by polling (logs, requests,
-//! committed offsets), never by bare sleeps.
+//! child process (`support::relay`) and synchronises by polling (logs,
+//! requests, committed offsets), never by bare sleeps.
 //!
 //! `cargo test --test relay -- --test-threads=4`.
-
-#[path = "../support/mod.rs"]
-mod support;
-
-mod kafka;
-mod process;
-mod target;
-mod util;
 
 mod bad_input;
 mod delivery;

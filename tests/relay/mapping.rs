@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::kafka::{Rec, create_topic, event_keys, produce, wait_fully_committed};
-use crate::process::RelayCmd;
-use crate::target::{Script, Target};
-use crate::util::{sample, sample_names, unique, wait_until};
+use support::broker::unique;
+use support::events::{sample, sample_names};
+use support::kafka::{new_topic, wait_fully_committed};
+use support::records::{Rec, produce_records};
+use support::relay::{RelayCmd, event_keys};
+use support::target::{Script, Target};
+use support::wait::wait_until;
 
 /// The alert body each sample must become, written out by hand from the
 /// mapping rules (not computed by the code under test).
@@ -127,12 +130,12 @@ fn sample_events_become_exactly_the_expected_alerts() {
         expected.len() + 1,
         "examples/events changed: {names:?} (expected the 5 alerts plus user-event.json)"
     );
-    let topic = create_topic("mapping", 3);
+    let topic = new_topic("mapping", 3);
     let group = unique("mapping-g");
     let target = Target::start(Script::default());
 
     let recs: Vec<Rec> = names.iter().map(|n| Rec::event(&sample(n))).collect();
-    let coords = produce(&topic, &recs);
+    let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);
     let key_of = |i: usize| keys[i].clone();
 

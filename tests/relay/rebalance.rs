@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::kafka::{Rec, create_topic, event_keys, produce, wait_fully_committed};
-use crate::process::RelayCmd;
-use crate::target::{Script, Target};
-use crate::util::{alert_event, unique, wait_until};
+use support::broker::unique;
+use support::events::alert_event;
+use support::kafka::{new_topic, wait_fully_committed};
+use support::records::{Rec, produce_records};
+use support::relay::{RelayCmd, event_keys};
+use support::target::{Script, Target};
+use support::wait::wait_until;
 
 const EVENTS: usize = 40;
 
@@ -16,7 +19,7 @@ const EVENTS: usize = 40;
 /// group, and waits until every event is handled. Returns the 2xx answers
 /// per key and A's stderr.
 fn takeover(name: &str, wrapper: &[&str]) -> (BTreeMap<String, usize>, String) {
-    let topic = create_topic(name, 4);
+    let topic = new_topic(name, 4);
     let group = unique(&format!("{name}-g"));
     let target = Target::start(Script {
         delay: Duration::from_millis(100),
@@ -27,7 +30,7 @@ fn takeover(name: &str, wrapper: &[&str]) -> (BTreeMap<String, usize>, String) {
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let keys = event_keys(&topic, &produce(&topic, &recs));
+    let keys = event_keys(&topic, &produce_records(&topic, &recs));
     let cmd = RelayCmd::new(&topic, &group, &target.url());
     let mut a = cmd.clone().wrapped(wrapper).start();
     a.wait_assigned();

@@ -4,17 +4,20 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::kafka::{Rec, create_topic, event_keys, produce, wait_fully_committed};
-use crate::process::RelayCmd;
-use crate::target::{Script, Target};
-use crate::util::{alert_event, unique, wait_until};
+use support::broker::unique;
+use support::events::alert_event;
+use support::kafka::{committed, describe_group, new_topic, wait_fully_committed};
+use support::records::{Rec, produce_records};
+use support::relay::{RelayCmd, event_keys};
+use support::target::{Reserved, Script, Target};
+use support::wait::wait_until;
 
 const EVENTS: usize = 50;
 
 /// 50 events on 10 alerts (5 each) across 3 partitions, and a target that
 /// answers one request at a time, 100 ms each: about 5 s of deliveries.
 fn setup(name: &str) -> (String, String, Target, Vec<String>, RelayCmd) {
-    let topic = create_topic(name, 3);
+    let topic = new_topic(name, 3);
     let group = unique(&format!("{name}-g"));
     let target = Target::start(Script {
         delay: Duration::from_millis(100),
@@ -25,7 +28,7 @@ fn setup(name: &str) -> (String, String, Target, Vec<String>, RelayCmd) {
         .map(|i| alert_event(i, &format!("fault-{}", i % 10), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let keys = event_keys(&topic, &produce(&topic, &recs));
+    let keys = event_keys(&topic, &produce_records(&topic, &recs));
     // A short session, so that after a SIGKILL the restarted relay gets
     // the partitions without waiting out librdkafka's 45 s default.
     let cmd = RelayCmd::new(&topic, &group, &target.url()).property("session.timeout.ms=6000");
@@ -171,7 +174,7 @@ fn sigkill_mid_flight_then_restart_loses_nothing() {
 
 #[test]
 fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
-    let topic = create_topic("drain", 1);
+    let topic = new_topic("drain", 1);
     let group = unique("drain-g");
     // One request at a time, 300 ms each: 15 events need 4.5 s.
     let target = Target::start(Script {
@@ -183,7 +186,7 @@ fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
-    let keys = event_keys(&topic, &produce(&topic, &recs));
+    let keys = event_keys(&topic, &produce_records(&topic, &recs));
     let cmd = RelayCmd::new(&topic, &group, &target.url()).config("drain_timeout = \"1s\"\n");
     let mut relay = cmd.start();
     relay.wait_assigned();
@@ -220,11 +223,11 @@ fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
 /// was not delivered; the event is delivered after a restart.
 #[test]
 fn a_second_signal_exits_at_once_and_the_event_is_not_lost() {
-    let topic = create_topic("twice", 1);
+    let topic = new_topic("twice", 1);
     let group = unique("twice-g");
-    let port = crate::target::Reserved::new();
+    let port = Reserved::bind();
     let url = port.url();
-    let coords = produce(
+    let coords = produce_records(
         &topic,
         &[Rec::event(&alert_event(1, "fault-1", "critical"))],
     );
@@ -253,11 +256,9 @@ fn a_second_signal_exits_at_once_and_the_event_is_not_lost() {
         signalled.elapsed()
     );
     assert!(
-        crate::kafka::committed(&group, &topic)
-            .values()
-            .all(|o| *o == 0),
+        committed(&group, &topic).values().all(|o| *o == 0),
         "the undelivered event must not be committed: {:?}",
-        crate::kafka::committed(&group, &topic)
+        committed(&group, &topic)
     );
 
     let target = Target::start_on(port, Script::default());
@@ -273,14 +274,10 @@ fn a_second_signal_exits_at_once_and_the_event_is_not_lost() {
     );
 }
 
-/// The members of a group, from `kbridge groups describe G --json`.
+/// The members of a group, from `kbridge groups describe G --json`; none
+/// when it cannot be described.
 fn members(group: &str) -> usize {
-    let out = crate::kafka::kbridge()
-        .args(["groups", "describe", group, "--json"])
-        .output()
-        .expect("cannot run kbridge groups describe");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["members"].as_array().map_or(0, Vec::len)
+    describe_group(group).map_or(0, |d| d["members"].as_array().map_or(0, Vec::len))
 }
 
 /// Guards against a fixed bug (a race, so up to four rounds): when the drain
@@ -292,7 +289,7 @@ fn members(group: &str) -> usize {
 #[test]
 fn a_drain_timeout_still_leaves_the_group() {
     for round in 0..4 {
-        let topic = create_topic(&format!("leave{round}"), 1);
+        let topic = new_topic(&format!("leave{round}"), 1);
         let group = unique("leave-g");
         let target = Target::start(Script {
             delay: Duration::from_millis(300),
@@ -302,7 +299,7 @@ fn a_drain_timeout_still_leaves_the_group() {
         let recs: Vec<Rec> = (0..15)
             .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
             .collect();
-        produce(&topic, &recs);
+        produce_records(&topic, &recs);
         let mut relay = RelayCmd::new(&topic, &group, &target.url())
             .config("drain_timeout = \"1s\"\n")
             .start();

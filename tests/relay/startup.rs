@@ -3,17 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use crate::kafka::{Rec, create_topic, produce, wait_fully_committed};
-use crate::process::RelayCmd;
-use crate::target::{Script, Target};
-use crate::util::{alert_event, unique};
+use support::broker::unique;
+use support::events::alert_event;
+use support::kafka::{new_topic, wait_fully_committed};
+use support::records::{Rec, produce_records};
+use support::relay::RelayCmd;
+use support::target::{Script, Target};
 
 #[test]
 fn offset_reset_none_with_a_fresh_group_fails_with_advice() {
-    let topic = create_topic("resetnone", 2);
+    let topic = new_topic("resetnone", 2);
     let group = unique("resetnone-g");
     let target = Target::start(Script::default());
-    produce(
+    produce_records(
         &topic,
         &[Rec::event(&alert_event(1, "fault-1", "critical"))],
     );
@@ -41,7 +43,7 @@ fn offset_reset_none_with_a_fresh_group_fails_with_advice() {
 
 #[test]
 fn webhook_headers_take_secrets_from_the_environment_and_never_log_them() {
-    let topic = create_topic("secret", 1);
+    let topic = new_topic("secret", 1);
     let group = unique("secret-g");
     // One 503 first, so that the retry path logs too.
     let target = Target::start(Script {
@@ -52,7 +54,7 @@ fn webhook_headers_take_secrets_from_the_environment_and_never_log_them() {
     let config = "[webhook.headers]\n\
                   Authorization = \"Bearer ${RELAY_TEST_OPS_TOKEN}\"\n\
                   X-Tenant = \"tenant-${RELAY_TEST_TENANT}\"\n";
-    let coords = produce(
+    let coords = produce_records(
         &topic,
         &[
             Rec::event(&alert_event(1, "fault-1", "critical")),
@@ -116,7 +118,7 @@ fn a_topic_that_does_not_exist_fails_the_start_quickly() {
     assert!(stderr.contains("not exist"), "{stderr}");
 
     // A dead-letter topic that does not exist fails the same way.
-    let topic = create_topic("dlqmissing", 1);
+    let topic = new_topic("dlqmissing", 1);
     let dlq = unique("dlqmissing-dlq");
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)
@@ -134,7 +136,7 @@ fn a_topic_that_does_not_exist_fails_the_start_quickly() {
 
 #[test]
 fn configuration_mistakes_exit_2_naming_the_mistake() {
-    let topic = create_topic("badconf", 1);
+    let topic = new_topic("badconf", 1);
     let target = Target::start(Script::default());
     let cases = [
         ("concurrancy = 3\n", "concurrancy"),
@@ -163,10 +165,10 @@ fn configuration_mistakes_exit_2_naming_the_mistake() {
 /// log shippers parse them).
 #[test]
 fn json_logs_are_one_object_per_line() {
-    let topic = create_topic("jsonlog", 1);
+    let topic = new_topic("jsonlog", 1);
     let group = unique("jsonlog-g");
     let target = Target::start(Script::default());
-    produce(&topic, &[Rec::value(b"not json".to_vec())]);
+    produce_records(&topic, &[Rec::value(b"not json".to_vec())]);
     let mut relay =
         RelayCmd::new(&topic, &group, &target.url()).start_with(&["--log-format", "json"]);
     relay.wait_assigned();

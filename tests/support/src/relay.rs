@@ -1,14 +1,27 @@
-//! How the relay tests start `kbridge run` against the shared broker; the
-//! child process itself is `support::relay::Relay`.
+//! How tests start `kbridge run`: its options, so that a test can start
+//! the same relay again (a restart) or a second one in the same group; the
+//! running process is `relay_process::Relay`.
 
 use std::sync::Arc;
 
-use crate::kafka::kbridge_via;
-pub use crate::support::relay::Relay;
+use crate::broker;
+use crate::kbridge::kbridge_via;
+use crate::relay_process::Relay;
+
+/// The Idempotency-Key the relay sends for each produced record
+/// (`topic-partition-offset`).
+pub fn event_keys(topic: &str, coords: &[(i32, i64)]) -> Vec<String> {
+    coords
+        .iter()
+        .map(|(p, o)| format!("{topic}-{p}-{o}"))
+        .collect()
+}
 
 /// How to start the relay; `start` may be called again (restart).
 #[derive(Clone)]
 pub struct RelayCmd {
+    /// The shared test broker when `None`.
+    pub brokers: Option<String>,
     pub topic: String,
     pub group: String,
     pub webhook: String,
@@ -26,6 +39,7 @@ pub struct RelayCmd {
 impl RelayCmd {
     pub fn new(topic: &str, group: &str, webhook: &str) -> Self {
         Self {
+            brokers: None,
             topic: topic.to_string(),
             group: group.to_string(),
             webhook: webhook.to_string(),
@@ -36,6 +50,12 @@ impl RelayCmd {
             global: Vec::new(),
             wrapper: Vec::new(),
         }
+    }
+
+    /// Runs against these brokers instead of the shared test broker.
+    pub fn brokers(mut self, brokers: &str) -> Self {
+        self.brokers = Some(brokers.to_string());
+        self
     }
 
     pub fn dead_letters(mut self, topic: &str) -> Self {
@@ -84,7 +104,8 @@ impl RelayCmd {
 
     /// Starts with extra `run` options.
     pub fn start_with(&self, extra: &[&str]) -> Relay {
-        let mut c = kbridge_via(&self.wrapper);
+        let brokers = self.brokers.clone().unwrap_or_else(broker::brokers);
+        let mut c = kbridge_via(&self.wrapper, &brokers);
         c.args(&self.global).arg("run").args(extra);
         c.args(["--topic", &self.topic, "--group", &self.group]);
         c.args([

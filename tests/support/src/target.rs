@@ -7,7 +7,7 @@
 //! before each answer; answering one request at a time. A target can also
 //! start late on a port `Reserved` earlier (down, then up).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::util::rt;
+use crate::runtime::rt;
 
 /// How the target answers.
 #[derive(Debug, Clone, Default)]
@@ -128,7 +128,8 @@ pub struct Reserved {
 }
 
 impl Reserved {
-    pub fn new() -> Self {
+    /// Binds a free port of 127.0.0.1, without listening on it.
+    pub fn bind() -> Self {
         let socket = tokio::net::TcpSocket::new_v4().expect("cannot create a socket");
         socket
             .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -198,6 +199,15 @@ impl Target {
     /// Requests answered 2xx (answer sent), in arrival order.
     pub fn delivered(&self) -> Vec<Request> {
         self.requests().into_iter().filter(Request::ok).collect()
+    }
+
+    /// How many distinct events (Idempotency-Keys) were answered 2xx.
+    pub fn distinct(&self) -> usize {
+        self.delivered()
+            .iter()
+            .map(|r| r.key().to_string())
+            .collect::<HashSet<_>>()
+            .len()
     }
 
     pub fn max_in_flight(&self) -> usize {

@@ -1,88 +1,22 @@
-//! The broker side: which brokers, the kbridge binary for setup commands,
-//! producing exact bytes and reading topics back with rdkafka, and the
-//! group's committed offsets.
+//! Kafka without kbridge, through rdkafka: records produced with exact
+//! bytes (keys, headers, partitions, values that are not JSON), read back
+//! byte for byte, and offsets committed for a group without joining it. For
+//! the relay tests, where kbridge must not be the one that wrote or read.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::util::{rt, unique};
-
-/// The brokers of the test cluster (see `support::brokers`).
-pub fn brokers() -> &'static str {
-    static BROKERS: OnceLock<String> = OnceLock::new();
-    BROKERS.get_or_init(crate::support::brokers)
-}
-
-pub use crate::support::kbridge_bin;
-
-/// A `kbridge -b BROKERS` command with no `KBRIDGE_*` from the caller's
-/// environment.
-pub fn kbridge() -> Command {
-    kbridge_via(&[])
-}
-
-/// Like `kbridge()`, run through a wrapper command (e.g. `taskset -c 0`).
-pub fn kbridge_via(wrapper: &[String]) -> Command {
-    let mut c = match wrapper.split_first() {
-        None => Command::new(kbridge_bin()),
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(kbridge_bin());
-            c
-        }
-    };
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KBRIDGE_") {
-            c.env_remove(k);
-        }
-    }
-    c.arg("-b").arg(brokers());
-    c
-}
-
-/// Runs a setup command and insists on success.
-#[track_caller]
-pub fn kbridge_ok(args: &[&str]) -> Output {
-    let out = kbridge()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run kbridge");
-    assert!(
-        out.status.success(),
-        "kbridge {args:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Creates a topic with a unique name and returns the name.
-pub fn create_topic(prefix: &str, partitions: i32) -> String {
-    create_topic_with(prefix, partitions, &[])
-}
-
-pub fn create_topic_with(prefix: &str, partitions: i32, configs: &[&str]) -> String {
-    let name = unique(prefix);
-    let p = partitions.to_string();
-    let mut args = vec!["topics", "create", name.as_str(), "-p", p.as_str()];
-    for c in configs {
-        args.extend(["-c", c]);
-    }
-    kbridge_ok(&args);
-    name
-}
+use crate::broker::{brokers, unique};
+use crate::kafka::log_end_offsets;
+use crate::runtime::rt;
 
 /// One message to produce, bytes exactly as given.
 #[derive(Debug, Clone, Default)]
@@ -124,6 +58,8 @@ impl Rec {
     }
 }
 
+/// A producer for the test broker; `extra` settings come last, so they can
+/// override any default (even `bootstrap.servers`).
 fn producer(extra: &[(&str, &str)]) -> FutureProducer {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers())
@@ -139,20 +75,12 @@ fn producer(extra: &[(&str, &str)]) -> FutureProducer {
 
 /// Produces the records in order, each acknowledged before the next;
 /// returns (partition, offset) of each.
-/// The Idempotency-Key the relay sends for each produced record
-/// (`topic-partition-offset`).
-pub fn event_keys(topic: &str, coords: &[(i32, i64)]) -> Vec<String> {
-    coords
-        .iter()
-        .map(|(p, o)| format!("{topic}-{p}-{o}"))
-        .collect()
+pub fn produce_records(topic: &str, recs: &[Rec]) -> Vec<(i32, i64)> {
+    produce_records_with(topic, recs, &[])
 }
 
-pub fn produce(topic: &str, recs: &[Rec]) -> Vec<(i32, i64)> {
-    produce_with(topic, recs, &[])
-}
-
-pub fn produce_with(topic: &str, recs: &[Rec], config: &[(&str, &str)]) -> Vec<(i32, i64)> {
+/// Like `produce_records`, with producer settings of the test's own.
+pub fn produce_records_with(topic: &str, recs: &[Rec], config: &[(&str, &str)]) -> Vec<(i32, i64)> {
     let producer = producer(config);
     rt().block_on(async {
         let mut out = Vec::with_capacity(recs.len());
@@ -202,31 +130,6 @@ impl Consumed {
             .and_then(|(_, v)| v.as_ref())
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
-}
-
-/// The partitions of a topic and their high watermarks (log end offsets).
-pub fn log_end_offsets(topic: &str) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("cannot create a metadata client");
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("no metadata for {topic}: {e}"));
-    let t = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .unwrap_or_else(|| panic!("topic {topic} not in metadata"));
-    t.partitions()
-        .iter()
-        .map(|p| {
-            let (_, high) = c
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .unwrap_or_else(|e| panic!("no watermarks for {topic}/{}: {e}", p.id()));
-            (p.id(), high)
-        })
-        .collect()
 }
 
 /// Reads every message of a topic from the beginning, waiting (up to
@@ -286,64 +189,6 @@ pub fn read_all(topic: &str, at_least: usize, timeout: Duration) -> Vec<Consumed
     );
 }
 
-/// The group's committed offsets for `topic`, from
-/// `kbridge groups describe G --json`; empty when the group has none.
-pub fn committed(group: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let out = kbridge()
-        .args(["groups", "describe", group, "--json"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run kbridge groups describe");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        assert!(
-            stderr.contains("does not exist"),
-            "kbridge groups describe {group} failed: {stderr}"
-        );
-        return BTreeMap::new();
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "groups describe --json printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    v["partitions"]
-        .as_array()
-        .expect("partitions array")
-        .iter()
-        .filter(|p| p["topic"] == topic)
-        .filter_map(|p| {
-            Some((
-                p["partition"].as_i64()? as i32,
-                p["current_offset"].as_i64()?,
-            ))
-        })
-        .collect()
-}
-
-/// True when the group committed the log end of every non-empty partition
-/// of `topic` (lag 0: every event was handled).
-pub fn fully_committed(group: &str, topic: &str) -> bool {
-    let ends = log_end_offsets(topic);
-    let done = committed(group, topic);
-    ends.iter()
-        .all(|(p, end)| *end == 0 || done.get(p) == Some(end))
-}
-
-/// Panics unless the group reaches lag 0 on `topic` within `timeout`.
-#[track_caller]
-pub fn wait_fully_committed(group: &str, topic: &str, timeout: Duration) {
-    if !crate::util::wait_until(timeout, || fully_committed(group, topic)) {
-        panic!(
-            "group {group} did not commit the log end of {topic} within {timeout:?}: \
-             committed {:?}, log end {:?}",
-            committed(group, topic),
-            log_end_offsets(topic)
-        );
-    }
-}
-
 /// Commits offsets for `group` directly (without joining it).
 pub fn commit_offsets(group: &str, topic: &str, offsets: &[(i32, i64)]) {
     let c: BaseConsumer = ClientConfig::new()
@@ -357,6 +202,6 @@ pub fn commit_offsets(group: &str, topic: &str, offsets: &[(i32, i64)]) {
         tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
             .unwrap();
     }
-    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+    c.commit(&tpl, CommitMode::Sync)
         .unwrap_or_else(|e| panic!("cannot commit {offsets:?} for {group}: {e}"));
 }

@@ -1,84 +1,16 @@
-//! The relay's side of the integration tests that run `kbridge run` as a
-//! child: an HTTP receiver answering like the ops platform, Guance events,
-//! and the child process with its log.
+//! `kbridge run` as a child process. The relay tests synchronise on the
+//! relay's log, so its stderr is captured line by line as it comes; every
+//! wait is bounded; and the process is killed when its test ends, its
+//! stderr printed if the test failed, since that log explains the failure.
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
-use axum::routing::post;
-
-use super::{kbridge_bin, wait_until};
-
-/// A real HTTP server on 127.0.0.1 answering like the ops platform and
-/// recording the Idempotency-Key of every request it accepted.
-pub struct Receiver {
-    pub url: String,
-    pub keys: Arc<Mutex<Vec<String>>>,
-}
-
-impl Receiver {
-    /// How many distinct events (Idempotency-Keys) were accepted.
-    pub fn distinct(&self) -> usize {
-        self.keys
-            .lock()
-            .unwrap()
-            .iter()
-            .collect::<HashSet<_>>()
-            .len()
-    }
-}
-
-/// Serves on 127.0.0.1 (an ephemeral port) from `rt`.
-pub fn receiver(rt: &tokio::runtime::Runtime) -> Receiver {
-    let keys: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = keys.clone();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
-            [127, 0, 0, 1],
-            0,
-        ))))
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().route(
-        "/alerts",
-        post(move |headers: HeaderMap| {
-            let key = headers
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_string();
-            seen.lock().unwrap().push(key);
-            std::future::ready(axum::Json(serde_json::json!({"code": 0})))
-        }),
-    );
-    rt.spawn(async move { axum::serve(listener, app).await });
-    Receiver {
-        url: format!("http://{addr}/alerts"),
-        keys,
-    }
-}
-
-/// Guance alert number `i`, its alert id `fault-{i}`.
-pub fn event(i: usize) -> String {
-    serde_json::json!({
-        "date": 1731900000000u64 + i as u64,
-        "df_source": "monitor",
-        "df_status": "critical",
-        "df_event_id": format!("event-{i}"),
-        "df_fault_id": format!("fault-{i}"),
-        "df_title": format!("alert {i}"),
-        "df_message": "details",
-        "df_workspace_name": "faults",
-        "df_dimension_tags": "{\"host\":\"h1\"}"
-    })
-    .to_string()
-}
+use crate::child::signal;
+use crate::wait::wait_until;
 
 /// `kbridge run` as a child process: stderr captured line by line, signals,
 /// bounded waits, killed on drop (its stderr printed if the test failed).
@@ -94,7 +26,7 @@ pub struct Relay {
 impl Relay {
     /// Starts `cmd` (a `kbridge … run …` command) with stderr captured;
     /// `config` is kept alive as long as the process.
-    pub fn spawn(mut cmd: Command, config: Option<Arc<tempfile::NamedTempFile>>) -> Self {
+    pub(crate) fn spawn(mut cmd: Command, config: Option<Arc<tempfile::NamedTempFile>>) -> Self {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -114,18 +46,6 @@ impl Relay {
             status: None,
             _config: config,
         }
-    }
-
-    /// `kbridge -b BROKERS run` from the earliest offset, `extra` flags
-    /// added (for tests against brokers other than the shared one).
-    pub fn start(brokers: &str, topic: &str, group: &str, webhook: &str, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(kbridge_bin());
-        cmd.args(["-b", brokers, "run", "--topic", topic, "--group", group])
-            .args(extra)
-            .args(["--webhook", webhook, "--offset-reset", "earliest"])
-            .env_remove("KBRIDGE_BROKERS")
-            .env("KBRIDGE_LOG", "info,librdkafka=warn");
-        Self::spawn(cmd, None)
     }
 
     pub fn pid(&self) -> u32 {
@@ -178,12 +98,7 @@ impl Relay {
 
     /// Sends a signal by name (`TERM`, `KILL`, `INT`).
     pub fn signal(&self, sig: &str) {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("cannot run kill");
-        assert!(status.success(), "kill -{sig} {} failed", self.pid());
+        signal(self.pid(), sig);
     }
 
     /// Waits for the process to exit; `None` if it still runs after

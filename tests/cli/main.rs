@@ -1,0 +1,21 @@
+//! Integration tests of the kbridge CLI against a real Kafka broker: every
+//! command and option of `src/cli.rs`, error paths included (the relay's
+//! `run` and `demo` are tested elsewhere).
+//!
+//! Each test uses its own topics and groups (`unique`), so tests run in
+//! parallel against one broker. Conditions on the broker are awaited by
+//! polling (`wait_until`), never by sleeping.
+//!
+//! One module per command family, as in `src/commands/`, and `global` for
+//! what every command shares. `cargo test --test cli topics::` runs one
+//! family.
+
+mod offsets;
+mod printed;
+
+mod cluster;
+mod consume;
+mod global;
+mod groups;
+mod produce;
+mod topics;
