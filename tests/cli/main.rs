@@ -1,5 +1,5 @@
 //! Integration tests of the kbridge CLI against a real Kafka broker: every
-//! command and option of `src/cli.rs`, error paths included (the relay's
+//! command and option of `src/cli/`, error paths included (the relay's
 //! `run` and `demo` are tested elsewhere).
 //!
 //! Each test uses its own topics and groups (`unique`), so tests run in
