@@ -17,12 +17,13 @@
 //!   classifies the answer (`deliver/answer.rs`), waits and tries again
 //!   (`deliver/retry.rs`), or writes a dead letter (`deliver/dead_letter.rs`)
 //!   carrying the original message (`origin::Origin`).
-//! - **commit** — `shared::Shared::finish` marks the offset handled; the
-//!   contiguous commit point is stored and committed by `commit/`, whose
-//!   module doc walks that half of the trip: periodically
-//!   (`commit::committer::spawn_periodic`), on a revoke, and at shutdown
-//!   (`drain::drain`), always through `commit::committer::commit_now` or the
-//!   periodic task, one commit at a time.
+//! - **commit** — `shared::Shared::finish` marks the offset handled and,
+//!   when the partition's contiguous prefix moved, stores the new commit
+//!   point (`commit::committer::store`). Stored points are committed every
+//!   `commit_interval` by `commit::committer::spawn_periodic`; a revoke
+//!   (`source::rebalance`) and the shutdown (`drain::drain`) commit theirs
+//!   at once with `commit::committer::commit_now`. One commit runs at a
+//!   time; `commit/mod.rs` walks this half of the trip step by step.
 //!
 //! Around them: `config` (layered configuration), `service::serve` (the
 //! wiring), `shared` (what every task shares), `shutdown` (the stop request
