@@ -4,7 +4,7 @@
 //! Imports run one way: `main` → `cli` (what the user can type) →
 //! `commands` (the operator commands), `relay` (`kbridge run`; its module
 //! doc walks one event through it) and `demo` → the shared ground: `client`
-//! (every Kafka client), `logging`, `output`, `time_spec`,
+//! (every Kafka client), `headers`, `logging`, `output`, `time_spec`,
 //! `topic_partition`, `error`. Nothing imports `cli` but `main`.
 
 mod cli;
@@ -12,6 +12,7 @@ mod client;
 mod commands;
 mod demo;
 mod error;
+mod headers;
 mod logging;
 mod output;
 mod relay;

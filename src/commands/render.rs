@@ -4,8 +4,10 @@
 
 use anyhow::Result;
 use base64::Engine;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use serde::Serialize;
+
+use crate::headers::raw_headers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -34,7 +36,9 @@ struct JsonMessage<'a> {
 
 #[derive(Serialize)]
 struct JsonHeader<'a> {
-    key: &'a str,
+    key: Text<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_encoding: Option<&'static str>,
     value: Option<Text<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     encoding: Option<&'static str>,
@@ -96,24 +100,23 @@ pub(crate) fn render(m: &BorrowedMessage<'_>, format: Format, out: &mut Vec<u8>)
                 Some((v, e)) => (Some(v), e),
                 None => (None, None),
             };
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            let (value, encoding) = match h.value.map(text) {
-                                Some((v, e)) => (Some(v), e),
-                                None => (None, None),
-                            };
-                            JsonHeader {
-                                key: h.key,
-                                value,
-                                encoding,
-                            }
-                        })
-                        .collect()
+            // Read as bytes: a header key need not be UTF-8.
+            let headers = raw_headers(m)
+                .into_iter()
+                .map(|h| {
+                    let (key, key_encoding) = text(h.key);
+                    let (value, encoding) = match h.value.map(text) {
+                        Some((v, e)) => (Some(v), e),
+                        None => (None, None),
+                    };
+                    JsonHeader {
+                        key,
+                        key_encoding,
+                        value,
+                        encoding,
+                    }
                 })
-                .unwrap_or_default();
+                .collect();
             let record = JsonMessage {
                 topic: m.topic(),
                 partition: m.partition(),

@@ -3,7 +3,6 @@
 //! (skipped, or invalid without a dead-letter topic) or becomes a job for
 //! `deliver`, queued behind its alert's earlier events.
 
-use rdkafka::message::Message;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::relay::job::{Job, Work};
@@ -16,12 +15,12 @@ use crate::topic_partition::TopicPartition;
 /// Decides what to do with one message; returns a job to start now.
 pub(crate) fn take(
     shared: &Shared,
-    m: &impl Message,
+    origin: Origin,
     partition: TopicPartition,
     permit: OwnedSemaphorePermit,
 ) -> Option<Job> {
     shared.totals().consumed();
-    let offset = m.offset();
+    let offset = origin.offset;
     let Some(epoch) = shared.partitions().accept(&partition, offset) else {
         tracing::warn!(
             topic = %partition.topic, partition = partition.partition, offset,
@@ -29,8 +28,12 @@ pub(crate) fn take(
         );
         return None;
     };
-    let origin = Origin::of(m, partition.topic.clone());
-    let work = match decide(shared.preset(), m.payload(), shared.max_message_bytes()) {
+    let decision = decide(
+        shared.preset(),
+        origin.payload.as_deref(),
+        shared.max_message_bytes(),
+    );
+    let work = match decision {
         Decision::Skip(reason) => {
             shared.totals().skipped();
             tracing::debug!(event = %origin.coordinates(), "skipped: {reason}");

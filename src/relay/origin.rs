@@ -1,9 +1,10 @@
 //! The original message of an event in processing: its coordinates, and
-//! the bytes its dead letter must carry unchanged.
+//! the bytes its dead letter must carry unchanged — key, value and headers,
+//! whatever they are.
 
 use std::sync::Arc;
 
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Message, OwnedHeaders};
 
 /// The original message, kept for its dead letter.
 #[derive(Debug, Clone)]
@@ -19,7 +20,10 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    pub(crate) fn of(m: &impl Message, topic: Arc<str>) -> Self {
+    /// Copies what the event needs out of the consumer's buffer. Headers
+    /// are copied natively, never decoded: a key that is not UTF-8 must not
+    /// crash the relay (see `crate::headers`).
+    pub(crate) fn of(m: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
         Self {
             topic,
             partition: m.partition(),
@@ -27,14 +31,7 @@ impl Origin {
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
-            headers: m.headers().map(|hs| {
-                hs.iter().fold(OwnedHeaders::new(), |acc, h| {
-                    acc.insert(Header {
-                        key: h.key,
-                        value: h.value,
-                    })
-                })
-            }),
+            headers: m.headers().map(BorrowedHeaders::detach),
         }
     }
 

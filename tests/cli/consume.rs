@@ -13,7 +13,7 @@ use support::kafka::{consume_json, create_topic, describe_group, produce};
 use support::kbridge::run;
 use support::output::OutputExt;
 use support::time::{now_ms, rfc3339_utc};
-use support::tools::{b64, python_produce};
+use support::tools::{RawRecord, b64, kcat_produce, python_produce};
 
 use crate::offsets::{committed, produce_two_batches};
 use crate::printed::{ns, sorted};
@@ -143,6 +143,37 @@ fn consume_json_encodes_binary_as_base64() {
     assert_eq!(recs[1]["key"], "tomb");
     assert_eq!(recs[1]["value"], Value::Null);
     assert!(recs[1].get("value_encoding").is_none(), "{}", recs[1]);
+}
+
+/// A header key that is not UTF-8 (Kafka takes any bytes) is printed as
+/// base64, marked so, in `-f json`; `-f text` prints the values; nothing
+/// crashes (rdkafka's header iterator panics on such a key).
+#[test]
+fn consume_prints_header_keys_that_are_not_utf8() {
+    let t = unique("kbt-cons-hkey");
+    create_topic(&t, 1);
+    kcat_produce(
+        &t,
+        &RawRecord {
+            key: Some(b"k".to_vec()),
+            value: Some(br#"{"a":1}"#.to_vec()),
+            headers: vec![
+                (vec![0xff, 0xfe], b"x".to_vec()),
+                (b"ok".to_vec(), b"y".to_vec()),
+            ],
+        },
+    );
+    let recs = consume_json(&t, &[]);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(
+        recs[0]["headers"],
+        json!([
+            {"key": b64(&[0xff, 0xfe]), "key_encoding": "base64", "value": "x"},
+            {"key": "ok", "value": "y"}
+        ])
+    );
+    let out = run(&["consume", &t, "-e"], "");
+    assert_eq!(out.ok().stdout, b"{\"a\":1}\n", "{}", out.describe());
 }
 
 #[test]

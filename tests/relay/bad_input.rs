@@ -7,13 +7,14 @@ use serde_json::json;
 
 use support::broker::unique;
 use support::events::alert_event;
-use support::kafka::{new_topic, new_topic_with, wait_fully_committed};
+use support::kafka::{consume_json, new_topic, new_topic_with, wait_fully_committed};
 use support::kbridge::run_bytes;
 use support::output::OutputExt;
 use support::records::{Consumed, Rec, produce_records, produce_records_with, read_all};
 use support::relay::RelayCmd;
 use support::reports::reports;
 use support::target::{Script, Target};
+use support::tools::{RawRecord, b64, kcat_produce};
 use support::wait::wait_until;
 
 /// A bad message, what the dead letter must say about it, and where it was.
@@ -343,4 +344,105 @@ fn a_message_over_max_message_bytes_is_dead_lettered_not_stuck() {
         "3000000",
         "over the 1048576-byte limit",
     );
+}
+
+/// Any record the broker accepts — header keys and values that are not
+/// UTF-8, a 100 KB key, 300 headers, an empty key, a tombstone — is handled
+/// and never crashes or stops the relay: each valid alert among them is
+/// delivered, the tombstone dead-lettered with its headers' bytes intact,
+/// and every offset committed. (A header key that is not UTF-8 used to make
+/// rdkafka's header iterator panic, in a loop across restarts.)
+#[test]
+fn hostile_records_are_relayed_and_never_crash_it() {
+    let topic = new_topic("hostile", 1);
+    let dlq = new_topic("hostile-dlq", 1);
+    let group = unique("hostile-g");
+    let target = Target::start(Script::default());
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .start();
+    relay.wait_assigned();
+
+    let alert =
+        |n: usize| serde_json::to_vec(&alert_event(n, &format!("fault-h{n}"), "critical")).unwrap();
+    let bad_key: &[u8] = b"\xff\xfe";
+    let records = [
+        RawRecord {
+            key: Some(b"k1".to_vec()),
+            value: Some(alert(1)),
+            headers: vec![
+                (bad_key.to_vec(), b"x".to_vec()),
+                (b"h2".to_vec(), b"\xc3\x28".to_vec()),
+            ],
+        },
+        RawRecord {
+            key: Some(vec![b'k'; 100 * 1024]),
+            value: Some(alert(2)),
+            headers: Vec::new(),
+        },
+        RawRecord {
+            key: Some(b"k3".to_vec()),
+            value: Some(alert(3)),
+            headers: (0..300)
+                .map(|i| (format!("h{i}").into_bytes(), format!("v{i}").into_bytes()))
+                .collect(),
+        },
+        RawRecord {
+            key: Some(Vec::new()),
+            value: Some(alert(4)),
+            headers: Vec::new(),
+        },
+        RawRecord {
+            key: Some(b"k-tombstone".to_vec()),
+            value: None,
+            headers: vec![(bad_key.to_vec(), b"\xff".to_vec())],
+        },
+        RawRecord {
+            key: None,
+            value: Some(alert(5)),
+            headers: vec![(bad_key.to_vec(), Vec::new())],
+        },
+    ];
+    for r in &records {
+        kcat_produce(&topic, r);
+    }
+
+    let expected: Vec<String> = (1..=5).map(|n| format!("fault-h{n}")).collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let mut ids: Vec<String> = target
+                .delivered()
+                .iter()
+                .map(|r| r.alert_id().to_string())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids == expected
+        }),
+        "every valid alert among the hostile records is delivered; requests:\n{}\nrelay:\n{}",
+        target.dump(),
+        relay.stderr()
+    );
+    wait_fully_committed(&group, &topic, Duration::from_secs(30));
+
+    // The tombstone's dead letter keeps the header bytes as they were.
+    let letters = consume_json(&dlq, &[]);
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    let headers = letters[0]["headers"].as_array().expect("headers");
+    let original = headers
+        .iter()
+        .find(|h| h["key_encoding"] == "base64")
+        .unwrap_or_else(|| panic!("the non-UTF-8 header key is kept: {headers:#?}"));
+    assert_eq!(original["key"], b64(bad_key));
+    assert_eq!(original["value"], b64(b"\xff"));
+    assert_eq!(original["encoding"], "base64");
+    assert!(
+        headers
+            .iter()
+            .any(|h| h["key"] == "kbridge.stage" && h["value"] == "decode"),
+        "{headers:#?}"
+    );
+    assert_eq!(letters[0]["key"], "k-tombstone");
+    assert_eq!(letters[0]["value"], serde_json::Value::Null);
+    relay.stop();
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
@@ -50,15 +50,9 @@ impl DeadLetters {
 
     /// Builds the dead letter's headers: the original ones plus ours.
     pub(crate) fn headers(origin: &Origin, stage: Stage, reason: &str) -> OwnedHeaders {
-        let mut headers = OwnedHeaders::new();
-        if let Some(orig) = &origin.headers {
-            for h in orig.iter() {
-                headers = headers.insert(Header {
-                    key: h.key,
-                    value: h.value,
-                });
-            }
-        }
+        // A native copy: the original keys and values stay the bytes they
+        // were, UTF-8 or not.
+        let mut headers = origin.headers.clone().unwrap_or_default();
         let partition = origin.partition.to_string();
         let offset = origin.offset.to_string();
         let now = jiff::Timestamp::now().to_string();

@@ -24,6 +24,7 @@ use crate::relay::config::RelayConfig;
 use crate::relay::deliver::run_chain;
 use crate::relay::drain::drain;
 use crate::relay::intake;
+use crate::relay::origin::Origin;
 use crate::relay::shared::Shared;
 use crate::relay::shutdown::{Shutdown, Trigger};
 use crate::relay::systemd::Heartbeat;
@@ -89,22 +90,22 @@ pub(crate) async fn run(
                         // reads it again after resuming.
                         continue;
                     }
+                    let origin = Origin::of(&m, tp.topic.clone());
+                    drop(m);
                     match permits.clone().try_acquire_owned() {
-                        Ok(permit) => start(&shared, &mut tasks, &m, tp, permit),
+                        Ok(permit) => start(&shared, &mut tasks, origin, tp, permit),
                         Err(_) => {
                             // Pausing purges librdkafka's prefetch, and its
                             // fetcher may then sleep up to a second: first
                             // wait a little for a free slot, and pause only
                             // when the target is really slow or down.
-                            let owned = m.detach();
-                            drop(m);
                             let freed = tokio::select! {
                                 p = permits.clone().acquire_owned() => p.ok(),
                                 _ = tokio::time::sleep(PAUSE_AFTER) => None,
                                 _ = shutdown.requested() => None,
                             };
                             if let Some(permit) = freed {
-                                start(&shared, &mut tasks, &owned, tp, permit);
+                                start(&shared, &mut tasks, origin, tp, permit);
                                 continue;
                             }
                             if !backpressure.is_active() {
@@ -114,7 +115,7 @@ pub(crate) async fn run(
                                     cfg.max_pending
                                 );
                             }
-                            backpressure.pause(&*consumer, tp, owned.offset());
+                            backpressure.pause(&*consumer, tp, origin.offset);
                             shared.totals().paused_partitions(backpressure.len());
                         }
                     }
@@ -139,11 +140,11 @@ pub(crate) async fn run(
 fn start(
     shared: &Arc<Shared>,
     tasks: &mut JoinSet<()>,
-    m: &impl Message,
+    origin: Origin,
     partition: TopicPartition,
     permit: OwnedSemaphorePermit,
 ) {
-    if let Some(job) = intake::take(shared, m, partition, permit) {
+    if let Some(job) = intake::take(shared, origin, partition, permit) {
         tasks.spawn(run_chain(shared.clone(), job));
     }
 }

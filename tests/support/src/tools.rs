@@ -2,6 +2,8 @@
 //! kill), run under the deadline. A missing tool fails the test: these
 //! tests never skip.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -45,6 +47,50 @@ pub fn kcat(args: &[&str], stdin: &[u8]) -> Output {
         out.describe()
     );
     out
+}
+
+/// One record as bytes for [`kcat_produce`]: a key (none, empty, or any
+/// bytes but tab and newline), a value (none: a tombstone; no newline) and
+/// headers whose keys and values need not be UTF-8 (nor contain `=`).
+#[derive(Debug, Clone, Default)]
+pub struct RawRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Produces one record to partition 0 of `topic` with kcat, bytes exactly
+/// as given: rdkafka's producer API takes header keys as `&str`, kcat's
+/// `-H` any bytes (as `kcat -P -H $'\xff\xfe=x'` does).
+pub fn kcat_produce(topic: &str, record: &RawRecord) {
+    let b = brokers();
+    let mut cmd = Command::new("kcat");
+    cmd.args(["-b", b.as_str(), "-P", "-t", topic, "-p", "0"]);
+    if record.key.is_some() {
+        cmd.args(["-K", "\t"]);
+    }
+    if record.value.is_none() {
+        // An empty value is sent as NULL: a tombstone.
+        cmd.arg("-Z");
+    }
+    for (k, v) in &record.headers {
+        cmd.arg("-H")
+            .arg(OsStr::from_bytes(&[k.as_slice(), b"=", v].concat()));
+    }
+    let mut line = Vec::new();
+    if let Some(k) = &record.key {
+        line.extend_from_slice(k);
+        line.push(b'\t');
+    }
+    line.extend_from_slice(record.value.as_deref().unwrap_or_default());
+    line.push(b'\n');
+    let out = output_within(cmd, &line, COMMAND_DEADLINE);
+    assert!(
+        out.status.success(),
+        "kcat failed ({}):\n{}",
+        out.status,
+        out.describe()
+    );
 }
 
 /// Standard base64, as kbridge prints bytes that are not UTF-8.

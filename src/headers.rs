@@ -1,0 +1,60 @@
+//! Record headers as Kafka carries them: a key and a value of any bytes.
+//!
+//! rdkafka's `Headers::try_get` turns each key into a `&str` with an
+//! `unwrap`, so a single record whose header key is not UTF-8 (Kafka accepts
+//! any bytes; `kcat -P -H $'\xff\xfe=x'` writes one) panics whoever reads
+//! it. kbridge never reads headers through that trait: it copies them whole
+//! (`BorrowedHeaders::detach`, a native copy) or reads them here, through
+//! librdkafka's C API, as bytes.
+
+use std::ffi::CStr;
+
+use rdkafka::bindings as rdsys;
+use rdkafka::message::BorrowedMessage;
+
+/// One header: the key as bytes (librdkafka keeps keys NUL-terminated, so a
+/// key never contains a NUL), the value as bytes or absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawHeader<'a> {
+    pub key: &'a [u8],
+    pub value: Option<&'a [u8]>,
+}
+
+/// Every header of a consumed message, in order, whatever their bytes.
+pub(crate) fn raw_headers<'a>(message: &'a BorrowedMessage<'_>) -> Vec<RawHeader<'a>> {
+    let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `message.ptr()` is the live rd_kafka_message_t of `message`;
+    // librdkafka returns a pointer to headers it owns with the message (or
+    // an error and no headers). They stay valid and unchanged while the
+    // message is borrowed, which the returned lifetime 'a ties them to.
+    let err = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &mut headers) };
+    if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: `headers` is valid (above).
+    let count = unsafe { rdsys::rd_kafka_header_cnt(headers) };
+    let mut out = Vec::with_capacity(count);
+    for idx in 0..count {
+        let mut name: *const std::os::raw::c_char = std::ptr::null();
+        let mut value: *const std::os::raw::c_void = std::ptr::null();
+        let mut size: usize = 0;
+        // SAFETY: `idx` < count; librdkafka fills the out-pointers with
+        // data owned by `headers`.
+        let err = unsafe {
+            rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
+        };
+        if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            continue;
+        }
+        // SAFETY: librdkafka's header names are NUL-terminated strings, and
+        // a non-null value points to `size` bytes; both live as `headers`.
+        let (key, value) = unsafe {
+            (
+                CStr::from_ptr(name).to_bytes(),
+                (!value.is_null()).then(|| std::slice::from_raw_parts(value.cast::<u8>(), size)),
+            )
+        };
+        out.push(RawHeader { key, value });
+    }
+    out
+}
