@@ -42,7 +42,7 @@ impl Shared {
         reports: Option<mpsc::UnboundedSender<Report>>,
         abort: Abort,
     ) -> Result<Self> {
-        let webhook = Webhook::new(&cfg.webhook, cfg.concurrency)?;
+        let webhook = Webhook::new(&cfg.webhook, cfg.concurrency, cfg.retry.status_policy()?)?;
         let kafka = cfg.kafka_opts();
         let partitions: Arc<Partitions<Job>> = Arc::default();
         let consumer = consumer::create(

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::relay::deliver::answer::{Rejection, Verdict};
+use crate::relay::deliver::answer::{Rejection, Trouble, Verdict};
 use crate::relay::deliver::retry::AttemptObserver;
 use crate::relay::deliver::webhook::Attempt;
 use crate::relay::stage::Stage;
@@ -27,6 +27,9 @@ pub(crate) enum AttemptOutcome {
     Rejected,
     /// No answer: the connection failed (this makes the relay not ready).
     ConnectionError,
+    /// The answer says the target's address or kbridge's credentials are
+    /// wrong (this makes the relay not ready).
+    TargetError,
     /// An answer or a timeout worth another try.
     Retryable,
 }
@@ -37,6 +40,13 @@ impl AttemptOutcome {
             (Verdict::Delivered, _) => AttemptOutcome::Delivered,
             (Verdict::Rejected { .. }, _) => AttemptOutcome::Rejected,
             (Verdict::Retry { .. }, true) => AttemptOutcome::ConnectionError,
+            (
+                Verdict::Retry {
+                    trouble: Trouble::Misconfigured,
+                    ..
+                },
+                false,
+            ) => AttemptOutcome::TargetError,
             (Verdict::Retry { .. }, false) => AttemptOutcome::Retryable,
         }
     }
@@ -46,6 +56,7 @@ impl AttemptOutcome {
             AttemptOutcome::Delivered => "delivered",
             AttemptOutcome::Rejected => "rejected",
             AttemptOutcome::ConnectionError => "connection_error",
+            AttemptOutcome::TargetError => "target_error",
             AttemptOutcome::Retryable => "retryable",
         }
     }
@@ -81,8 +92,9 @@ pub(crate) struct Totals {
     retrying: AtomicI64,
     in_flight: AtomicI64,
     lag: AtomicI64,
-    /// Readiness: the last webhook attempt failed to connect.
-    connection_failed: AtomicBool,
+    /// Readiness: the last webhook attempt failed to connect, or was
+    /// refused as the target's fault (credentials, address).
+    target_failing: AtomicBool,
     /// Readiness: partitions are assigned.
     assigned: AtomicBool,
 }
@@ -168,7 +180,7 @@ impl Totals {
     }
 
     fn ready(&self) -> bool {
-        self.assigned.load(Ordering::Relaxed) && !self.connection_failed.load(Ordering::Relaxed)
+        self.assigned.load(Ordering::Relaxed) && !self.target_failing.load(Ordering::Relaxed)
     }
 }
 
@@ -176,8 +188,11 @@ impl Totals {
 impl AttemptObserver for Totals {
     fn attempt(&self, attempt: &Attempt, elapsed: Duration) {
         let outcome = AttemptOutcome::of(attempt);
-        self.connection_failed.store(
-            outcome == AttemptOutcome::ConnectionError,
+        self.target_failing.store(
+            matches!(
+                outcome,
+                AttemptOutcome::ConnectionError | AttemptOutcome::TargetError
+            ),
             Ordering::Relaxed,
         );
         metrics::counter!("kbridge_delivery_attempts_total", "outcome" => outcome.label(), "status" => status_label(attempt.status))
@@ -251,7 +266,7 @@ pub(crate) async fn serve(addr: SocketAddr, totals: Arc<Totals>) -> Result<()> {
                 } else {
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: no partitions assigned, or the webhook is unreachable\n",
+                        "not ready: no partitions assigned, or the webhook is unreachable or refuses the relay (credentials, URL)\n",
                     )
                 })
             }),

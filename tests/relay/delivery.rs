@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use support::broker::unique;
 use support::events::{alert_event, sample};
-use support::kafka::{committed, log_end_offsets, new_topic, wait_fully_committed};
+use support::http::{free_port, get_status};
+use support::kafka::{
+    committed, fully_committed, log_end_offsets, message_count, new_topic, wait_fully_committed,
+};
 use support::records::{Rec, commit_offsets, produce_records, read_all};
 use support::relay::{RelayCmd, event_keys};
 use support::relay_process::Relay;
@@ -456,9 +459,10 @@ fn retry_after_is_honoured() {
     );
 }
 
-/// The rest of the answer rules, end to end: other 4xx and 2xx with a
-/// non-zero `code` are dead-lettered without a retry; 429, 408 and a
-/// timeout are retried.
+/// The rest of the answer rules, end to end: answers about the alert (422,
+/// 2xx with a non-zero `code`) are dead-lettered without a retry; 429, 408,
+/// a timeout, and answers about the target (404, a redirect, never
+/// followed) are retried.
 #[test]
 fn answers_decide_between_dead_letter_and_retry() {
     let topic = new_topic("answers", 2);
@@ -466,7 +470,7 @@ fn answers_decide_between_dead_letter_and_retry() {
     let group = unique("answers-g");
     let target = Target::start(Script {
         rules: vec![
-            Rule::new("host-1", 404, "no such intake"),
+            Rule::new("host-1", 422, "unprocessable alert"),
             Rule::new("host-2", 200, r#"{"code":1001,"error":"bad alert"}"#),
             Rule::new("host-3", 429, r#"{"code":429,"error":"slow down"}"#).times(2),
             Rule::new("host-4", 408, "").times(1),
@@ -476,11 +480,12 @@ fn answers_decide_between_dead_letter_and_retry() {
                 .delay(Duration::from_secs(3)),
             Rule::new("host-6", 200, r#"{"code":"0","data":{}}"#),
             Rule::new("host-7", 201, ""),
-            Rule::new("host-8", 302, ""),
+            Rule::new("host-8", 302, "").times(2),
+            Rule::new("host-9", 404, "no such intake").times(2),
         ],
         ..Default::default()
     });
-    let events: Vec<_> = (1..=8)
+    let events: Vec<_> = (1..=9)
         .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
         .collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
@@ -501,7 +506,7 @@ fn answers_decide_between_dead_letter_and_retry() {
             .find(|r| r.key() == keys[i - 1])
             .map(|r| r.status)
     };
-    assert_eq!(tries(1), 1, "404 is not retried:\n{}", target.dump());
+    assert_eq!(tries(1), 1, "422 is not retried:\n{}", target.dump());
     assert_eq!(tries(2), 1, "code 1001 is not retried:\n{}", target.dump());
     assert_eq!(
         (tries(3), last_status(3)),
@@ -525,14 +530,25 @@ fn answers_decide_between_dead_letter_and_retry() {
     );
 
     assert_eq!(
-        tries(8),
-        1,
-        "a redirect is not followed:\n{}",
+        (tries(8), last_status(8)),
+        (3, Some(200)),
+        "a redirect is retried, never followed:\n{}",
+        target.dump()
+    );
+    assert!(
+        reqs.iter().all(|r| r.method == "POST"),
+        "only POSTs:\n{}",
+        target.dump()
+    );
+    assert_eq!(
+        (tries(9), last_status(9)),
+        (3, Some(200)),
+        "404 says the URL is wrong, not the alert: retried:\n{}",
         target.dump()
     );
 
-    let letters = read_all(&dlq, 3, Duration::from_secs(10));
-    assert_eq!(letters.len(), 3, "{letters:#?}");
+    let letters = read_all(&dlq, 2, Duration::from_secs(10));
+    assert_eq!(letters.len(), 2, "{letters:#?}");
     let letter = |i: usize| {
         letters
             .iter()
@@ -542,11 +558,7 @@ fn answers_decide_between_dead_letter_and_retry() {
             })
             .unwrap_or_else(|| panic!("no dead letter for event {i}: {letters:#?}"))
     };
-    for (i, needle) in [
-        (1, "HTTP 404"),
-        (2, "1001"),
-        (8, "does not follow redirects"),
-    ] {
+    for (i, needle) in [(1, "HTTP 422"), (2, "1001")] {
         let l = letter(i);
         assert_eq!(l.header("kbridge.stage").as_deref(), Some("deliver"));
         let e = l.header("kbridge.error").unwrap_or_default();
@@ -561,6 +573,74 @@ fn answers_decide_between_dead_letter_and_retry() {
         "the timeout is named in the retry warning:\n{}",
         relay.stderr()
     );
+}
+
+/// A target that refuses kbridge's credentials (401: a token that expired
+/// or was rotated) says nothing about the alerts: nothing is dead-lettered
+/// or committed while it lasts, `/readyz` says not ready and the log says
+/// what to fix; once the token works again every alert is delivered.
+#[test]
+fn refused_credentials_keep_every_alert_until_fixed() {
+    let topic = new_topic("auth", 1);
+    let dlq = new_topic("auth-dlq", 1);
+    let group = unique("auth-g");
+    let target = Target::start(Script {
+        fail_first: 15,
+        fail_status: Some(401),
+        ..Default::default()
+    });
+    let recs: Vec<Rec> = (1..=5)
+        .map(|i| Rec::event(&alert_event(i, &format!("fault-a{i}"), "critical")))
+        .collect();
+    produce_records(&topic, &recs);
+    let port = free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .config("[retry]\ninitial_backoff = \"300ms\"\nmax_backoff = \"1s\"\n")
+        .start_with(&["--metrics-addr", &metrics]);
+
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            target.requests().iter().filter(|r| r.status == 401).count() >= 5
+                && get_status(port, "/readyz") == Some(503)
+        }),
+        "401s make the relay not ready:\n{}\n{}",
+        target.dump(),
+        relay.stderr()
+    );
+    assert!(
+        !fully_committed(&group, &topic) && message_count(&dlq) == 0,
+        "nothing committed nor dead-lettered while the target refuses the relay"
+    );
+    let expected: Vec<String> = (1..=5).map(|i| format!("fault-a{i}")).collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let mut ids: Vec<String> = target
+                .delivered()
+                .iter()
+                .map(|r| r.alert_id().to_string())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids == expected
+        }),
+        "every alert is delivered once the credentials work:\n{}",
+        target.dump()
+    );
+    wait_fully_committed(&group, &topic, Duration::from_secs(20));
+    assert!(
+        wait_until(Duration::from_secs(10), || get_status(port, "/readyz")
+            == Some(200)),
+        "ready again"
+    );
+    assert_eq!(message_count(&dlq), 0, "nothing dead-lettered");
+    assert!(
+        relay.has_log("check webhook.headers"),
+        "the log says what to fix:\n{}",
+        relay.stderr()
+    );
+    relay.stop();
 }
 
 /// `retry.max_attempts` caps the retries; then the event is dead-lettered.

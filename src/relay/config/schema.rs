@@ -14,6 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::client::{KafkaOpts, PropertySource};
 use crate::error::UsageError;
 use crate::logging::LogFormat;
+use crate::relay::deliver::status_policy::{
+    StatusPolicy, StatusSpec, default_reject_on, default_retry_on,
+};
 use crate::time_spec::parse_duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -119,6 +122,20 @@ pub(crate) struct RetryConfig {
     /// Attempts before an event is dead-lettered; 0 retries without end.
     #[serde(default)]
     pub max_attempts: u32,
+    /// Answers that keep the alert and are retried: about the target (its
+    /// address, kbridge's credentials) or its availability.
+    #[serde(default = "default_retry_on")]
+    pub retry_on: Vec<StatusSpec>,
+    /// Answers about this alert: it is dead-lettered.
+    #[serde(default = "default_reject_on")]
+    pub reject_on: Vec<StatusSpec>,
+}
+
+impl RetryConfig {
+    /// `retry_on` and `reject_on`, checked.
+    pub(crate) fn status_policy(&self) -> Result<StatusPolicy> {
+        StatusPolicy::new(&self.retry_on, &self.reject_on).map_err(|e| UsageError(e).into())
+    }
 }
 
 impl Default for RetryConfig {
@@ -127,6 +144,8 @@ impl Default for RetryConfig {
             initial_backoff: defaults::initial_backoff(),
             max_backoff: defaults::max_backoff(),
             max_attempts: 0,
+            retry_on: default_retry_on(),
+            reject_on: default_reject_on(),
         }
     }
 }
@@ -224,6 +243,7 @@ impl RelayConfig {
 
     /// Checks what the types cannot: required values, ranges, conflicts.
     pub(super) fn check(&self) -> Result<()> {
+        self.retry.status_policy()?;
         if self.topics.is_empty() {
             bail!(UsageError(
                 "no topic to consume: give --topic, `topics` in the config file, or KBRIDGE_TOPICS"

@@ -1,8 +1,11 @@
 //! Stage 4, the answer: what the webhook's answer means — delivered,
-//! rejected for good, or worth another try. Pure, so every rule of the
-//! target's contract is unit-tested.
+//! rejected for good, or worth another try (and whose fault it is). Pure, so
+//! every rule of the target's contract is unit-tested. Which statuses are
+//! about the alert and which about the target is `status_policy`'s.
 
 use std::time::Duration;
+
+use super::status_policy::{StatusPolicy, Treatment};
 
 /// The verdict on one HTTP exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,23 +16,38 @@ pub(crate) enum Verdict {
         kind: Rejection,
         reason: String,
     },
-    /// Transient: try again, not before `after` when the target said so.
+    /// Keep the alert and try again, not before `after` when the target
+    /// said so.
     Retry {
         reason: String,
         after: Option<Duration>,
+        trouble: Trouble,
     },
+}
+
+/// Why an alert is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trouble {
+    /// 408, 429, 5xx, a timeout or a connection error: the target is busy,
+    /// failing or down; it recovers by itself.
+    Unavailable,
+    /// 401, 403, 404, 405, 407, a redirect, or a status in neither list:
+    /// the target's address or kbridge's credentials are wrong, and a
+    /// person must fix the configuration.
+    Misconfigured,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rejection {
     /// HTTP 400 "not match any cmdb instance": the alert names no known host.
     NoCmdbMatch,
-    /// Any other 4xx (but 408/429).
+    /// Another status of `retry.reject_on`.
     ClientError,
     /// 2xx whose body carries a non-zero `code`.
     ErrorCode,
-    /// 3xx: the webhook moved. Not followed: a 301/302/303 would turn the
-    /// POST into a body-less GET, whose 200 would look like a delivery.
+    /// 3xx, when `retry.reject_on` lists it (by default it is retried).
+    /// Never followed: a 301/302/303 would turn the POST into a body-less
+    /// GET, whose 200 would look like a delivery.
     Redirect,
 }
 
@@ -49,43 +67,95 @@ impl Rejection {
 pub(crate) const NO_CMDB_MATCH: &str = "not match any cmdb instance";
 
 /// Classifies an HTTP answer. `retry_after` is the raw header, if any.
-pub(crate) fn classify(status: u16, body: &[u8], retry_after: Option<&str>) -> Verdict {
-    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    match status {
-        200..=299 => match json.as_ref().and_then(|j| j.get("code")) {
+pub(crate) fn classify(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<&str>,
+    policy: &StatusPolicy,
+) -> Verdict {
+    if (200..300).contains(&status) {
+        let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        return match json.as_ref().and_then(|j| j.get("code")) {
             None => Verdict::Delivered,
             Some(c) if c.as_i64() == Some(0) || c.as_str() == Some("0") => Verdict::Delivered,
             Some(c) => Verdict::Rejected {
                 kind: Rejection::ErrorCode,
                 reason: format!("HTTP {status} with code {c}: {}", snippet(body)),
             },
+        };
+    }
+    let after = retry_after.and_then(parse_retry_after);
+    match policy.treat(status) {
+        Treatment::Reject => Verdict::Rejected {
+            kind: rejection(status, body),
+            reason: match status {
+                300..=399 => format!("HTTP {status}: {REDIRECT}"),
+                400 if is_cmdb_miss(body) => {
+                    format!("HTTP 400, no CMDB instance matched: {}", snippet(body))
+                }
+                _ => format!("HTTP {status}: {}", snippet(body)),
+            },
         },
-        300..=399 => Verdict::Rejected {
-            kind: Rejection::Redirect,
+        Treatment::Retry => match status {
+            408 | 429 | 500..=599 => Verdict::Retry {
+                reason: format!("HTTP {status}: {}", snippet(body)),
+                after,
+                trouble: Trouble::Unavailable,
+            },
+            _ => Verdict::Retry {
+                reason: format!(
+                    "HTTP {status}: {} ({}); the alert is kept and retried until this is fixed",
+                    what_to_fix(status),
+                    snippet(body)
+                ),
+                after,
+                trouble: Trouble::Misconfigured,
+            },
+        },
+        Treatment::Unlisted => Verdict::Retry {
             reason: format!(
-                "HTTP {status}: the webhook redirects, and kbridge does not follow redirects (a POST would become a GET); set webhook.url to the final address"
+                "HTTP {status}: {}; this status is in neither retry.retry_on nor retry.reject_on, so the alert is kept and retried: add it to retry.reject_on if it means this alert is wrong",
+                snippet(body)
             ),
-        },
-        408 | 429 | 500..=599 => Verdict::Retry {
-            reason: format!("HTTP {status}: {}", snippet(body)),
-            after: retry_after.and_then(parse_retry_after),
-        },
-        400 if json
-            .as_ref()
-            .and_then(|j| j.get("error"))
-            .and_then(|e| e.as_str())
-            .is_some_and(|e| e.contains(NO_CMDB_MATCH)) =>
-        {
-            Verdict::Rejected {
-                kind: Rejection::NoCmdbMatch,
-                reason: format!("HTTP 400, no CMDB instance matched: {}", snippet(body)),
-            }
-        }
-        _ => Verdict::Rejected {
-            kind: Rejection::ClientError,
-            reason: format!("HTTP {status}: {}", snippet(body)),
+            after,
+            trouble: Trouble::Misconfigured,
         },
     }
+}
+
+const REDIRECT: &str = "the webhook redirects, and kbridge does not follow redirects (a POST would become a GET); set webhook.url to the final address";
+
+/// What an answer about the target says to fix.
+fn what_to_fix(status: u16) -> &'static str {
+    match status {
+        300..=399 => REDIRECT,
+        401 | 403 => {
+            "the webhook refused kbridge's credentials; check webhook.headers (an Authorization token that expired or was rotated)"
+        }
+        407 => {
+            "a proxy between kbridge and the webhook wants credentials; check the proxy settings"
+        }
+        404 | 405 => "there is no alert intake at webhook.url (or not for POST); check webhook.url",
+        _ => "the webhook answers that it cannot take alerts; check the target and webhook.url",
+    }
+}
+
+fn rejection(status: u16, body: &[u8]) -> Rejection {
+    match status {
+        300..=399 => Rejection::Redirect,
+        400 if is_cmdb_miss(body) => Rejection::NoCmdbMatch,
+        _ => Rejection::ClientError,
+    }
+}
+
+/// The EasyOps intake's 400 when no CMDB instance matches the alert.
+fn is_cmdb_miss(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .as_ref()
+        .and_then(|j| j.get("error"))
+        .and_then(|e| e.as_str())
+        .is_some_and(|e| e.contains(NO_CMDB_MATCH))
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.
@@ -120,6 +190,18 @@ fn snippet(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::deliver::status_policy::StatusSpec;
+
+    fn classify(status: u16, body: &[u8], retry_after: Option<&str>) -> Verdict {
+        super::classify(status, body, retry_after, &StatusPolicy::default())
+    }
+
+    fn trouble(v: &Verdict) -> Option<Trouble> {
+        match v {
+            Verdict::Retry { trouble, .. } => Some(*trouble),
+            _ => None,
+        }
+    }
 
     #[test]
     fn success_needs_code_zero_or_absent() {
@@ -139,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn no_cmdb_match_is_its_own_rejection() {
+    fn answers_about_the_alert_reject_it() {
         let body = br#"{"code":400,"error":"alert dims not match any cmdb instance"}"#;
         assert!(matches!(
             classify(400, body, None),
@@ -148,30 +230,12 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(
-            classify(400, br#"{"error":"bad field"}"#, None),
-            Verdict::Rejected {
-                kind: Rejection::ClientError,
-                ..
-            }
-        ));
-        assert!(matches!(
-            classify(404, b"not found", None),
-            Verdict::Rejected {
-                kind: Rejection::ClientError,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn redirects_are_rejected_not_followed() {
-        for s in [301, 302, 303, 307, 308] {
+        for s in [400, 413, 415, 422] {
             assert!(
                 matches!(
-                    classify(s, b"", None),
+                    classify(s, br#"{"error":"bad field"}"#, None),
                     Verdict::Rejected {
-                        kind: Rejection::Redirect,
+                        kind: Rejection::ClientError,
                         ..
                     }
                 ),
@@ -181,10 +245,50 @@ mod tests {
     }
 
     #[test]
+    fn answers_about_the_target_keep_the_alert_and_say_what_to_fix() {
+        for (s, fix) in [
+            (401, "webhook.headers"),
+            (403, "webhook.headers"),
+            (404, "webhook.url"),
+            (405, "webhook.url"),
+            (407, "proxy"),
+            (302, "does not follow redirects"),
+            (308, "does not follow redirects"),
+            (409, "retry.reject_on"),
+        ] {
+            let v = classify(s, b"", None);
+            assert_eq!(trouble(&v), Some(Trouble::Misconfigured), "{s}: {v:?}");
+            let Verdict::Retry { reason, .. } = v else {
+                unreachable!()
+            };
+            assert!(reason.contains(fix), "{s}: {reason}");
+        }
+    }
+
+    #[test]
+    fn redirects_can_be_rejected_but_are_never_followed() {
+        let policy = StatusPolicy::new(&[StatusSpec::Class(5)], &[StatusSpec::Class(3)]).unwrap();
+        for s in [301, 302, 303, 307, 308] {
+            let v = super::classify(s, b"", None, &policy);
+            assert!(
+                matches!(
+                    &v,
+                    Verdict::Rejected {
+                        kind: Rejection::Redirect,
+                        reason,
+                    } if reason.contains("does not follow redirects")
+                ),
+                "{s}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
     fn transient_answers_are_retried() {
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(
-                matches!(classify(s, b"", None), Verdict::Retry { .. }),
+            assert_eq!(
+                trouble(&classify(s, b"", None)),
+                Some(Trouble::Unavailable),
                 "{s}"
             );
         }
@@ -192,7 +296,8 @@ mod tests {
             classify(503, b"busy", Some("7")),
             Verdict::Retry {
                 reason: "HTTP 503: busy".into(),
-                after: Some(Duration::from_secs(7))
+                after: Some(Duration::from_secs(7)),
+                trouble: Trouble::Unavailable,
             }
         );
     }

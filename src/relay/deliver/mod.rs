@@ -10,6 +10,7 @@
 pub(crate) mod answer;
 pub(crate) mod dead_letter;
 pub(crate) mod retry;
+pub(crate) mod status_policy;
 pub(crate) mod webhook;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 
-use super::answer::{Rejection, Verdict};
+use super::answer::{Rejection, Trouble, Verdict};
 use super::webhook::{Attempt, Webhook};
 use crate::relay::config::RetryConfig;
 use crate::relay::shutdown::Abort;
@@ -82,7 +82,7 @@ pub(crate) async fn deliver(
         let started = std::time::Instant::now();
         let attempt = webhook.post(body.clone(), idempotency_key).await;
         observer.attempt(&attempt, started.elapsed());
-        let (reason, after) = match attempt.verdict {
+        let (reason, after, trouble) = match attempt.verdict {
             Verdict::Delivered => return Delivery::Delivered { attempts },
             Verdict::Rejected { kind, reason } => {
                 return Delivery::Rejected {
@@ -91,18 +91,31 @@ pub(crate) async fn deliver(
                     reason,
                 };
             }
-            Verdict::Retry { reason, after } => (reason, after),
+            Verdict::Retry {
+                reason,
+                after,
+                trouble,
+            } => (reason, after, trouble),
         };
         if cfg.max_attempts > 0 && attempts >= cfg.max_attempts {
             return Delivery::GaveUp { attempts, reason };
         }
         let wait = next_delay(delays.next().unwrap_or(cfg.max_backoff), after);
-        tracing::warn!(
-            key = idempotency_key,
-            attempt = attempts,
-            retry_in = ?wait,
-            "webhook delivery failed, will retry: {reason}"
-        );
+        match trouble {
+            Trouble::Unavailable => tracing::warn!(
+                key = idempotency_key,
+                attempt = attempts,
+                retry_in = ?wait,
+                "webhook delivery failed, will retry: {reason}"
+            ),
+            // Nothing recovers by itself here: an error, saying what to fix.
+            Trouble::Misconfigured => tracing::error!(
+                key = idempotency_key,
+                attempt = attempts,
+                retry_in = ?wait,
+                "the webhook refuses the relay, not this alert: {reason}"
+            ),
+        }
         if abort.is_set() {
             return Delivery::Interrupted;
         }
@@ -128,6 +141,7 @@ mod tests {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             max_attempts: 0,
+            ..RetryConfig::default()
         };
         let delays: Vec<Duration> = backoff(&cfg).take(20).collect();
         assert_eq!(delays.len(), 20, "without end");

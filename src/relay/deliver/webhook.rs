@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
-use super::answer::{Verdict, classify};
+use super::answer::{Trouble, Verdict, classify};
+use super::status_policy::StatusPolicy;
 use crate::relay::config::WebhookConfig;
 
 /// The header that lets the target drop duplicates: stable across retries
@@ -28,6 +29,8 @@ pub(crate) struct Webhook {
     /// `concurrency`: requests in flight at once, whatever the number of
     /// events in processing. Held per attempt, not across backoff waits.
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Which answers are about the alert, which about the target.
+    policy: std::sync::Arc<StatusPolicy>,
 }
 
 /// The outcome of one attempt: a verdict plus whether the failure was at the
@@ -40,7 +43,11 @@ pub(crate) struct Attempt {
 }
 
 impl Webhook {
-    pub(crate) fn new(cfg: &WebhookConfig, concurrency: usize) -> Result<Self> {
+    pub(crate) fn new(
+        cfg: &WebhookConfig,
+        concurrency: usize,
+        policy: StatusPolicy,
+    ) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (k, v) in &cfg.headers {
@@ -70,6 +77,7 @@ impl Webhook {
             client,
             url,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            policy: std::sync::Arc::new(policy),
         })
     }
 
@@ -91,6 +99,7 @@ impl Webhook {
                     verdict: Verdict::Retry {
                         reason: describe_error(&e),
                         after: None,
+                        trouble: Trouble::Unavailable,
                     },
                     status: None,
                     connection_failed: !e.is_timeout(),
@@ -118,14 +127,17 @@ impl Webhook {
                             describe_error(&e)
                         ),
                         after: None,
+                        trouble: Trouble::Unavailable,
                     },
                     status: Some(status),
                     connection_failed: false,
                 };
             }
         };
-        let mut verdict = classify(status, &body, retry_after.as_deref());
-        if let (Verdict::Rejected { reason, .. }, Some(to)) = (&mut verdict, location) {
+        let mut verdict = classify(status, &body, retry_after.as_deref(), &self.policy);
+        if let (Verdict::Rejected { reason, .. } | Verdict::Retry { reason, .. }, Some(to)) =
+            (&mut verdict, location)
+        {
             reason.push_str(&format!(" (Location: {to})"));
         }
         Attempt {

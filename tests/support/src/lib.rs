@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub mod broker;
 pub mod child;
 pub mod events;
+pub mod http;
 pub mod kafka;
 pub mod kbridge;
 pub mod output;

@@ -25,8 +25,12 @@ use crate::runtime::rt;
 /// How the target answers.
 #[derive(Debug, Clone, Default)]
 pub struct Script {
-    /// Answer 503 to this many requests first (counted over all requests).
+    /// Answer 503 (or `fail_status`) to this many requests first (counted
+    /// over all requests).
     pub fail_first: usize,
+    /// The status of those first answers, when not 503 (401: a token that
+    /// expired).
+    pub fail_status: Option<u16>,
     /// `Retry-After` value sent with those 503s.
     pub retry_after: Option<String>,
     /// Answer 400 "not match any cmdb instance" when `alertDims.host` is this.
@@ -284,7 +288,10 @@ async fn handle(
             (r.status, None)
         } else if script.fail_first > 0 {
             script.fail_first -= 1;
-            (503, script.retry_after.clone())
+            (
+                script.fail_status.unwrap_or(503),
+                script.retry_after.clone(),
+            )
         } else if script
             .reject_host
             .as_deref()
