@@ -180,6 +180,20 @@ mod tests {
     }
 
     #[test]
+    fn kafka_settings_that_break_at_least_once_are_refused() {
+        for key in ["enable.auto.commit", "enable.auto.offset.store"] {
+            let f = write(&format!(
+                "topics = \"t\"\n[webhook]\nurl = \"http://x/\"\n[kafka]\n\"{key}\" = \"true\"\n"
+            ));
+            let e = format!(
+                "{:#}",
+                RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err()
+            );
+            assert!(e.contains(key) && e.contains("remove it"), "{e}");
+        }
+    }
+
+    #[test]
     fn a_webhook_is_required() {
         let e = RelayConfig::load(
             None,

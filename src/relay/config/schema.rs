@@ -244,6 +244,13 @@ impl RelayConfig {
     /// Checks what the types cannot: required values, ranges, conflicts.
     pub(super) fn check(&self) -> Result<()> {
         self.retry.status_policy()?;
+        for (key, instead) in OWNED_KAFKA_KEYS {
+            if self.kafka.contains_key(*key) {
+                bail!(UsageError(format!(
+                    "[kafka] (or -X) sets {key}, which kbridge must own: {instead}; remove it"
+                )));
+            }
+        }
         if self.topics.is_empty() {
             bail!(UsageError(
                 "no topic to consume: give --topic, `topics` in the config file, or KBRIDGE_TOPICS"
@@ -284,6 +291,25 @@ impl RelayConfig {
         Ok(())
     }
 }
+
+/// librdkafka properties the relay must own, and why: an offset is stored
+/// and committed only after its event was handled (at-least-once).
+const OWNED_KAFKA_KEYS: &[(&str, &str)] = &[
+    (
+        "enable.auto.commit",
+        "kbridge commits an offset only after its event was delivered, dead-lettered or skipped (commit_interval sets how often)",
+    ),
+    (
+        "auto.commit.enable",
+        "kbridge commits an offset only after its event was delivered, dead-lettered or skipped (commit_interval sets how often)",
+    ),
+    (
+        "enable.auto.offset.store",
+        "kbridge stores an offset only after its event and every earlier one were handled",
+    ),
+    ("group.id", "set `group` (or --group) instead"),
+    ("bootstrap.servers", "set `brokers` (or -b) instead"),
+];
 
 /// Redacts values that look secret (for `Debug`, which tests and error
 /// paths may print).
