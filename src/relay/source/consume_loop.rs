@@ -69,8 +69,8 @@ pub(crate) async fn run(
                     break Err(anyhow!("Kafka refused this client: {f}; check the credentials and ACLs in [kafka]"));
                 }
                 if backpressure.is_active() && permits.available_permits() >= resume_threshold {
-                    backpressure.resume_all(&*consumer);
-                    shared.totals().paused_partitions(0);
+                    backpressure.resume(&*consumer);
+                    shared.totals().paused_partitions(backpressure.len());
                 }
                 shared.totals().in_flight(cfg.max_pending - permits.available_permits());
             }
