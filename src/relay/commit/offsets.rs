@@ -97,4 +97,77 @@ mod tests {
         t.finish(3);
         assert_eq!(t.advance(), Some(8));
     }
+
+    mod properties {
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+
+        use super::super::OffsetTracker;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// Accept the next offset after a gap (compaction, transactions).
+            Accept(u8),
+            /// Finish the n-th pending offset (modulo how many are pending).
+            Finish(usize),
+            /// An offset seen again (a rewind behind kbridge's back).
+            Again(usize),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => any::<u8>().prop_map(|g| Op::Accept(g % 4)),
+                3 => any::<usize>().prop_map(Op::Finish),
+                1 => any::<usize>().prop_map(Op::Again),
+            ]
+        }
+
+        proptest! {
+            /// Against a model (the pending set and the next offset): the
+            /// commit point is the lowest unfinished offset, never past it,
+            /// never moving back, and an offset seen again is refused.
+            #[test]
+            fn the_commit_point_never_passes_an_unfinished_offset(
+                start in 0i64..1_000_000,
+                ops in proptest::collection::vec(op(), 1..300),
+            ) {
+                let mut t = OffsetTracker::default();
+                let mut pending: BTreeSet<i64> = BTreeSet::new();
+                let mut seen: Vec<i64> = Vec::new();
+                let mut next = start;
+                let mut last_point: Option<i64> = None;
+                for op in ops {
+                    match op {
+                        Op::Accept(gap) => {
+                            let o = next + i64::from(gap);
+                            prop_assert!(t.accept(o));
+                            pending.insert(o);
+                            seen.push(o);
+                            next = o + 1;
+                        }
+                        Op::Finish(n) => {
+                            if let Some(&o) = pending.iter().nth(n % pending.len().max(1)) {
+                                t.finish(o);
+                                pending.remove(&o);
+                            }
+                        }
+                        Op::Again(n) => {
+                            if !seen.is_empty() {
+                                prop_assert!(!t.accept(seen[n % seen.len()]));
+                            }
+                        }
+                    }
+                    let expected = pending.first().copied().or((!seen.is_empty()).then_some(next));
+                    prop_assert_eq!(t.committable(), expected);
+                    prop_assert_eq!(t.pending(), pending.len());
+                    if let Some(p) = t.advance() {
+                        prop_assert!(last_point.is_none_or(|l| p > l), "moved back: {:?} -> {}", last_point, p);
+                        prop_assert!(pending.iter().all(|o| *o >= p));
+                        last_point = Some(p);
+                    }
+                }
+            }
+        }
+    }
 }

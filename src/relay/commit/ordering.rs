@@ -69,4 +69,49 @@ mod tests {
         assert_eq!(q.submit("a", 5), Some(5), "key is free again");
         assert_eq!(q.finish(&"b"), None);
     }
+
+    mod properties {
+        use std::collections::{HashMap, VecDeque};
+
+        use proptest::prelude::*;
+
+        use super::super::KeyedQueue;
+
+        proptest! {
+            /// Against a model (a FIFO per key and the running job of each
+            /// key): a job starts at once only when its key is idle, and the
+            /// waiting jobs of a key start in submission order, one at a time.
+            #[test]
+            fn jobs_of_one_key_run_one_at_a_time_in_order(
+                ops in proptest::collection::vec((any::<bool>(), 0u8..4), 1..300),
+            ) {
+                let mut q: KeyedQueue<u8, u32> = KeyedQueue::default();
+                let mut running: HashMap<u8, u32> = HashMap::new();
+                let mut waiting: HashMap<u8, VecDeque<u32>> = HashMap::new();
+                let mut next_job = 0u32;
+                for (submit, key) in ops {
+                    if submit {
+                        let job = next_job;
+                        next_job += 1;
+                        let started = q.submit(key, job);
+                        if let std::collections::hash_map::Entry::Vacant(e) = running.entry(key) {
+                            prop_assert_eq!(started, Some(job));
+                            e.insert(job);
+                        } else {
+                            prop_assert_eq!(started, None);
+                            waiting.entry(key).or_default().push_back(job);
+                        }
+                    } else if running.contains_key(&key) {
+                        let next = q.finish(&key);
+                        let expected = waiting.get_mut(&key).and_then(VecDeque::pop_front);
+                        prop_assert_eq!(next, expected);
+                        match expected {
+                            Some(j) => { running.insert(key, j); }
+                            None => { running.remove(&key); }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -248,4 +248,111 @@ mod tests {
         assert_eq!(finish(&parts, e, 1, Some("a")), (Some(2), Some(2)));
         assert_eq!(finish(&parts, e, 2, Some("a")), (Some(3), None));
     }
+
+    mod properties {
+        use std::collections::BTreeSet;
+        use std::time::Duration;
+
+        use proptest::prelude::*;
+
+        use super::super::Partitions;
+        use crate::topic_partition::TopicPartition;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// A new ownership (after a rebalance), reading again from the
+            /// last committed point.
+            Assign,
+            Accept(u8),
+            /// Finish the n-th outstanding event, of this ownership or a
+            /// previous one (a late delivery task).
+            Finish(usize),
+            Revoke,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                1 => Just(Op::Assign),
+                4 => any::<u8>().prop_map(|g| Op::Accept(g % 3)),
+                4 => any::<usize>().prop_map(Op::Finish),
+                1 => Just(Op::Revoke),
+            ]
+        }
+
+        proptest! {
+            /// Under any interleaving of assign / accept / finish / revoke,
+            /// a point stored or committed never passes an offset of its
+            /// ownership that is not finished, never moves back within an
+            /// ownership, and a late finish of an earlier ownership moves
+            /// nothing.
+            #[test]
+            fn no_commit_point_passes_an_unhandled_offset(
+                ops in proptest::collection::vec(op(), 1..300),
+            ) {
+                let parts: Partitions<u32> = Partitions::default();
+                let tp = TopicPartition::new("t", 0);
+                let mut epoch: Option<u64> = None;
+                let mut pending: BTreeSet<i64> = BTreeSet::new();
+                // (epoch, offset) of every event not finished yet.
+                let mut outstanding: Vec<(u64, i64)> = Vec::new();
+                let mut next = 0i64;
+                let mut committed: Option<i64> = None;
+                let mut last_stored: Option<i64> = None;
+                for op in ops {
+                    match op {
+                        Op::Assign => {
+                            parts.assign([tp.clone()]);
+                            epoch = None;
+                            pending.clear();
+                            next = committed.unwrap_or(0);
+                            last_stored = None;
+                        }
+                        Op::Accept(gap) => {
+                            let o = next + i64::from(gap);
+                            let e = parts.accept(&tp, o);
+                            prop_assert!(e.is_some());
+                            let e = e.unwrap_or_default();
+                            prop_assert!(epoch.is_none_or(|cur| cur == e));
+                            epoch = Some(e);
+                            pending.insert(o);
+                            outstanding.push((e, o));
+                            next = o + 1;
+                        }
+                        Op::Finish(n) => {
+                            if outstanding.is_empty() {
+                                continue;
+                            }
+                            let (e, o) = outstanding.remove(n % outstanding.len());
+                            let mut stored = None;
+                            parts.finish(&tp, e, o, None, |p| stored = Some(p.offset));
+                            if Some(e) == epoch {
+                                pending.remove(&o);
+                                if let Some(p) = stored {
+                                    prop_assert!(pending.iter().all(|x| *x >= p), "stored {} past pending {:?}", p, pending);
+                                    prop_assert!(p <= next);
+                                    prop_assert!(last_stored.is_none_or(|l| p > l));
+                                    last_stored = Some(p);
+                                }
+                            } else {
+                                prop_assert_eq!(stored, None, "a late finish of an earlier ownership stored a point");
+                            }
+                        }
+                        Op::Revoke => {
+                            let mut points = Vec::new();
+                            parts.revoke(std::slice::from_ref(&tp), Duration::ZERO, |p| {
+                                points = p.iter().map(|p| p.offset).collect()
+                            });
+                            if let Some(&p) = points.first() {
+                                prop_assert!(pending.iter().all(|x| *x >= p), "committed {} past pending {:?}", p, pending);
+                                committed = Some(p);
+                            }
+                            epoch = None;
+                            pending.clear();
+                            last_stored = None;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

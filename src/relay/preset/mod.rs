@@ -138,4 +138,81 @@ mod tests {
             }
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{Map, Value, json};
+
+        use super::super::{Decision, decide};
+        use crate::relay::config::Preset;
+
+        /// Any JSON value, nested a little, with strings that need escapes.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>().prop_map(|f| json!(f)),
+                "\\PC{0,12}".prop_map(Value::String),
+                Just(json!("monitor")),
+                Just(json!("ok")),
+                Just(json!("{\"host\":\"h\\u00e9\",\"n\":[1]}")),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::btree_map("\\PC{0,6}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        const FIELDS: [&str; 10] = [
+            "date",
+            "df_source",
+            "df_event_id",
+            "df_fault_id",
+            "df_title",
+            "df_message",
+            "df_status",
+            "df_workspace_name",
+            "df_dimension_tags",
+            "other",
+        ];
+
+        /// An object with some of the fields the preset reads, each of any
+        /// type.
+        fn event() -> impl Strategy<Value = Value> {
+            proptest::collection::vec((0..FIELDS.len(), json_value()), 0..12).prop_map(|fields| {
+                let mut m = Map::new();
+                for (i, v) in fields {
+                    m.insert(FIELDS[i].to_string(), v);
+                }
+                Value::Object(m)
+            })
+        }
+
+        proptest! {
+            /// decode → validate → map is total: any bytes give a decision,
+            /// never a panic.
+            #[test]
+            fn any_bytes_get_a_decision(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = decide(Preset::GuanceEasyops, Some(&bytes), 1 << 20);
+            }
+
+            /// Objects with the preset's fields of any type: a decision,
+            /// never a panic; an alert's body is JSON with the alert id.
+            #[test]
+            fn any_fields_get_a_decision(v in event()) {
+                let bytes = serde_json::to_vec(&v).unwrap_or_default();
+                if let Decision::Deliver { alert_id, body, .. } =
+                    decide(Preset::GuanceEasyops, Some(&bytes), 1 << 20)
+                {
+                    let alert: Value = serde_json::from_slice(&body)
+                        .map_err(|e| TestCaseError::fail(format!("body not JSON: {e}")))?;
+                    prop_assert_eq!(alert["alertId"].as_str(), Some(alert_id.as_str()));
+                }
+            }
+        }
+    }
 }
