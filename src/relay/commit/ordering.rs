@@ -101,13 +101,15 @@ mod tests {
                             prop_assert_eq!(started, None);
                             waiting.entry(key).or_default().push_back(job);
                         }
-                    } else if running.contains_key(&key) {
+                    } else if let Some(job) = running.get_mut(&key) {
                         let next = q.finish(&key);
                         let expected = waiting.get_mut(&key).and_then(VecDeque::pop_front);
                         prop_assert_eq!(next, expected);
                         match expected {
-                            Some(j) => { running.insert(key, j); }
-                            None => { running.remove(&key); }
+                            Some(j) => *job = j,
+                            None => {
+                                running.remove(&key);
+                            }
                         }
                     }
                 }
