@@ -25,13 +25,23 @@ pub(crate) fn raw_headers<'a>(message: &'a BorrowedMessage<'_>) -> Vec<RawHeader
     let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
     // SAFETY: `message.ptr()` is the live rd_kafka_message_t of `message`;
     // librdkafka returns a pointer to headers it owns with the message (or
-    // an error and no headers). They stay valid and unchanged while the
-    // message is borrowed, which the returned lifetime 'a ties them to.
+    // an error and no headers).
     let err = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &mut headers) };
     if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
         return Vec::new();
     }
-    // SAFETY: `headers` is valid (above).
+    // SAFETY: the headers stay valid and unchanged while the message is
+    // borrowed, which the returned lifetime 'a ties them to.
+    unsafe { read(headers) }
+}
+
+/// Every header of a native header list, as bytes.
+///
+/// # Safety
+/// `headers` must point to a valid `rd_kafka_headers_t` that outlives `'a`
+/// and is not changed meanwhile.
+pub(crate) unsafe fn read<'a>(headers: *const rdsys::rd_kafka_headers_t) -> Vec<RawHeader<'a>> {
+    // SAFETY: `headers` is valid (the caller's promise).
     let count = unsafe { rdsys::rd_kafka_header_cnt(headers) };
     let mut out = Vec::with_capacity(count);
     for idx in 0..count {

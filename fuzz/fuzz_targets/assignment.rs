@@ -1,0 +1,12 @@
+//! A group member's assignment bytes, as the broker hands them over: what
+//! can be read, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../src/commands/assignment.rs"]
+mod assignment;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = assignment::parse_assignment(data);
+});
