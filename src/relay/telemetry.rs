@@ -69,6 +69,8 @@ pub(crate) enum RejectReason {
     Answer(Rejection),
     /// `retry.max_attempts` reached.
     RetriesExhausted,
+    /// `retry.poison_after` reached while other alerts were delivered.
+    Poison,
 }
 
 impl RejectReason {
@@ -76,6 +78,7 @@ impl RejectReason {
         match self {
             RejectReason::Answer(kind) => kind.label(),
             RejectReason::RetriesExhausted => "retries_exhausted",
+            RejectReason::Poison => "poison",
         }
     }
 }

@@ -643,6 +643,84 @@ fn refused_credentials_keep_every_alert_until_fixed() {
     relay.stop();
 }
 
+/// One alert that the target always refuses with 500 — a poison alert —
+/// among healthy ones: the others flow, and the poison one is
+/// dead-lettered after its budget (`retry.poison_after`), its offset then
+/// committed.
+#[test]
+fn a_poison_alert_is_dead_lettered_after_its_budget() {
+    let topic = new_topic("poison", 1);
+    let dlq = new_topic("poison-dlq", 1);
+    let group = unique("poison-g");
+    let target = Target::start(Script {
+        rules: vec![Rule::new("host-poison", 500, "boom")],
+        ..Default::default()
+    });
+    let mut poison = alert_event(0, "fault-poison", "critical");
+    poison["df_dimension_tags"] = serde_json::json!("{\"host\":\"host-poison\"}");
+    let mut recs = vec![Rec::event(&poison)];
+    recs.extend((1..=20).map(|i| Rec::event(&alert_event(i, &format!("fault-p{i}"), "critical"))));
+    let coords = produce_records(&topic, &recs);
+    let keys = event_keys(&topic, &coords);
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .config(
+            "[retry]\ninitial_backoff = \"100ms\"\nmax_backoff = \"300ms\"\n[retry.poison_after]\nattempts = 4\ntime = \"0s\"\n",
+        )
+        .start();
+    relay.wait_assigned();
+    assert!(
+        wait_until(Duration::from_secs(20), || target.distinct() >= 20),
+        "the healthy alerts flow past the poison one:\n{}",
+        target.dump()
+    );
+    wait_fully_committed(&group, &topic, Duration::from_secs(30));
+    let letters = read_all(&dlq, 1, Duration::from_secs(10));
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    let e = letters[0].header("kbridge.error").unwrap_or_default();
+    assert!(e.contains("poison alert") && e.contains("HTTP 500"), "{e}");
+    let tries = target
+        .requests()
+        .iter()
+        .filter(|r| r.key() == keys[0])
+        .count();
+    assert!(
+        tries >= 4,
+        "dead-lettered only after its budget: {tries} attempts"
+    );
+    relay.stop();
+}
+
+/// An outage — every delivery fails — gives nothing up, however long it
+/// lasts past the poison budget: every alert arrives once the target is
+/// back.
+#[test]
+fn an_outage_gives_up_no_alert() {
+    let topic = new_topic("outage", 1);
+    let dlq = new_topic("outage-dlq", 1);
+    let group = unique("outage-g");
+    let target = Target::start(Script {
+        fail_first: 40,
+        ..Default::default()
+    });
+    let recs: Vec<Rec> = (1..=6)
+        .map(|i| Rec::event(&alert_event(i, &format!("fault-o{i}"), "critical")))
+        .collect();
+    produce_records(&topic, &recs);
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .config(
+            "[retry]\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\n[retry.poison_after]\nattempts = 2\ntime = \"1s\"\n",
+        )
+        .start();
+    relay.wait_assigned();
+    wait_fully_committed(&group, &topic, Duration::from_secs(30));
+    assert_eq!(target.distinct(), 6, "{}", target.dump());
+    assert!(target.requests().len() > 40, "{}", target.dump());
+    assert_eq!(message_count(&dlq), 0, "nothing given up in an outage");
+    relay.stop();
+}
+
 /// `retry.max_attempts` caps the retries; then the event is dead-lettered.
 #[test]
 fn max_attempts_then_dead_letter() {

@@ -129,6 +129,46 @@ pub(crate) struct RetryConfig {
     /// Answers about this alert: it is dead-lettered.
     #[serde(default = "default_reject_on")]
     pub reject_on: Vec<StatusSpec>,
+    /// When a failing alert is poison rather than caught in an outage.
+    #[serde(default)]
+    pub poison_after: PoisonAfter,
+}
+
+/// An alert that keeps failing while other alerts to the same webhook are
+/// delivered is *poison*: it is dead-lettered after this many such failures
+/// (a *strike*: a failed attempt when another alert was delivered since this
+/// one first failed) or this long after its first strike, whichever comes
+/// first, so it cannot pin its partition. While every delivery fails (an
+/// outage) there are no strikes and nothing is given up; when an outage
+/// ends, an alert takes one strike at most (the attempt in flight).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PoisonAfter {
+    /// 0: no limit by attempts.
+    #[serde(default = "defaults::poison_attempts")]
+    pub attempts: u32,
+    /// 0s: no limit by time.
+    #[serde(default = "defaults::poison_time", deserialize_with = "duration")]
+    pub time: Duration,
+}
+
+impl Default for PoisonAfter {
+    fn default() -> Self {
+        Self {
+            attempts: defaults::poison_attempts(),
+            time: defaults::poison_time(),
+        }
+    }
+}
+
+impl PoisonAfter {
+    /// Whether an alert with `strikes`, the first `since_first` ago, is
+    /// past the budget. The time limit needs two strikes, so the end of an
+    /// outage alone never makes an alert poison.
+    pub(crate) fn reached(&self, strikes: u32, since_first: Duration) -> bool {
+        (self.attempts > 0 && strikes >= self.attempts)
+            || (!self.time.is_zero() && strikes >= 2 && since_first >= self.time)
+    }
 }
 
 impl RetryConfig {
@@ -146,6 +186,7 @@ impl Default for RetryConfig {
             max_attempts: 0,
             retry_on: default_retry_on(),
             reject_on: default_reject_on(),
+            poison_after: PoisonAfter::default(),
         }
     }
 }
@@ -219,6 +260,12 @@ mod defaults {
     }
     pub(super) fn max_backoff() -> Duration {
         Duration::from_secs(30)
+    }
+    pub(super) fn poison_attempts() -> u32 {
+        10
+    }
+    pub(super) fn poison_time() -> Duration {
+        Duration::from_secs(300)
     }
     pub(super) fn log_level() -> String {
         "info".to_string()

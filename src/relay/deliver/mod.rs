@@ -90,6 +90,18 @@ async fn handle(shared: &Shared, job: &Job) -> bool {
             let reason = format!("gave up after {attempts} attempts: {reason}");
             dead_letter(shared, job, Stage::Deliver, &reason).await
         }
+        Delivery::Poison {
+            attempts,
+            failing,
+            reason,
+        } => {
+            shared.totals().rejected(RejectReason::Poison, None);
+            tracing::error!(event = %key, alert_id, attempts, "poison alert: it failed {attempts} times over {failing:.0?} while other alerts were delivered; dead-lettering it (retry.poison_after): {reason}");
+            let reason = format!(
+                "poison alert: failed {attempts} times over {failing:.0?} while other alerts were delivered: {reason}"
+            );
+            dead_letter(shared, job, Stage::Deliver, &reason).await
+        }
         Delivery::Interrupted => false,
     }
 }

@@ -35,6 +35,14 @@ pub(crate) enum Delivery {
         attempts: u32,
         reason: String,
     },
+    /// It kept failing past `poison_after` while other alerts were
+    /// delivered: a poison alert, dead-lettered so it cannot pin its
+    /// partition.
+    Poison {
+        attempts: u32,
+        failing: Duration,
+        reason: String,
+    },
     /// The drain timed out while waiting to retry: not handled, not
     /// committed.
     Interrupted,
@@ -77,6 +85,11 @@ pub(crate) async fn deliver(
 ) -> Delivery {
     let mut delays = backoff(cfg);
     let mut attempts = 0u32;
+    // Failures after another alert was delivered since this one first
+    // failed (see PoisonAfter).
+    let mut strikes = 0u32;
+    let mut first_failure: Option<std::time::Instant> = None;
+    let mut first_strike: Option<std::time::Instant> = None;
     loop {
         attempts += 1;
         let started = std::time::Instant::now();
@@ -99,6 +112,17 @@ pub(crate) async fn deliver(
         };
         if cfg.max_attempts > 0 && attempts >= cfg.max_attempts {
             return Delivery::GaveUp { attempts, reason };
+        }
+        if webhook.delivered_since(*first_failure.get_or_insert(started)) {
+            strikes += 1;
+            let failing = first_strike.get_or_insert(started).elapsed();
+            if cfg.poison_after.reached(strikes, failing) {
+                return Delivery::Poison {
+                    attempts,
+                    failing,
+                    reason,
+                };
+            }
         }
         let wait = next_delay(delays.next().unwrap_or(cfg.max_backoff), after);
         match trouble {

@@ -31,6 +31,10 @@ pub(crate) struct Webhook {
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     /// Which answers are about the alert, which about the target.
     policy: std::sync::Arc<StatusPolicy>,
+    /// When an alert was last delivered, as milliseconds after `epoch` (0:
+    /// never), to tell a poison alert from an outage.
+    last_delivered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    epoch: std::time::Instant,
 }
 
 /// The outcome of one attempt: a verdict plus whether the failure was at the
@@ -78,6 +82,8 @@ impl Webhook {
             url,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
             policy: std::sync::Arc::new(policy),
+            last_delivered: std::sync::Arc::default(),
+            epoch: std::time::Instant::now(),
         })
     }
 
@@ -140,11 +146,24 @@ impl Webhook {
         {
             reason.push_str(&format!(" (Location: {to})"));
         }
+        if verdict == Verdict::Delivered {
+            let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+            self.last_delivered
+                .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        }
         Attempt {
             verdict,
             status: Some(status),
             connection_failed: false,
         }
+    }
+
+    /// Whether some alert was delivered after `since`.
+    pub(crate) fn delivered_since(&self, since: std::time::Instant) -> bool {
+        let since_ms = since.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
+        self.last_delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > since_ms
     }
 }
 
