@@ -71,9 +71,17 @@ pub(crate) fn take(
                     alert_id: alert_id.clone(),
                     body,
                 },
-                _permit: permit,
+                permit,
             };
-            return shared.partitions().submit(&partition, epoch, alert_id, job);
+            return shared
+                .partitions()
+                .submit(&partition, epoch, alert_id, job, |queued| {
+                    // Waiting, not processing: give the processing slot
+                    // back to the other alerts when a waiting slot is free.
+                    if let Ok(waiting) = shared.waiting_slots().clone().try_acquire_owned() {
+                        queued.permit = waiting;
+                    }
+                });
         }
     };
     Some(Job {
@@ -81,6 +89,6 @@ pub(crate) fn take(
         epoch,
         origin,
         work,
-        _permit: permit,
+        permit,
     })
 }

@@ -7,8 +7,10 @@ use crate::relay::origin::Origin;
 use crate::relay::stage::Stage;
 use crate::topic_partition::TopicPartition;
 
-/// One event in processing. Holding the permit is what bounds memory
-/// (`max_pending`).
+/// One event in processing. Holding a permit is what bounds memory: a
+/// processing slot (`max_pending`) while it runs, and while it waits behind
+/// its alert's earlier events a waiting slot when one is free, so that an
+/// alert stuck in retries does not keep every other alert waiting.
 pub(crate) struct Job {
     pub partition: TopicPartition,
     /// The ownership of the partition this event was taken under (see
@@ -16,7 +18,7 @@ pub(crate) struct Job {
     pub epoch: u64,
     pub origin: Origin,
     pub work: Work,
-    pub _permit: OwnedSemaphorePermit,
+    pub permit: OwnedSemaphorePermit,
 }
 
 /// What is left to do for the event.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::relay::commit::committer;
 use crate::relay::commit::partitions::Partitions;
@@ -31,7 +31,13 @@ pub(crate) struct Shared {
     max_message_bytes: usize,
     /// Fired when the drain timeout expires: retries stop waiting.
     abort: Abort,
+    /// Slots for events waiting behind their alert's earlier events.
+    waiting_slots: Arc<Semaphore>,
 }
+
+/// Events that may wait behind their alert's earlier events without a
+/// processing slot, per `max_pending`.
+const WAITING_PER_PENDING: usize = 4;
 
 impl Shared {
     /// Builds the relay's parts from its configuration: the webhook
@@ -67,7 +73,14 @@ impl Shared {
             preset: cfg.preset,
             max_message_bytes: cfg.max_message_bytes,
             abort,
+            waiting_slots: Arc::new(Semaphore::new(
+                cfg.max_pending.saturating_mul(WAITING_PER_PENDING),
+            )),
         })
+    }
+
+    pub(crate) fn waiting_slots(&self) -> &Arc<Semaphore> {
+        &self.waiting_slots
     }
 
     pub(crate) fn consumer(&self) -> &Arc<RelayConsumer<Job>> {

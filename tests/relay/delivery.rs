@@ -691,6 +691,61 @@ fn a_poison_alert_is_dead_lettered_after_its_budget() {
     relay.stop();
 }
 
+/// Events waiting behind an alert stuck in retries do not keep other
+/// alerts from flowing: with `max_pending = 8`, one alert answered 500
+/// forever and 20 repeats of it queued, the 50 alerts after them on the same
+/// partition all arrive. (The waiting repeats used to hold the processing
+/// slots, so consumption paused for every alert.)
+#[test]
+fn alerts_flow_past_the_repeats_of_a_stuck_alert() {
+    let topic = new_topic("stuck", 1);
+    let group = unique("stuck-g");
+    let target = Target::start(Script {
+        rules: vec![Rule::new("host-stuck", 500, "boom")],
+        ..Default::default()
+    });
+    let mut recs = Vec::new();
+    for i in 0..20 {
+        let mut stuck = alert_event(i, "fault-stuck", "critical");
+        stuck["df_dimension_tags"] = serde_json::json!("{\"host\":\"host-stuck\"}");
+        recs.push(Rec::event(&stuck));
+    }
+    recs.extend((1..=50).map(|i| Rec::event(&alert_event(i, &format!("fault-f{i}"), "critical"))));
+    produce_records(&topic, &recs);
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .config(
+            "max_pending = 8\ndrain_timeout = \"2s\"\n[retry]\ninitial_backoff = \"100ms\"\nmax_backoff = \"500ms\"\n[retry.poison_after]\nattempts = 0\ntime = \"0s\"\n",
+        )
+        .start();
+    relay.wait_assigned();
+    assert!(
+        wait_until(Duration::from_secs(25), || {
+            let mut ids: Vec<String> = target
+                .delivered()
+                .iter()
+                .map(|r| r.alert_id().to_string())
+                .filter(|id| id.starts_with("fault-f"))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids.len() == 50
+        }),
+        "the 50 other alerts arrive while one alert is stuck:\n{}\n{}",
+        target.dump(),
+        relay.stderr()
+    );
+    let stuck_ids: Vec<Request> = target
+        .requests()
+        .into_iter()
+        .filter(|r| r.alert_id() == "fault-stuck")
+        .collect();
+    assert!(
+        stuck_ids.windows(2).all(|w| w[0].key() <= w[1].key()),
+        "the stuck alert's events stay in offset order, one at a time"
+    );
+    relay.stop();
+}
+
 /// An outage — every delivery fails — gives nothing up, however long it
 /// lasts past the poison budget: every alert arrives once the target is
 /// back.

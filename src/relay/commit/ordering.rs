@@ -24,11 +24,17 @@ impl<K: Hash + Eq, J> Default for KeyedQueue<K, J> {
 }
 
 impl<K: Hash + Eq, J> KeyedQueue<K, J> {
-    /// Returns the job when it may start now; otherwise queues it behind the
-    /// active job of its key.
-    pub(crate) fn submit(&mut self, key: K, job: J) -> Option<J> {
+    /// Returns the job when it may start now; otherwise calls `on_queue` on
+    /// it and queues it behind the active job of its key.
+    pub(crate) fn submit(
+        &mut self,
+        key: K,
+        mut job: J,
+        on_queue: impl FnOnce(&mut J),
+    ) -> Option<J> {
         match self.active.get_mut(&key) {
             Some(waiting) => {
+                on_queue(&mut job);
                 waiting.push_back(job);
                 None
             }
@@ -59,14 +65,14 @@ mod tests {
     #[test]
     fn same_key_runs_in_order_other_keys_run_at_once() {
         let mut q = KeyedQueue::default();
-        assert_eq!(q.submit("a", 1), Some(1));
-        assert_eq!(q.submit("a", 2), None);
-        assert_eq!(q.submit("b", 3), Some(3));
-        assert_eq!(q.submit("a", 4), None);
+        assert_eq!(q.submit("a", 1, |_| {}), Some(1));
+        assert_eq!(q.submit("a", 2, |_| {}), None);
+        assert_eq!(q.submit("b", 3, |_| {}), Some(3));
+        assert_eq!(q.submit("a", 4, |_| {}), None);
         assert_eq!(q.finish(&"a"), Some(2));
         assert_eq!(q.finish(&"a"), Some(4));
         assert_eq!(q.finish(&"a"), None);
-        assert_eq!(q.submit("a", 5), Some(5), "key is free again");
+        assert_eq!(q.submit("a", 5, |_| {}), Some(5), "key is free again");
         assert_eq!(q.finish(&"b"), None);
     }
 
@@ -93,7 +99,7 @@ mod tests {
                     if submit {
                         let job = next_job;
                         next_job += 1;
-                        let started = q.submit(key, job);
+                        let started = q.submit(key, job, |_| {});
                         if let std::collections::hash_map::Entry::Vacant(e) = running.entry(key) {
                             prop_assert_eq!(started, Some(job));
                             e.insert(job);

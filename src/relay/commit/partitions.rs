@@ -74,12 +74,20 @@ impl<J> Partitions<J> {
         state.offsets.accept(offset).then_some(state.epoch)
     }
 
-    /// Queues a job behind the active one of its key; returns it when it
-    /// may start now. A job for a partition no longer owned is dropped.
-    pub(crate) fn submit(&self, tp: &TopicPartition, epoch: u64, key: String, job: J) -> Option<J> {
+    /// Queues a job behind the active one of its key (calling `on_queue` on
+    /// it first); returns it when it may start now. A job for a partition no
+    /// longer owned is dropped.
+    pub(crate) fn submit(
+        &self,
+        tp: &TopicPartition,
+        epoch: u64,
+        key: String,
+        job: J,
+        on_queue: impl FnOnce(&mut J),
+    ) -> Option<J> {
         let mut s = self.lock();
         match s.get_mut(tp) {
-            Some(state) if state.epoch == epoch => state.keys.submit(key, job),
+            Some(state) if state.epoch == epoch => state.keys.submit(key, job, on_queue),
             _ => None,
         }
     }
@@ -243,8 +251,13 @@ mod tests {
         let parts: Partitions<u32> = Partitions::default();
         let e = parts.accept(&tp(0), 1).unwrap();
         parts.accept(&tp(0), 2);
-        assert_eq!(parts.submit(&tp(0), e, "a".into(), 1), Some(1));
-        assert_eq!(parts.submit(&tp(0), e, "a".into(), 2), None);
+        assert_eq!(parts.submit(&tp(0), e, "a".into(), 1, |_| {}), Some(1));
+        let mut queued = false;
+        assert_eq!(
+            parts.submit(&tp(0), e, "a".into(), 2, |_| queued = true),
+            None
+        );
+        assert!(queued);
         assert_eq!(finish(&parts, e, 1, Some("a")), (Some(2), Some(2)));
         assert_eq!(finish(&parts, e, 2, Some("a")), (Some(3), None));
     }

@@ -34,7 +34,12 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
         }
         let next = shared.finish(&job.partition, job.epoch, job.origin.offset, job.alert_id());
         match next {
-            Some(n) => job = n,
+            // The next job of the alert takes over this chain's processing
+            // slot; its waiting slot goes back with the finished job.
+            Some(mut n) => {
+                std::mem::swap(&mut n.permit, &mut job.permit);
+                job = n;
+            }
             None => return,
         }
     }
