@@ -205,6 +205,18 @@ impl Target {
         self.requests().into_iter().filter(Request::ok).collect()
     }
 
+    /// The alert ids delivered (a 2xx answered), sorted, each once.
+    pub fn delivered_alert_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .delivered()
+            .iter()
+            .map(|r| r.alert_id().to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// How many distinct events (Idempotency-Keys) were answered 2xx.
     pub fn distinct(&self) -> usize {
         self.delivered()
