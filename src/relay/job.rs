@@ -8,9 +8,10 @@ use crate::relay::stage::Stage;
 use crate::topic_partition::TopicPartition;
 
 /// One event in processing. Holding a permit is what bounds memory: a
-/// processing slot (`max_pending`) while it runs, and while it waits behind
-/// its alert's earlier events a waiting slot when one is free, so that an
-/// alert stuck in retries does not keep every other alert waiting.
+/// processing slot (`max_pending`) while it runs, and, when it is not the
+/// first to wait behind its alert's earlier events, a waiting slot if one is
+/// free, so that an alert stuck in retries does not keep every other alert
+/// waiting.
 pub(crate) struct Job {
     pub partition: TopicPartition,
     /// The ownership of the partition this event was taken under (see

@@ -24,8 +24,10 @@ impl<K: Hash + Eq, J> Default for KeyedQueue<K, J> {
 }
 
 impl<K: Hash + Eq, J> KeyedQueue<K, J> {
-    /// Returns the job when it may start now; otherwise calls `on_queue` on
-    /// it and queues it behind the active job of its key.
+    /// Returns the job when it may start now; otherwise queues it behind the
+    /// active job of its key, calling `on_queue` on it when it is not the
+    /// first to wait there (a key with several events waiting is likely
+    /// stuck in retries; an alert's trigger and recovery in a row is not).
     pub(crate) fn submit(
         &mut self,
         key: K,
@@ -34,7 +36,9 @@ impl<K: Hash + Eq, J> KeyedQueue<K, J> {
     ) -> Option<J> {
         match self.active.get_mut(&key) {
             Some(waiting) => {
-                on_queue(&mut job);
+                if !waiting.is_empty() {
+                    on_queue(&mut job);
+                }
                 waiting.push_back(job);
                 None
             }

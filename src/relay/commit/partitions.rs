@@ -251,15 +251,23 @@ mod tests {
         let parts: Partitions<u32> = Partitions::default();
         let e = parts.accept(&tp(0), 1).unwrap();
         parts.accept(&tp(0), 2);
+        parts.accept(&tp(0), 3);
         assert_eq!(parts.submit(&tp(0), e, "a".into(), 1, |_| {}), Some(1));
-        let mut queued = false;
+        let mut second_waiting = false;
         assert_eq!(
-            parts.submit(&tp(0), e, "a".into(), 2, |_| queued = true),
+            parts.submit(&tp(0), e, "a".into(), 2, |_| second_waiting = true),
             None
         );
-        assert!(queued);
+        assert!(!second_waiting, "the first to wait keeps its slot");
+        let mut third_waiting = false;
+        assert_eq!(
+            parts.submit(&tp(0), e, "a".into(), 3, |_| third_waiting = true),
+            None
+        );
+        assert!(third_waiting);
         assert_eq!(finish(&parts, e, 1, Some("a")), (Some(2), Some(2)));
-        assert_eq!(finish(&parts, e, 2, Some("a")), (Some(3), None));
+        assert_eq!(finish(&parts, e, 2, Some("a")), (Some(3), Some(3)));
+        assert_eq!(finish(&parts, e, 3, Some("a")), (Some(4), None));
     }
 
     mod properties {
