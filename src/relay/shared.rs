@@ -53,7 +53,10 @@ impl Shared {
         let partitions: Arc<Partitions<Job>> = Arc::default();
         let consumer = consumer::create(
             &kafka,
-            &cfg.group,
+            consumer::Membership {
+                group: &cfg.group,
+                instance_id: cfg.group_instance_id.as_deref(),
+            },
             cfg.offset_reset,
             partitions.clone(),
             totals.clone(),

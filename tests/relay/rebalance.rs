@@ -2,7 +2,7 @@
 //! flight, and nothing is lost.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::broker::unique;
 use support::events::alert_event;
@@ -107,4 +107,56 @@ fn a_rebalance_after_a_drained_revoke_repeats_nothing() {
             "round {round}: repeated after a drained revoke: {repeated:?}"
         );
     }
+}
+
+/// A crashed instance's partitions move to the survivor within the session
+/// timeout — 10 s by default (librdkafka's own 45 s held a crashed
+/// instance's alerts that long): alerts produced right after a SIGKILL, one
+/// per partition, all arrive within 15 s.
+#[test]
+fn a_crashed_instance_s_alerts_arrive_within_seconds() {
+    let topic = new_topic("crash", 2);
+    let group = unique("crash-g");
+    let target = Target::start(Script::default());
+    let cmd = RelayCmd::new(&topic, &group, &target.url());
+    let mut a = cmd.clone().start();
+    a.wait_assigned();
+    let mut b = cmd.start();
+    b.wait_assigned();
+    // The rebalance that B's join started is over when A owns a partition
+    // again.
+    assert!(
+        wait_until(Duration::from_secs(20), || a
+            .count_logs("partitions assigned")
+            >= 2),
+        "{}",
+        a.stderr()
+    );
+    a.signal("KILL");
+    a.expect_exit(Duration::from_secs(5));
+    let killed = Instant::now();
+    let recs: Vec<Rec> = (0..2)
+        .map(|p| Rec {
+            partition: Some(p),
+            ..Rec::event(&alert_event(
+                p as usize,
+                &format!("fault-crash-{p}"),
+                "critical",
+            ))
+        })
+        .collect();
+    produce_records(&topic, &recs);
+    assert!(
+        wait_until(Duration::from_secs(60), || target.distinct() >= 2),
+        "{}\n{}",
+        target.dump(),
+        b.stderr()
+    );
+    let delay = killed.elapsed();
+    eprintln!("alerts of the crashed instance arrived {delay:?} after the SIGKILL");
+    assert!(
+        delay <= Duration::from_secs(15),
+        "the crashed instance's alert waited {delay:?}"
+    );
+    b.stop();
 }

@@ -19,6 +19,7 @@ const ENV_KEYS: &[&str] = &[
     "brokers",
     "topics",
     "group",
+    "group_instance_id",
     "offset_reset",
     "dead_letter_topic",
     "preset",
@@ -177,6 +178,18 @@ mod tests {
             RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap_err()
         );
         assert!(e.contains("concurrancy"), "{e}");
+    }
+
+    #[test]
+    fn static_membership_from_the_file_or_the_environment() {
+        let f = write(
+            "topics = \"t\"\ngroup_instance_id = \"host-1\"\n[webhook]\nurl = \"http://x/\"\n",
+        );
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+        assert_eq!(c.group_instance_id.as_deref(), Some("host-1"));
+        let f = write("topics = \"t\"\n[webhook]\nurl = \"http://x/\"\n");
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+        assert_eq!(c.group_instance_id, None);
     }
 
     #[test]

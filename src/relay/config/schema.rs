@@ -55,6 +55,11 @@ pub(crate) struct RelayConfig {
     pub topics: Vec<String>,
     #[serde(default = "defaults::group")]
     pub group: String,
+    /// Static membership (KIP-345): a stable id per instance (`%H`, `%i`
+    /// under systemd), so that an instance restarted within the session
+    /// timeout takes its partitions back without a rebalance.
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
     #[serde(default = "defaults::offset_reset")]
     pub offset_reset: OffsetReset,
     #[serde(default)]
@@ -355,6 +360,7 @@ const OWNED_KAFKA_KEYS: &[(&str, &str)] = &[
         "kbridge stores an offset only after its event and every earlier one were handled",
     ),
     ("group.id", "set `group` (or --group) instead"),
+    ("group.instance.id", "set `group_instance_id` instead"),
     ("bootstrap.servers", "set `brokers` (or -b) instead"),
 ];
 
