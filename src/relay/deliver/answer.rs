@@ -86,16 +86,17 @@ pub(crate) fn classify(
     }
     let after = retry_after.and_then(parse_retry_after);
     match policy.treat(status) {
-        Treatment::Reject => Verdict::Rejected {
-            kind: rejection(status, body),
-            reason: match status {
-                300..=399 => format!("HTTP {status}: {REDIRECT}"),
-                400 if is_cmdb_miss(body) => {
+        Treatment::Reject => {
+            let kind = rejection(status, body);
+            let reason = match kind {
+                Rejection::Redirect => format!("HTTP {status}: {REDIRECT}"),
+                Rejection::NoCmdbMatch => {
                     format!("HTTP 400, no CMDB instance matched: {}", snippet(body))
                 }
                 _ => format!("HTTP {status}: {}", snippet(body)),
-            },
-        },
+            };
+            Verdict::Rejected { kind, reason }
+        }
         Treatment::Retry => match status {
             408 | 429 | 500..=599 => Verdict::Retry {
                 reason: format!("HTTP {status}: {}", snippet(body)),

@@ -12,8 +12,8 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
 
 /// One entry of `retry_on` / `reject_on`: a status (`404`) or a class
 /// (`"5xx"`).
@@ -85,12 +85,6 @@ impl<'de> Deserialize<'de> for StatusSpec {
             }
         }
         d.deserialize_any(Spec)
-    }
-}
-
-impl Serialize for StatusSpec {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }
 
