@@ -5,6 +5,7 @@
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::relay::commit::partitions::Refused;
 use crate::relay::job::{Job, Work};
 use crate::relay::origin::Origin;
 use crate::relay::preset::{Decision, decide};
@@ -21,13 +22,24 @@ pub(crate) fn take(
 ) -> Option<Job> {
     shared.totals().consumed();
     let offset = origin.offset;
-    let Some(epoch) = shared.partitions().accept(&partition, offset) else {
-        tracing::warn!(
-            topic = %partition.topic, partition = partition.partition, offset,
-            "offset seen again within this assignment; not handled twice"
-        );
-        return None;
+    let ownership = match shared.partitions().accept(&partition, offset) {
+        Ok(o) => o,
+        Err(Refused::SeenAgain) => {
+            tracing::warn!(
+                topic = %partition.topic, partition = partition.partition, offset,
+                "offset seen again within this assignment; not handled twice"
+            );
+            return None;
+        }
+        Err(Refused::NotOwned) => {
+            tracing::debug!(
+                topic = %partition.topic, partition = partition.partition, offset,
+                "partition revoked; its next owner reads this event"
+            );
+            return None;
+        }
     };
+    let epoch = ownership.epoch;
     let decision = decide(
         shared.preset(),
         origin.payload.as_deref(),
@@ -65,7 +77,7 @@ pub(crate) fn take(
             }
             let job = Job {
                 partition: partition.clone(),
-                epoch,
+                ownership,
                 origin,
                 work: Work::Deliver {
                     alert_id: alert_id.clone(),
@@ -86,7 +98,7 @@ pub(crate) fn take(
     };
     Some(Job {
         partition,
-        epoch,
+        ownership,
         origin,
         work,
         permit,

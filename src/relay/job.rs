@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::relay::commit::ownership::Ownership;
 use crate::relay::origin::Origin;
 use crate::relay::stage::Stage;
 use crate::topic_partition::TopicPartition;
@@ -14,9 +15,9 @@ use crate::topic_partition::TopicPartition;
 /// waiting.
 pub(crate) struct Job {
     pub partition: TopicPartition,
-    /// The ownership of the partition this event was taken under (see
-    /// `commit::partitions`).
-    pub epoch: u64,
+    /// The ownership of the partition this event was taken under: its
+    /// delivery stops when that ownership ends (see `commit::ownership`).
+    pub ownership: Ownership,
     pub origin: Origin,
     pub work: Work,
     pub permit: OwnedSemaphorePermit,

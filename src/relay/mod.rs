@@ -30,6 +30,7 @@
 //! and the drain's abort), `systemd` (sd-notify, watchdog), `telemetry`
 //! (metrics, health, the summary line), `report` (what the demo prints).
 
+mod blocking;
 mod commit;
 pub(crate) mod config;
 mod deliver;

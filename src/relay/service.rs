@@ -31,8 +31,8 @@ pub(crate) async fn serve(
         telemetry::serve(addr, totals.clone()).await?;
     }
     telemetry::spawn_summary(totals.clone(), SUMMARY_EVERY);
-    let (abort_handle, abort) = Abort::new();
-    let shared = Arc::new(Shared::new(&cfg, totals, reports, abort)?);
+    let abort = Abort::default();
+    let shared = Arc::new(Shared::new(&cfg, totals, reports, &abort)?);
 
     let mut needed = cfg.topics.clone();
     if let Some(d) = shared.dead_letters() {
@@ -69,7 +69,7 @@ pub(crate) async fn serve(
         cfg.group
     ));
     systemd::spawn_watchdog(heartbeat.clone());
-    let result = consume_loop::run(shared, &cfg, shutdown, abort_handle, heartbeat).await;
+    let result = consume_loop::run(shared, &cfg, shutdown, abort, heartbeat).await;
     systemd::status("stopped");
     result
 }

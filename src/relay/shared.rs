@@ -29,8 +29,6 @@ pub(crate) struct Shared {
     reports: Option<mpsc::UnboundedSender<Report>>,
     preset: Preset,
     max_message_bytes: usize,
-    /// Fired when the drain timeout expires: retries stop waiting.
-    abort: Abort,
     /// Slots for events waiting behind their alert's earlier events.
     waiting_slots: Arc<Semaphore>,
 }
@@ -46,11 +44,11 @@ impl Shared {
         cfg: &RelayConfig,
         totals: Arc<Totals>,
         reports: Option<mpsc::UnboundedSender<Report>>,
-        abort: Abort,
+        abort: &Abort,
     ) -> Result<Self> {
         let webhook = Webhook::new(&cfg.webhook, cfg.concurrency, cfg.retry.status_policy()?)?;
         let kafka = cfg.kafka_opts();
-        let partitions: Arc<Partitions<Job>> = Arc::default();
+        let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(abort.token()));
         let consumer = consumer::create(
             &kafka,
             consumer::Membership {
@@ -66,7 +64,7 @@ impl Shared {
             None => None,
         };
         Ok(Self {
-            consumer: Arc::new(consumer),
+            consumer,
             partitions,
             webhook,
             retry: cfg.retry.clone(),
@@ -75,7 +73,6 @@ impl Shared {
             reports,
             preset: cfg.preset,
             max_message_bytes: cfg.max_message_bytes,
-            abort,
             waiting_slots: Arc::new(Semaphore::new(
                 cfg.max_pending.saturating_mul(WAITING_PER_PENDING),
             )),
@@ -116,10 +113,6 @@ impl Shared {
 
     pub(crate) fn max_message_bytes(&self) -> usize {
         self.max_message_bytes
-    }
-
-    pub(crate) fn abort(&self) -> &Abort {
-        &self.abort
     }
 
     /// Sends an outcome to the observer, if there is one; `outcome` is only

@@ -6,17 +6,18 @@
 //! signal exits at once with a non-zero status. (The seed closed its
 //! consumer from inside the signal handler, racing its own poll loop.)
 //!
-//! [`Abort`]: when the drain timeout expires, the deliveries still waiting
-//! to retry (or to write a dead letter) stop waiting; their events stay
-//! uncommitted and are read again after the restart.
+//! [`Abort`]: when the drain timeout expires, the deliveries still running
+//! stop — waiting to retry, writing a dead letter or on the wire; their
+//! events stay uncommitted and are read again after the restart.
 //!
-//! Both are a `watch` channel of one flag, as in mini-redis's
+//! The stop request is a `watch` channel of one flag, as in mini-redis's
 //! `shutdown.rs`: cheap to clone into every task, and a task that starts
 //! listening late still sees a flag already raised.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Exit status after a second signal: 128 + SIGINT, as shells report it.
 const FORCED_EXIT: i32 = 130;
@@ -26,10 +27,6 @@ const FORCED_EXIT: i32 = 130;
 struct Flag(watch::Receiver<bool>);
 
 impl Flag {
-    fn is_raised(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// Resolves once the flag is raised (at once if it already is); never,
     /// if whoever could raise it is gone.
     async fn raised(&mut self) {
@@ -70,24 +67,65 @@ impl Shutdown {
     }
 }
 
-/// Listens for the end of the drain: deliveries stop waiting.
-#[derive(Clone)]
-pub(crate) struct Abort(Flag);
+/// The end of the drain: every partition's ownership ends at once (see
+/// `commit::ownership`), so deliveries stop waiting and requests on the
+/// wire are dropped. A cancellation token, since each ownership's token is
+/// its child.
+#[derive(Clone, Default)]
+pub(crate) struct Abort(CancellationToken);
 
 impl Abort {
-    pub(crate) fn is_set(&self) -> bool {
-        self.0.is_raised()
+    pub(crate) fn fire(&self) {
+        self.0.cancel();
     }
 
-    /// Resolves once the abort fired. Cancel-safe, for `select!`.
-    pub(crate) async fn fired(&self) {
-        self.0.clone().raised().await
+    /// The token whose children the ownerships are.
+    pub(crate) fn token(&self) -> CancellationToken {
+        self.0.clone()
+    }
+}
+
+/// What a stop may take beyond `drain_timeout`: the aborted deliveries'
+/// grace, the dead-letter flush, the final commit and leaving the group.
+/// With the default 20 s drain timeout a stop ends within 27 s, under
+/// systemd's `TimeoutStopSec=30s`.
+pub(crate) const STOP_RESERVE: Duration = Duration::from_secs(7);
+
+/// The stop's clock: each step of the stop path (`drain`, then leaving the
+/// group in `service`) gets what is left of one budget, so that a stuck
+/// broker in one step cannot push the whole stop past systemd's limit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StopClock {
+    drained_by: Instant,
+    end: Instant,
+}
+
+impl StopClock {
+    pub(crate) fn start(drain_timeout: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            drained_by: now + drain_timeout,
+            end: now + drain_timeout + STOP_RESERVE,
+        }
     }
 
-    /// A new abort, and the trigger that fires it.
-    pub(crate) fn new() -> (Trigger, Abort) {
-        let (trigger, flag) = flag();
-        (trigger, Abort(flag))
+    /// When in-flight deliveries must be done.
+    pub(crate) fn drained_by(&self) -> Instant {
+        self.drained_by
+    }
+
+    /// When the whole stop must be over.
+    pub(crate) fn end(&self) -> Instant {
+        self.end
+    }
+
+    /// `keep` before the end of the stop, but not in the past: a step that
+    /// runs late still gets a moment.
+    pub(crate) fn before_end(&self, keep: Duration) -> Instant {
+        self.end
+            .checked_sub(keep)
+            .unwrap_or(self.end)
+            .max(Instant::now() + Duration::from_millis(200))
     }
 }
 
@@ -106,6 +144,18 @@ pub(crate) fn on_signals(drain_timeout: Duration) -> (Trigger, Shutdown) {
             "stopping: no new events; finishing in-flight deliveries for up to {drain_timeout:?} (signal again to exit at once)"
         );
         trigger.raise();
+        // Every step of the stop is bounded; should one not be, exit
+        // before systemd's SIGKILL, saying so.
+        let limit = drain_timeout + STOP_RESERVE + Duration::from_secs(1);
+        let _ = std::thread::Builder::new()
+            .name("kbridge-stop-limit".into())
+            .spawn(move || {
+                std::thread::sleep(limit);
+                tracing::error!(
+                    "the stop took longer than {limit:?}; exiting without finishing it; uncommitted events will be read again"
+                );
+                std::process::exit(1);
+            });
         if wait_for_signal().await.is_ok() {
             tracing::error!(
                 "second signal: exiting now without draining; uncommitted events will be read again"
@@ -141,24 +191,5 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), shutdown.requested())
             .await
             .expect("resolves at once");
-    }
-
-    #[tokio::test]
-    async fn abort_wakes_every_waiter() {
-        let (handle, abort) = Abort::new();
-        let waiters: Vec<_> = (0..3)
-            .map(|_| {
-                let abort = abort.clone();
-                tokio::spawn(async move { abort.fired().await })
-            })
-            .collect();
-        handle.raise();
-        for w in waiters {
-            tokio::time::timeout(Duration::from_secs(5), w)
-                .await
-                .expect("woken")
-                .expect("task");
-        }
-        assert!(abort.is_set());
     }
 }

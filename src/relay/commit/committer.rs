@@ -13,7 +13,7 @@
 //! retries included, is finished, so commits reach the broker in the order
 //! they were made.
 
-use std::sync::{Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ExponentialBuilder};
@@ -24,15 +24,18 @@ use tokio::task::JoinHandle;
 
 use super::point::{CommitPoint, shown};
 
-/// How long a revoke or the shutdown may spend committing: waiting for an
-/// earlier commit to finish, then trying again after passing errors. With
-/// the 20 s drain timeout and 2 s for aborted deliveries it keeps a stop
-/// under systemd's 30 s.
+/// How long a revoke or the stop may spend committing: waiting for an
+/// earlier commit to finish, then the commit itself, passing errors
+/// retried. The rebalance of the revoked partitions waits that long at
+/// most.
 pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
-/// A consumer context that carries the [`CommitGate`] of its consumer.
-pub(crate) trait CommitsInTurn {
+/// A consumer context that carries the [`CommitGate`] of its consumer, and
+/// a handle on that consumer for commits made on a helper thread.
+pub(crate) trait CommitsInTurn: ConsumerContext + Sized + 'static {
     fn commit_gate(&self) -> &CommitGate;
+    /// The consumer this context belongs to (`None` once it is dropped).
+    fn consumer(&self) -> Option<Arc<StreamConsumer<Self>>>;
 }
 
 /// Lets one commit run at a time.
@@ -87,13 +90,21 @@ pub(crate) fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, point: &Com
     }
 }
 
-/// Stores and synchronously commits the given commit points, after any
-/// commit still in flight. Returns whether they were committed; a failure
-/// is logged, and its events are read again after a restart or by the
-/// partitions' next owner. Blocking.
-pub(crate) fn commit_now<C: ConsumerContext + CommitsInTurn>(
-    consumer: &impl Consumer<C>,
+/// Stores and commits the given commit points, after any commit still in
+/// flight, waiting at most until `deadline`. Returns whether they were
+/// committed; a failure is logged, and its events are read again after a
+/// restart or by the partitions' next owner. Blocking, up to `deadline`.
+///
+/// librdkafka's synchronous commit has no timeout of its own: with a stuck
+/// group coordinator it waits for `socket.timeout.ms` (60 s) per attempt.
+/// So the commit runs on a helper thread and the caller stops waiting at
+/// the deadline; the helper makes no new attempt after it, and holds the
+/// [`CommitGate`] until its attempt is over, so no later commit overtakes
+/// it.
+pub(crate) fn commit_now<C: CommitsInTurn>(
+    consumer: &Arc<StreamConsumer<C>>,
     points: &[CommitPoint],
+    deadline: Instant,
 ) -> bool {
     if points.is_empty() {
         return true;
@@ -103,47 +114,72 @@ pub(crate) fn commit_now<C: ConsumerContext + CommitsInTurn>(
     if let Err(e) = consumer.store_offsets(&tpl) {
         tracing::debug!("cannot store the commit points: {e}");
     }
-    let gate = consumer.context().commit_gate();
-    // A commit that failed on a passing condition (request timeout,
-    // coordinator moving) is tried again within COMMIT_WAIT: the alternative
-    // is sending every event since the last commit again.
-    let attempt = || consumer.commit(&tpl, CommitMode::Sync);
-    let deadline = Instant::now() + COMMIT_WAIT;
-    let committed = gate.exclusive(COMMIT_WAIT, || {
-        attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(100))
-                    .with_max_delay(Duration::from_secs(1))
-                    .with_total_delay(Some(deadline.saturating_duration_since(Instant::now())))
-                    .without_max_times()
-                    .with_jitter(),
-            )
-            .sleep(std::thread::sleep)
-            .when(worth_retrying)
-            .notify(|e, after| {
-                tracing::debug!("offset commit failed: {e}; trying again in {after:?}")
-            })
-            .call()
-    });
-    match committed {
-        Some(Ok(())) => {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let helper = consumer.clone();
+    let spawned = std::thread::Builder::new()
+        .name("kbridge-commit".into())
+        .spawn(move || {
+            let _ = tx.send(commit_in_turn(&helper, &tpl, deadline));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(offsets = ?shown(points), "cannot start a thread to commit: {e}; these events will be read again");
+        return false;
+    }
+    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(Some(Ok(()))) => {
             tracing::debug!(offsets = ?shown(points), "committed");
             true
         }
-        Some(Err(e)) if nothing_to_commit(&e) => true,
-        Some(Err(e)) => {
+        Ok(Some(Err(e))) if nothing_to_commit(&e) => true,
+        Ok(Some(Err(e))) => {
             tracing::warn!(offsets = ?shown(points), "offset commit failed: {e}; these events will be read again");
             false
         }
-        None => {
+        Ok(None) => {
             tracing::warn!(
                 offsets = ?shown(points),
-                "not committed: an earlier offset commit is still waiting for the group coordinator after {COMMIT_WAIT:?}; these events will be read again"
+                "not committed: an earlier offset commit is still waiting for the group coordinator; these events will be read again"
+            );
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                offsets = ?shown(points),
+                "not committed in time: the group coordinator did not answer; these events will be read again"
             );
             false
         }
     }
+}
+
+/// The helper thread's part of [`commit_now`]: once no other commit is in
+/// flight, a synchronous commit, tried again after passing errors (request
+/// timeout, coordinator moving) until `deadline` — the alternative is
+/// sending every event since the last commit again. `None` if the gate did
+/// not open before `deadline`.
+fn commit_in_turn<C: CommitsInTurn>(
+    consumer: &StreamConsumer<C>,
+    tpl: &rdkafka::TopicPartitionList,
+    deadline: Instant,
+) -> Option<Result<(), KafkaError>> {
+    let gate = consumer.context().commit_gate();
+    let left = deadline.saturating_duration_since(Instant::now());
+    gate.exclusive(left, || {
+        (|| consumer.commit(tpl, CommitMode::Sync))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(1))
+                    .without_max_times()
+                    .with_jitter(),
+            )
+            .sleep(std::thread::sleep)
+            .when(|e| worth_retrying(e) && Instant::now() < deadline)
+            .notify(|e, after| {
+                tracing::debug!("offset commit failed: {e}; trying again in {after:?}")
+            })
+            .call()
+    })
 }
 
 /// Commits the stored offsets of the current assignment every `every`,
@@ -155,7 +191,7 @@ pub(crate) fn spawn_periodic<C>(
     every: Duration,
 ) -> JoinHandle<()>
 where
-    C: ConsumerContext + CommitsInTurn + 'static,
+    C: CommitsInTurn,
 {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -212,7 +248,6 @@ fn worth_retrying(e: &KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]

@@ -25,5 +25,6 @@
 pub(crate) mod committer;
 mod offsets;
 mod ordering;
+pub(crate) mod ownership;
 pub(crate) mod partitions;
 pub(crate) mod point;

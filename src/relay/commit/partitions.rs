@@ -1,77 +1,96 @@
 //! Bookkeeping for the partitions this instance owns: which offsets are in
-//! processing (for the commit point) and which alerts are being delivered
-//! (for per-alert ordering).
+//! processing (for the commit point), which alerts are being delivered (for
+//! per-alert ordering), and under which [`Ownership`].
 //!
 //! Shared between the consume loop, the delivery tasks and the rebalance
-//! callback, which runs inside librdkafka's poll and must wait — with a
-//! bound — for the revoked partitions' deliveries before committing them.
-//! Hence a std `Mutex` and `Condvar`: every critical section is short and
-//! never awaits.
+//! callback. Hence a std `Mutex`: every critical section is short, never
+//! awaits and never waits for the network — a revoke waits for its
+//! deliveries on the ownership (without the lock) and commits after
+//! releasing it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
 
 use super::offsets::OffsetTracker;
 use super::ordering::KeyedQueue;
+use super::ownership::Ownership;
 use super::point::CommitPoint;
 use crate::topic_partition::TopicPartition;
 
 struct PartitionState<J> {
-    /// Changes on every (re)assignment, so that late completions from a
-    /// previous ownership are ignored.
-    epoch: u64,
+    ownership: Ownership,
     offsets: OffsetTracker,
     keys: KeyedQueue<String, J>,
 }
 
 pub(crate) struct Partitions<J> {
     state: Mutex<HashMap<TopicPartition, PartitionState<J>>>,
-    changed: Condvar,
     epochs: AtomicU64,
+    /// The relay's abort: it ends every ownership.
+    abort: CancellationToken,
 }
 
 impl<J> Default for Partitions<J> {
     fn default() -> Self {
-        Self {
-            state: Mutex::new(HashMap::new()),
-            changed: Condvar::new(),
-            epochs: AtomicU64::new(1),
-        }
+        Self::new(CancellationToken::new())
     }
 }
 
+/// Why a message was not taken into processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Its partition is not (or no longer) owned: revoked meanwhile, its
+    /// next owner reads it.
+    NotOwned,
+    /// An offset this ownership already took (librdkafka rewinding a
+    /// partition behind our back): not handled twice.
+    SeenAgain,
+}
+
 impl<J> Partitions<J> {
+    /// `abort` ends every ownership when the drain gives up.
+    pub(crate) fn new(abort: CancellationToken) -> Self {
+        Self {
+            state: Mutex::new(HashMap::new()),
+            epochs: AtomicU64::new(1),
+            abort,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<TopicPartition, PartitionState<J>>> {
         // A panic while holding the lock cannot leave the maps half-updated
         // in a way that matters more than stopping would; keep going.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn fresh(&self) -> PartitionState<J> {
-        PartitionState {
-            epoch: self.epochs.fetch_add(1, Ordering::Relaxed),
-            offsets: OffsetTracker::default(),
-            keys: KeyedQueue::default(),
-        }
-    }
-
-    /// New ownership of these partitions.
+    /// New ownership of these partitions. A partition already owned keeps
+    /// its ownership: its events in processing must still count for its
+    /// commit point.
     pub(crate) fn assign(&self, tps: impl IntoIterator<Item = TopicPartition>) {
         let mut s = self.lock();
         for tp in tps {
-            let fresh = self.fresh();
-            s.insert(tp, fresh);
+            s.entry(tp).or_insert_with(|| PartitionState {
+                ownership: Ownership::new(self.epochs.fetch_add(1, Ordering::Relaxed), &self.abort),
+                offsets: OffsetTracker::default(),
+                keys: KeyedQueue::default(),
+            });
         }
     }
 
-    /// Takes a message into processing; returns the ownership epoch, or
-    /// `None` for an offset this ownership already took.
-    pub(crate) fn accept(&self, tp: &TopicPartition, offset: i64) -> Option<u64> {
+    /// Takes a message into processing under its partition's current
+    /// ownership.
+    pub(crate) fn accept(&self, tp: &TopicPartition, offset: i64) -> Result<Ownership, Refused> {
         let mut s = self.lock();
-        let state = s.entry(tp.clone()).or_insert_with(|| self.fresh());
-        state.offsets.accept(offset).then_some(state.epoch)
+        let state = s.get_mut(tp).ok_or(Refused::NotOwned)?;
+        if state.offsets.accept(offset) {
+            Ok(state.ownership.clone())
+        } else {
+            Err(Refused::SeenAgain)
+        }
     }
 
     /// Queues a job behind the active one of its key (calling `on_queue` on
@@ -87,7 +106,7 @@ impl<J> Partitions<J> {
     ) -> Option<J> {
         let mut s = self.lock();
         match s.get_mut(tp) {
-            Some(state) if state.epoch == epoch => state.keys.submit(key, job, on_queue),
+            Some(state) if state.ownership.epoch == epoch => state.keys.submit(key, job, on_queue),
             _ => None,
         }
     }
@@ -95,9 +114,9 @@ impl<J> Partitions<J> {
     /// Marks an offset handled, hands a moved commit point to `store`, and
     /// returns the next job of the same key, if one waits.
     ///
-    /// `store` runs under the lock: a revoke (which takes the lock, commits
-    /// and forgets the partition) can then never be followed by a late,
-    /// older store that librdkafka would commit when it unassigns.
+    /// `store` (a local call into librdkafka, no network) runs under the
+    /// lock: a revoke, which forgets the partition under the lock before
+    /// committing, can then never be followed by a late, older store.
     pub(crate) fn finish(
         &self,
         tp: &TopicPartition,
@@ -107,8 +126,8 @@ impl<J> Partitions<J> {
         store: impl FnOnce(&CommitPoint),
     ) -> Option<J> {
         let mut s = self.lock();
-        let next = match s.get_mut(tp) {
-            Some(state) if state.epoch == epoch => {
+        match s.get_mut(tp) {
+            Some(state) if state.ownership.epoch == epoch => {
                 state.offsets.finish(offset);
                 if let Some(offset) = state.offsets.advance() {
                     store(&CommitPoint::new(tp.clone(), offset));
@@ -116,53 +135,43 @@ impl<J> Partitions<J> {
                 key.and_then(|k| state.keys.finish(k))
             }
             _ => None,
-        };
-        drop(s);
-        self.changed.notify_all();
-        next
+        }
     }
 
-    /// Gives up these partitions: waits up to `wait` for their pending
-    /// events, then hands their commit points to `commit` (under the lock)
-    /// and forgets them.
-    pub(crate) fn revoke(
-        &self,
-        tps: &[TopicPartition],
-        wait: Duration,
-        commit: impl FnOnce(&[CommitPoint]),
-    ) {
+    /// Gives up these partitions and returns their commit points, for the
+    /// caller to commit (after the lock is released). Their ownerships end
+    /// at once: no attempt starts and no retry waits any more. Requests on
+    /// the wire get until `wait` to finish; then they are dropped, and the
+    /// partitions are forgotten. Blocking (up to `wait`).
+    pub(crate) fn revoke(&self, tps: &[TopicPartition], wait: Duration) -> Vec<CommitPoint> {
         let deadline = Instant::now() + wait;
-        let mut s = self.lock();
-        loop {
-            let pending: usize = tps
-                .iter()
+        let ending: Vec<Ownership> = {
+            let s = self.lock();
+            tps.iter()
                 .filter_map(|tp| s.get(tp))
-                .map(|st| st.offsets.pending())
-                .sum();
-            let now = Instant::now();
-            if pending == 0 || now >= deadline {
-                if pending > 0 {
-                    tracing::warn!(
-                        pending,
-                        "partitions revoked with deliveries still running; their events will be read again by the new owner"
-                    );
-                }
-                break;
-            }
-            s = self
-                .changed
-                .wait_timeout(s, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+                .map(|st| st.ownership.clone())
+                .collect()
+        };
+        for o in &ending {
+            o.end();
         }
-        let points: Vec<CommitPoint> = tps
-            .iter()
+        let stuck = ending.iter().filter(|o| !o.wait_idle(deadline)).count();
+        if stuck > 0 {
+            tracing::warn!(
+                partitions = stuck,
+                "partitions revoked with deliveries still running after {wait:?}; they are cancelled, and the new owner sends their events"
+            );
+        }
+        for o in &ending {
+            o.revoke();
+        }
+        let mut s = self.lock();
+        tps.iter()
             .filter_map(|tp| {
                 let st = s.remove(tp)?;
                 Some(CommitPoint::new(tp.clone(), st.offsets.committable()?))
             })
-            .collect();
-        commit(&points);
+            .collect()
     }
 
     /// Events in processing, over all partitions.
@@ -189,14 +198,15 @@ mod tests {
         tps: &[TopicPartition],
         wait: Duration,
     ) -> Vec<(TopicPartition, i64)> {
-        let mut out = Vec::new();
-        parts.revoke(tps, wait, |points| {
-            out = points
-                .iter()
-                .map(|p| (p.partition.clone(), p.offset))
-                .collect()
-        });
-        out
+        parts
+            .revoke(tps, wait)
+            .into_iter()
+            .map(|p| (p.partition, p.offset))
+            .collect()
+    }
+
+    fn epoch(parts: &Partitions<u32>, p: i32, offset: i64) -> u64 {
+        parts.accept(&tp(p), offset).expect("accepted").epoch
     }
 
     /// Finishes an offset; returns the stored point and the next job.
@@ -216,42 +226,83 @@ mod tests {
     fn late_completions_of_a_previous_owner_are_ignored() {
         let parts: Partitions<u32> = Partitions::default();
         parts.assign([tp(0)]);
-        let e1 = parts.accept(&tp(0), 5).unwrap();
+        let e1 = epoch(&parts, 0, 5);
         assert_eq!(revoke(&parts, &[tp(0)], Duration::ZERO), vec![(tp(0), 5)]);
         parts.assign([tp(0)]);
-        let e2 = parts.accept(&tp(0), 5).unwrap();
+        let e2 = epoch(&parts, 0, 5);
         assert_ne!(e1, e2);
         assert_eq!(finish(&parts, e1, 5, None), (None, None));
         assert_eq!(finish(&parts, e2, 5, None), (Some(6), None));
     }
 
     #[test]
-    fn an_offset_seen_again_is_refused() {
+    fn an_offset_seen_again_or_of_a_partition_not_owned_is_refused() {
         let parts: Partitions<u32> = Partitions::default();
-        assert!(parts.accept(&tp(0), 7).is_some());
-        assert!(parts.accept(&tp(0), 7).is_none());
-        assert!(parts.accept(&tp(0), 3).is_none());
-        assert!(parts.accept(&tp(0), 8).is_some());
+        assert_eq!(parts.accept(&tp(0), 7).err(), Some(Refused::NotOwned));
+        parts.assign([tp(0)]);
+        assert!(parts.accept(&tp(0), 7).is_ok());
+        assert_eq!(parts.accept(&tp(0), 7).err(), Some(Refused::SeenAgain));
+        assert_eq!(parts.accept(&tp(0), 3).err(), Some(Refused::SeenAgain));
+        assert!(parts.accept(&tp(0), 8).is_ok());
     }
 
     #[test]
-    fn revoke_waits_for_pending_deliveries() {
+    fn assigning_an_owned_partition_again_keeps_its_events() {
+        let parts: Partitions<u32> = Partitions::default();
+        parts.assign([tp(0)]);
+        let e = epoch(&parts, 0, 1);
+        parts.assign([tp(0), tp(1)]);
+        assert_eq!(epoch(&parts, 0, 2), e);
+        assert_eq!(finish(&parts, e, 2, None), (Some(1), None));
+        assert_eq!(finish(&parts, e, 1, None), (Some(3), None));
+    }
+
+    #[test]
+    fn revoke_ends_the_ownership_and_waits_for_its_running_deliveries() {
         let parts: std::sync::Arc<Partitions<u32>> = std::sync::Arc::default();
         parts.assign([tp(1)]);
-        let e = parts.accept(&tp(1), 0).unwrap();
+        let ownership = parts.accept(&tp(1), 0).expect("accepted");
+        let running = ownership.run();
         let p2 = parts.clone();
         let t = std::thread::spawn(move || revoke(&p2, &[tp(1)], Duration::from_secs(10)));
-        // The revoke returns only once offset 0 is finished.
-        parts.finish(&tp(1), e, 0, None, |_| {});
+        // The delivery task sees the revoke, finishes its event and stops;
+        // the revoke returns only then.
+        while !ownership.is_ending() {
+            std::thread::yield_now();
+        }
+        parts.finish(&tp(1), ownership.epoch, 0, None, |_| {});
+        drop(running);
         assert_eq!(t.join().unwrap(), vec![(tp(1), 1)]);
+    }
+
+    #[test]
+    fn a_delivery_still_running_after_the_wait_is_revoked() {
+        let parts: Partitions<u32> = Partitions::default();
+        parts.assign([tp(0)]);
+        let ownership = parts.accept(&tp(0), 4).expect("accepted");
+        let _running = ownership.run();
+        assert_eq!(
+            revoke(&parts, &[tp(0)], Duration::from_millis(10)),
+            vec![(tp(0), 4)],
+            "the unfinished event is not committed"
+        );
+        let revoked = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), ownership.revoked()).await
+            });
+        assert!(revoked.is_ok(), "the delivery is told to stop");
     }
 
     #[test]
     fn same_key_jobs_wait_in_order() {
         let parts: Partitions<u32> = Partitions::default();
-        let e = parts.accept(&tp(0), 1).unwrap();
-        parts.accept(&tp(0), 2);
-        parts.accept(&tp(0), 3);
+        parts.assign([tp(0)]);
+        let e = epoch(&parts, 0, 1);
+        epoch(&parts, 0, 2);
+        epoch(&parts, 0, 3);
         assert_eq!(parts.submit(&tp(0), e, "a".into(), 1, |_| {}), Some(1));
         let mut second_waiting = false;
         assert_eq!(
@@ -318,20 +369,30 @@ mod tests {
                 let mut outstanding: Vec<(u64, i64)> = Vec::new();
                 let mut next = 0i64;
                 let mut committed: Option<i64> = None;
+                let mut owned = false;
                 let mut last_stored: Option<i64> = None;
                 for op in ops {
                     match op {
                         Op::Assign => {
+                            if owned {
+                                // Already owned: the ownership stays.
+                                parts.assign([tp.clone()]);
+                                continue;
+                            }
                             parts.assign([tp.clone()]);
+                            owned = true;
                             epoch = None;
                             pending.clear();
                             next = committed.unwrap_or(0);
                             last_stored = None;
                         }
                         Op::Accept(gap) => {
+                            if !owned {
+                                continue;
+                            }
                             let o = next + i64::from(gap);
-                            let e = parts.accept(&tp, o);
-                            prop_assert!(e.is_some());
+                            let e = parts.accept(&tp, o).map(|o| o.epoch);
+                            prop_assert!(e.is_ok());
                             let e = e.unwrap_or_default();
                             prop_assert!(epoch.is_none_or(|cur| cur == e));
                             epoch = Some(e);
@@ -359,10 +420,12 @@ mod tests {
                             }
                         }
                         Op::Revoke => {
-                            let mut points = Vec::new();
-                            parts.revoke(std::slice::from_ref(&tp), Duration::ZERO, |p| {
-                                points = p.iter().map(|p| p.offset).collect()
-                            });
+                            let points: Vec<i64> = parts
+                                .revoke(std::slice::from_ref(&tp), Duration::ZERO)
+                                .iter()
+                                .map(|p| p.offset)
+                                .collect();
+                            owned = false;
                             if let Some(&p) = points.first() {
                                 prop_assert!(pending.iter().all(|x| *x >= p), "committed {} past pending {:?}", p, pending);
                                 committed = Some(p);

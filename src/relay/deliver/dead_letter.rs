@@ -16,9 +16,9 @@ use rdkafka::util::Timeout;
 
 use super::retry::backoff;
 use crate::client::{KafkaContext, KafkaOpts};
+use crate::relay::commit::ownership::Ownership;
 use crate::relay::config::RetryConfig;
 use crate::relay::origin::Origin;
-use crate::relay::shutdown::Abort;
 use crate::relay::stage::Stage;
 
 pub(crate) struct DeadLetters {
@@ -73,15 +73,16 @@ impl DeadLetters {
     }
 
     /// Sends one dead letter and waits for its acknowledgement, retrying
-    /// until it is acknowledged or `abort` fires (then `false`: the event
-    /// stays uncommitted and will be read again).
+    /// until it is acknowledged or the partition's `ownership` ends (then
+    /// `false`: the event stays uncommitted and is read again by the next
+    /// owner or after the restart).
     pub(crate) async fn send(
         &self,
         origin: &Origin,
         stage: Stage,
         reason: &str,
         retry: &RetryConfig,
-        abort: &Abort,
+        ownership: &Ownership,
     ) -> bool {
         let mut headers = Self::headers(origin, stage, reason);
         let mut omit_value = false;
@@ -95,7 +96,14 @@ impl DeadLetters {
             if let Some(p) = origin.payload.as_ref().filter(|_| !omit_value) {
                 record = record.payload(p.as_slice());
             }
-            match self.producer.send(record, Timeout::Never).await {
+            if ownership.is_ending() {
+                return false;
+            }
+            let sent = tokio::select! {
+                sent = self.producer.send(record, Timeout::Never) => sent,
+                _ = ownership.revoked() => return false,
+            };
+            match sent {
                 Ok(_) => return true,
                 // Too large for the producer or the topic: retrying cannot
                 // help, so keep the event's coordinates and reason but not
@@ -129,12 +137,9 @@ impl DeadLetters {
                         retry_in = ?wait,
                         "cannot write the dead letter: {e}; the partition waits until it succeeds"
                     );
-                    if abort.is_set() {
-                        return false;
-                    }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = abort.fired() => return false,
+                        _ = ownership.ending() => return false,
                     }
                 }
             }

@@ -26,13 +26,22 @@ use crate::relay::telemetry::RejectReason;
 
 /// Handles a job, then the jobs queued behind it for the same alert.
 pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
+    // Taken before anything looks at the ownership: a revoke from now on
+    // waits for this task (see `commit::ownership`).
+    let _running = job.ownership.run();
     loop {
         if !handle(&shared, &job).await {
-            // Interrupted by the drain's abort: not handled, so not
-            // committed.
+            // Interrupted by a revoke or the drain's abort: not handled, so
+            // not committed; the partition's next owner (or the restart)
+            // sends it.
             return;
         }
-        let next = shared.finish(&job.partition, job.epoch, job.origin.offset, job.alert_id());
+        let next = shared.finish(
+            &job.partition,
+            job.ownership.epoch,
+            job.origin.offset,
+            job.alert_id(),
+        );
         match next {
             // The next job of the alert takes over this chain's processing
             // slot; its waiting slot goes back with the finished job.
@@ -60,7 +69,7 @@ async fn handle(shared: &Shared, job: &Job) -> bool {
         body.clone(),
         &key,
         shared.totals(),
-        shared.abort(),
+        &job.ownership,
     )
     .await;
     match delivery {
@@ -121,7 +130,7 @@ async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> 
         return true;
     };
     let sent = dead_letters
-        .send(&job.origin, stage, &reason, shared.retry(), shared.abort())
+        .send(&job.origin, stage, &reason, shared.retry(), &job.ownership)
         .await;
     if sent {
         shared.totals().dead_lettered(stage);

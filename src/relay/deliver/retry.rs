@@ -3,8 +3,9 @@
 //! Kept apart from request building (`webhook.rs`): exponential backoff
 //! with jitter from `backon`, stretched to honour the target's
 //! `Retry-After`, without end by default, because an alert that is late is
-//! better than one that is lost. The drain's abort interrupts the wait, not
-//! the attempt in flight.
+//! better than one that is lost. When the partition's ownership ends (a
+//! revoke, the drain's abort) no attempt starts and the wait stops; when it
+//! is revoked, the attempt on the wire is dropped too.
 
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use bytes::Bytes;
 
 use super::answer::{Rejection, Trouble, Verdict};
 use super::webhook::{Attempt, Webhook};
+use crate::relay::commit::ownership::Ownership;
 use crate::relay::config::RetryConfig;
-use crate::relay::shutdown::Abort;
 
 /// The longest `Retry-After` we honour; a target asking for more is
 /// probably misconfigured, and the backoff cap applies again.
@@ -43,8 +44,8 @@ pub(crate) enum Delivery {
         failing: Duration,
         reason: String,
     },
-    /// The drain timed out while waiting to retry: not handled, not
-    /// committed.
+    /// The partition's ownership ended first (a revoke, the drain's
+    /// abort): not handled, not committed.
     Interrupted,
 }
 
@@ -81,7 +82,7 @@ pub(crate) async fn deliver(
     body: Bytes,
     idempotency_key: &str,
     observer: &dyn AttemptObserver,
-    abort: &Abort,
+    ownership: &Ownership,
 ) -> Delivery {
     let mut delays = backoff(cfg);
     let mut attempts = 0u32;
@@ -91,9 +92,20 @@ pub(crate) async fn deliver(
     let mut first_failure: Option<std::time::Instant> = None;
     let mut first_strike: Option<std::time::Instant> = None;
     loop {
+        // A request slot (`concurrency`) first; none is taken once the
+        // ownership ends.
+        let slot = tokio::select! {
+            biased;
+            _ = ownership.ending() => return Delivery::Interrupted,
+            slot = webhook.slot() => slot,
+        };
         attempts += 1;
         let started = std::time::Instant::now();
-        let attempt = webhook.post(body.clone(), idempotency_key).await;
+        let attempt = tokio::select! {
+            biased;
+            _ = ownership.revoked() => return Delivery::Interrupted,
+            attempt = webhook.post(slot, body.clone(), idempotency_key) => attempt,
+        };
         observer.attempt(&attempt, started.elapsed());
         let (reason, after, trouble) = match attempt.verdict {
             Verdict::Delivered => return Delivery::Delivered { attempts },
@@ -140,13 +152,11 @@ pub(crate) async fn deliver(
                 "the webhook refuses the relay, not this alert: {reason}"
             ),
         }
-        if abort.is_set() {
-            return Delivery::Interrupted;
-        }
         observer.waiting(1);
         let interrupted = tokio::select! {
+            biased;
+            _ = ownership.ending() => true,
             _ = tokio::time::sleep(wait) => false,
-            _ = abort.fired() => true,
         };
         observer.waiting(-1);
         if interrupted {

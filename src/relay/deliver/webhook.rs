@@ -37,6 +37,9 @@ pub(crate) struct Webhook {
     epoch: std::time::Instant,
 }
 
+/// A request slot, held while one request is in flight.
+pub(crate) struct Slot<'a>(#[allow(dead_code)] Option<tokio::sync::SemaphorePermit<'a>>);
+
 /// The outcome of one attempt: a verdict plus whether the failure was at the
 /// connection level (for readiness).
 #[derive(Debug)]
@@ -87,10 +90,20 @@ impl Webhook {
         })
     }
 
-    /// POSTs one alert body once.
-    pub(crate) async fn post(&self, body: Bytes, idempotency_key: &str) -> Attempt {
+    /// Waits for a request slot: at most `concurrency` requests are in
+    /// flight.
+    pub(crate) async fn slot(&self) -> Slot<'_> {
         // The semaphore is never closed, so acquiring cannot fail.
-        let _slot = self.in_flight.acquire().await.ok();
+        Slot(self.in_flight.acquire().await.ok())
+    }
+
+    /// POSTs one alert body once, in the slot it was given.
+    pub(crate) async fn post(
+        &self,
+        _slot: Slot<'_>,
+        body: Bytes,
+        idempotency_key: &str,
+    ) -> Attempt {
         let sent = self
             .client
             .post(self.url.clone())

@@ -26,7 +26,7 @@ use crate::relay::drain::drain;
 use crate::relay::intake;
 use crate::relay::origin::Origin;
 use crate::relay::shared::Shared;
-use crate::relay::shutdown::{Shutdown, Trigger};
+use crate::relay::shutdown::{Abort, Shutdown, StopClock};
 use crate::relay::systemd::Heartbeat;
 use crate::topic_partition::TopicPartition;
 
@@ -40,7 +40,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     cfg: &RelayConfig,
     mut shutdown: Shutdown,
-    abort: Trigger,
+    abort: Abort,
     heartbeat: Heartbeat,
 ) -> Result<()> {
     let permits = Arc::new(Semaphore::new(cfg.max_pending));
@@ -129,9 +129,11 @@ pub(crate) async fn run(
         }
     };
 
-    drain(&shared, cfg.drain_timeout, tasks, abort).await;
+    let clock = StopClock::start(cfg.drain_timeout);
+    drop(consumer);
     committer.abort();
     let _ = committer.await;
+    drain(shared, clock, tasks, abort).await;
     stopped_by
 }
 

@@ -8,12 +8,12 @@
 //! (see `commit`). Stored offsets are committed by `commit::committer`, one
 //! commit at a time, not by librdkafka's auto-commit.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use anyhow::Result;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -26,29 +26,36 @@ use crate::relay::telemetry::Totals;
 /// The consumer, generic over the job type its partitions' queues hold.
 pub(crate) type RelayConsumer<J> = StreamConsumer<RelayContext<J>>;
 
-pub(crate) struct RelayContext<J> {
+pub(crate) struct RelayContext<J: Send + 'static> {
     base: KafkaContext,
     pub(super) partitions: Arc<Partitions<J>>,
     pub(super) totals: Arc<Totals>,
     /// An error that must stop the service (authentication, fatal).
     fatal: Mutex<Option<String>>,
     commits: CommitGate,
+    /// The consumer itself, set once it is built: a revoke commits on a
+    /// helper thread, which needs its own handle.
+    consumer: OnceLock<Weak<RelayConsumer<J>>>,
 }
 
-impl<J> RelayContext<J> {
+impl<J: Send + 'static> RelayContext<J> {
     /// The error that must stop the service, if librdkafka reported one.
     pub(crate) fn fatal_error(&self) -> Option<String> {
         self.fatal.lock().ok().and_then(|f| f.clone())
     }
 }
 
-impl<J> CommitsInTurn for RelayContext<J> {
+impl<J: Send + 'static> CommitsInTurn for RelayContext<J> {
     fn commit_gate(&self) -> &CommitGate {
         &self.commits
     }
+
+    fn consumer(&self) -> Option<Arc<RelayConsumer<J>>> {
+        self.consumer.get().and_then(Weak::upgrade)
+    }
 }
 
-impl<J: Send> ClientContext for RelayContext<J> {
+impl<J: Send + 'static> ClientContext for RelayContext<J> {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
         self.base.log(level, fac, msg);
     }
@@ -79,7 +86,7 @@ impl<J: Send> ClientContext for RelayContext<J> {
     }
 }
 
-impl<J: Send> LastError for RelayContext<J> {
+impl<J: Send + 'static> LastError for RelayContext<J> {
     fn last_error(&self) -> Option<String> {
         self.base.last_error()
     }
@@ -108,13 +115,18 @@ pub(crate) fn create<J: Send + 'static>(
     offset_reset: OffsetReset,
     partitions: Arc<Partitions<J>>,
     totals: Arc<Totals>,
-) -> Result<RelayConsumer<J>> {
+) -> Result<Arc<RelayConsumer<J>>> {
     let mut client = kafka.client();
     if let Some(id) = membership.instance_id {
         client = client.set("group.instance.id", id);
     }
-    client
+    let consumer: RelayConsumer<J> = client
         .set_default("group.id", membership.group)
+        // A join or a leave moves only the partitions that change owner;
+        // the others keep flowing (the eager assignors stop every member).
+        // An older kbridge in the same group uses the eager ones: see the
+        // README for the upgrade.
+        .set_default("partition.assignment.strategy", "cooperative-sticky")
         .set_default("session.timeout.ms", SESSION_TIMEOUT_MS)
         .set_default("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)
         // Commits are ours (see `commit`); librdkafka only keeps the stored
@@ -140,7 +152,11 @@ pub(crate) fn create<J: Send + 'static>(
                 totals,
                 fatal: Mutex::new(None),
                 commits: CommitGate::default(),
+                consumer: OnceLock::new(),
             },
             "the Kafka consumer",
-        )
+        )?;
+    let consumer = Arc::new(consumer);
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+    Ok(consumer)
 }

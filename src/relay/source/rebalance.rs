@@ -1,28 +1,42 @@
-//! What happens when the group moves partitions: a revoke waits (bounded)
-//! for the revoked partitions' deliveries and commits what was handled; an
-//! assign starts a fresh ownership.
+//! What happens when the group moves partitions. With the
+//! `cooperative-sticky` assignor a join or a leave revokes and assigns only
+//! the partitions that change owner; the others keep flowing.
 //!
-//! These callbacks run inside librdkafka's poll, on the consume loop's turn.
+//! A revoke ends the revoked partitions' ownerships (no new attempt, no
+//! retry wait), lets requests on the wire finish for up to [`REVOKE_WAIT`],
+//! drops the rest, and commits what was handled — all before the callback
+//! returns, since the group gives the partitions to their next owner only
+//! after that. An assign starts a fresh ownership.
+//!
+//! These callbacks run inside librdkafka's poll, on the consume loop's turn,
+//! that is on a tokio worker. The revoke's waits run
+//! [`off_the_runtime`]: the worker's other tasks (the revoked partitions'
+//! deliveries among them, perhaps in its LIFO slot) move to another thread,
+//! so they can finish while the callback waits, even on a runtime with one
+//! worker.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 
 use super::consumer::RelayContext;
-use crate::relay::commit::committer::commit_now;
+use crate::relay::blocking::off_the_runtime;
+use crate::relay::commit::committer::{COMMIT_WAIT, CommitsInTurn, commit_now};
 use crate::topic_partition::TopicPartition;
 
-/// How long a revoke waits for the revoked partitions' deliveries.
-const REVOKE_WAIT: Duration = Duration::from_secs(10);
+/// How long a revoke lets the revoked partitions' requests on the wire
+/// finish before dropping them.
+pub(crate) const REVOKE_WAIT: Duration = Duration::from_secs(10);
 
-impl<J: Send> ConsumerContext for RelayContext<J> {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let tps = TopicPartition::all_of(tpl);
+            if tps.is_empty() {
+                return;
+            }
             tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
-            self.partitions.revoke(&tps, REVOKE_WAIT, |points| {
-                commit_now(consumer, points);
-            });
+            off_the_runtime(|| self.revoke(&tps));
             self.totals.assigned(!self.partitions.owned().is_empty());
         }
     }
@@ -31,12 +45,33 @@ impl<J: Send> ConsumerContext for RelayContext<J> {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let tps = TopicPartition::all_of(tpl);
+                if tps.is_empty() {
+                    // A cooperative rebalance that moves nothing here.
+                    tracing::debug!("rebalance: no new partitions");
+                    return;
+                }
                 tracing::info!(partitions = ?names(&tps), "partitions assigned");
                 self.partitions.assign(tps);
-                self.totals.assigned(!self.partitions.owned().is_empty());
+                self.totals.assigned(true);
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::error!("rebalance failed: {e}"),
+        }
+    }
+}
+
+impl<J: Send + 'static> RelayContext<J> {
+    /// Ends the partitions' ownerships and commits their handled prefix.
+    fn revoke(&self, tps: &[TopicPartition]) {
+        let points = self.partitions.revoke(tps, REVOKE_WAIT);
+        if points.is_empty() {
+            return;
+        }
+        match self.consumer() {
+            Some(consumer) => {
+                commit_now(&consumer, &points, Instant::now() + COMMIT_WAIT);
+            }
+            None => tracing::warn!("the consumer is closing; revoked partitions not committed"),
         }
     }
 }

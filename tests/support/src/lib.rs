@@ -25,6 +25,7 @@ pub mod relay;
 pub mod relay_process;
 pub mod reports;
 pub mod runtime;
+pub mod stream;
 pub mod target;
 pub mod time;
 pub mod tools;

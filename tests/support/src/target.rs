@@ -195,6 +195,17 @@ impl Target {
         format!("http://{}/alerts", self.addr)
     }
 
+    /// A URL of its own for one sender (`/alerts/<name>`), so that a test
+    /// can tell the instances of a fleet apart by `Request::path`.
+    pub fn url_for(&self, name: &str) -> String {
+        format!("http://{}/alerts/{name}", self.addr)
+    }
+
+    /// Changes how the target answers from now on.
+    pub fn rescript(&self, change: impl FnOnce(&mut Script)) {
+        change(&mut self.inner.script.lock().unwrap());
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.inner.log.lock().unwrap().clone()

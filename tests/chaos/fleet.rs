@@ -1,0 +1,113 @@
+//! A fleet: one topic, one group, one target, several relay instances, each
+//! posting to its own path of the target so that a request says who sent
+//! it.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use support::broker::unique;
+use support::kafka::{new_topic, wait_fully_committed};
+use support::relay::RelayCmd;
+use support::relay_process::Relay;
+use support::stream::{Sent, Stream};
+use support::target::{Script, Target};
+
+/// Alerts per second in every scenario's stream.
+pub const RATE: u32 = 40;
+/// Distinct alerts (fault ids) the stream cycles over.
+pub const ALERTS: usize = 24;
+
+/// Runs the scenarios one at a time.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct Fleet {
+    pub topic: String,
+    pub group: String,
+    pub target: Target,
+    pub instances: BTreeMap<String, Relay>,
+    /// Static membership: each instance's name is its group.instance.id.
+    static_members: bool,
+    stream: Option<Stream>,
+}
+
+impl Fleet {
+    pub fn new(name: &str, partitions: i32, script: Script) -> Self {
+        Self {
+            topic: new_topic(name, partitions),
+            group: unique(&format!("{name}-g")),
+            target: Target::start(script),
+            instances: BTreeMap::new(),
+            static_members: false,
+            stream: None,
+        }
+    }
+
+    pub fn static_members(mut self) -> Self {
+        self.static_members = true;
+        self
+    }
+
+    /// How instance `name` is started (again, after a restart).
+    pub fn cmd(&self, name: &str) -> RelayCmd {
+        let mut cmd = RelayCmd::new(&self.topic, &self.group, &self.target.url_for(name))
+            .offset_reset("earliest")
+            .env("KBRIDGE_LOG", "info,librdkafka=warn");
+        if self.static_members {
+            cmd = cmd.env("KBRIDGE_GROUP_INSTANCE_ID", name);
+        }
+        cmd
+    }
+
+    /// Starts instance `name` and waits until it owns partitions.
+    pub fn join(&mut self, name: &str) {
+        let mut relay = self.cmd(name).start();
+        relay.wait_assigned();
+        self.instances.insert(name.to_string(), relay);
+    }
+
+    /// Starts instance `name` without waiting for an assignment.
+    pub fn launch(&mut self, name: &str) {
+        let relay = self.cmd(name).start();
+        self.instances.insert(name.to_string(), relay);
+    }
+
+    pub fn instance(&mut self, name: &str) -> &mut Relay {
+        self.instances
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("no instance {name}"))
+    }
+
+    pub fn start_stream(&mut self) {
+        self.stream = Some(Stream::start(&self.topic, RATE, ALERTS));
+    }
+
+    /// Stops the stream; returns what it sent.
+    pub fn stop_stream(&mut self) -> Vec<Sent> {
+        self.stream.take().expect("the stream runs").stop()
+    }
+
+    /// Waits until the group committed the whole topic.
+    pub fn wait_committed(&self) {
+        wait_fully_committed(&self.group, &self.topic, Duration::from_secs(60));
+    }
+
+    /// Stops every instance with SIGTERM; each must exit 0.
+    pub fn stop_all(&mut self) {
+        for (name, relay) in self.instances.iter_mut() {
+            if relay.wait_exit(Duration::ZERO).is_some() {
+                continue;
+            }
+            relay.signal("TERM");
+            let status = relay.expect_exit(Duration::from_secs(30));
+            assert!(
+                status.success(),
+                "{name} exited {status:?}:\n{}",
+                relay.stderr()
+            );
+        }
+    }
+}

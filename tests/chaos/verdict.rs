@@ -1,0 +1,108 @@
+//! What a scenario's run means: for every alert the stream sent, when it
+//! first arrived (2xx) and how often; lost, duplicated, out of order, worst
+//! delay — and one row of the README's Reliability table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use support::stream::Sent;
+use support::target::{Request, Target};
+
+#[derive(Debug)]
+pub struct Verdict {
+    pub events: usize,
+    /// Sent, never answered 2xx.
+    pub lost: Vec<String>,
+    /// 2xx answers beyond the first, over all events.
+    pub duplicated: usize,
+    /// Alerts whose events first arrived out of offset order.
+    pub disorder: Vec<String>,
+    pub worst_delay: Duration,
+}
+
+impl Verdict {
+    pub fn of(sent: &[Sent], target: &Target) -> Self {
+        let delivered = target.delivered();
+        let mut first: HashMap<&str, &Request> = HashMap::new();
+        let mut answers: HashMap<&str, usize> = HashMap::new();
+        for r in &delivered {
+            first.entry(r.key()).or_insert(r);
+            *answers.entry(r.key()).or_default() += 1;
+        }
+        let mut lost = Vec::new();
+        let mut duplicated = 0;
+        let mut worst_delay = Duration::ZERO;
+        // Per alert: (arrival sequence, offset) of each event's first
+        // arrival; the same alert's events share a partition.
+        let mut per_alert: BTreeMap<&str, Vec<(usize, i64)>> = BTreeMap::new();
+        for s in sent {
+            let Some(r) = first.get(s.key.as_str()) else {
+                lost.push(s.key.clone());
+                continue;
+            };
+            duplicated += answers[s.key.as_str()] - 1;
+            worst_delay = worst_delay.max(r.at.saturating_duration_since(s.at));
+            per_alert
+                .entry(r.alert_id())
+                .or_default()
+                .push((r.seq, s.offset));
+        }
+        let disorder = per_alert
+            .into_iter()
+            .filter_map(|(alert, mut arrivals)| {
+                arrivals.sort();
+                let in_order = arrivals.windows(2).all(|w| w[0].1 < w[1].1);
+                (!in_order).then(|| format!("{alert}: {arrivals:?}"))
+            })
+            .collect();
+        Self {
+            events: sent.len(),
+            lost,
+            duplicated,
+            disorder,
+            worst_delay,
+        }
+    }
+
+    /// Asserts nothing lost, no disorder, at most `max_duplicated`
+    /// duplicates and a worst delay within `max_delay`; prints the row.
+    #[track_caller]
+    pub fn assert(
+        &self,
+        scenario: &str,
+        max_duplicated: usize,
+        max_delay: Duration,
+        target: &Target,
+    ) {
+        println!(
+            "| {scenario} | {} | {} | {} | {:.1} s |",
+            self.events,
+            self.lost.len(),
+            self.duplicated,
+            self.worst_delay.as_secs_f64()
+        );
+        assert!(
+            self.lost.is_empty(),
+            "{scenario}: {} of {} lost: {:?}\n{}",
+            self.lost.len(),
+            self.events,
+            self.lost,
+            target.dump()
+        );
+        assert!(
+            self.disorder.is_empty(),
+            "{scenario}: alerts out of order: {:?}",
+            self.disorder
+        );
+        assert!(
+            self.duplicated <= max_duplicated,
+            "{scenario}: {} duplicates (at most {max_duplicated})",
+            self.duplicated
+        );
+        assert!(
+            self.worst_delay <= max_delay,
+            "{scenario}: worst alert delay {:?} (at most {max_delay:?})",
+            self.worst_delay
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! A steady stream of alerts into a topic, produced from a thread while a
+//! test starts, kills and stops relays: each record's coordinates and the
+//! moment it was sent, to measure how long each alert took to arrive.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::broker::brokers;
+use crate::events::alert_event;
+use crate::runtime::rt;
+
+/// One record of the stream, as the relay will key it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The relay's Idempotency-Key: `topic-partition-offset`.
+    pub key: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// When the producer was handed the record.
+    pub at: Instant,
+}
+
+/// Alerts produced at a steady rate until `stop`.
+pub struct Stream {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<Sent>>>,
+}
+
+impl Stream {
+    /// Produces `per_second` alert events to `topic` (on the test broker),
+    /// cycling over `alerts` fault ids — trigger, then repeats — keyed by
+    /// fault id, each acknowledged before the next.
+    pub fn start(topic: &str, per_second: u32, alerts: usize) -> Self {
+        Self::start_on(&brokers(), topic, per_second, alerts)
+    }
+
+    pub fn start_on(brokers: &str, topic: &str, per_second: u32, alerts: usize) -> Self {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "20000")
+            .create()
+            .expect("cannot create the stream's producer");
+        let stop = Arc::new(AtomicBool::new(false));
+        let topic = topic.to_string();
+        let flag = stop.clone();
+        let every = Duration::from_secs(1) / per_second.max(1);
+        let thread = std::thread::spawn(move || {
+            let mut sent = Vec::new();
+            let mut next = Instant::now();
+            let mut i = 0usize;
+            while !flag.load(Ordering::SeqCst) {
+                let fault = format!("fault-{}", i % alerts.max(1));
+                let value = serde_json::to_vec(&alert_event(i, &fault, "critical"))
+                    .expect("an event serialises");
+                let at = Instant::now();
+                let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic)
+                    .key(fault.as_bytes())
+                    .payload(value.as_slice());
+                let delivered = rt().block_on(producer.send(record, Duration::from_secs(20)));
+                match delivered {
+                    Ok(d) => sent.push(Sent {
+                        key: format!("{topic}-{}-{}", d.partition, d.offset),
+                        partition: d.partition,
+                        offset: d.offset,
+                        at,
+                    }),
+                    Err((e, _)) => panic!("the stream could not produce record {i}: {e}"),
+                }
+                i += 1;
+                next += every;
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            sent
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops producing; returns every record sent.
+    pub fn stop(mut self) -> Vec<Sent> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread
+            .take()
+            .expect("stopped once")
+            .join()
+            .expect("the stream's thread panicked")
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
