@@ -11,10 +11,13 @@ use tokio::sync::mpsc;
 use crate::relay::config::RelayConfig;
 use crate::relay::report::Report;
 use crate::relay::shared::Shared;
-use crate::relay::shutdown::{Abort, Shutdown};
+use crate::relay::shutdown::{Abort, STOP_RESERVE, Shutdown};
 use crate::relay::source::consume_loop;
 use crate::relay::systemd;
 use crate::relay::telemetry::{self, Totals};
+
+/// systemd's default `TimeoutStopSec`, which the shipped unit keeps.
+const SYSTEMD_STOP: Duration = Duration::from_secs(30);
 
 /// How often the relay logs its one-line summary.
 const SUMMARY_EVERY: Duration = Duration::from_secs(30);
@@ -26,6 +29,12 @@ pub(crate) async fn serve(
     shutdown: Shutdown,
     reports: Option<mpsc::UnboundedSender<Report>>,
 ) -> Result<()> {
+    let stop_takes = cfg.drain_timeout + STOP_RESERVE;
+    if stop_takes > SYSTEMD_STOP {
+        tracing::warn!(
+            "a stop may take up to {stop_takes:?} (drain_timeout + {STOP_RESERVE:?}); under systemd, set TimeoutStopSec above it, or systemd kills kbridge before it commits"
+        );
+    }
     let totals = Arc::new(Totals::default());
     if let Some(addr) = cfg.metrics.addr {
         telemetry::serve(addr, totals.clone()).await?;

@@ -179,6 +179,11 @@ impl<J> Partitions<J> {
         self.lock().values().map(|st| st.offsets.pending()).sum()
     }
 
+    /// The epoch of a partition's current ownership; `None` if not owned.
+    pub(crate) fn epoch_of(&self, tp: &TopicPartition) -> Option<u64> {
+        self.lock().get(tp).map(|st| st.ownership.epoch)
+    }
+
     /// Owned partitions.
     pub(crate) fn owned(&self) -> Vec<TopicPartition> {
         self.lock().keys().cloned().collect()

@@ -52,7 +52,11 @@ impl RelayConfig {
             .merge(
                 Env::prefixed("KBRIDGE_")
                     .split("__")
-                    .filter(|k| ENV_KEYS.contains(&k.as_str().split('.').next().unwrap_or(""))),
+                    // figment lowercases the keys only after this filter.
+                    .filter(|k| {
+                        let top = k.as_str().split('.').next().unwrap_or("");
+                        ENV_KEYS.iter().any(|key| key.eq_ignore_ascii_case(top))
+                    }),
             )
             .merge(Serialized::defaults(overrides));
         let config: RelayConfig = figment.extract().map_err(|e| {
@@ -181,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn static_membership_from_the_file_or_the_environment() {
+    fn static_membership_and_other_keys_from_the_file_or_the_environment() {
         let f = write(
             "topics = \"t\"\ngroup_instance_id = \"host-1\"\n[webhook]\nurl = \"http://x/\"\n",
         );
@@ -190,6 +194,19 @@ mod tests {
         let f = write("topics = \"t\"\n[webhook]\nurl = \"http://x/\"\n");
         let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
         assert_eq!(c.group_instance_id, None);
+        // SAFETY: no other test reads these variables.
+        unsafe {
+            std::env::set_var("KBRIDGE_GROUP_INSTANCE_ID", "host-2");
+            std::env::set_var("KBRIDGE_WEBHOOK__TIMEOUT", "3s");
+        }
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default());
+        unsafe {
+            std::env::remove_var("KBRIDGE_GROUP_INSTANCE_ID");
+            std::env::remove_var("KBRIDGE_WEBHOOK__TIMEOUT");
+        }
+        let c = c.unwrap();
+        assert_eq!(c.group_instance_id.as_deref(), Some("host-2"));
+        assert_eq!(c.webhook.timeout, std::time::Duration::from_secs(3));
     }
 
     #[test]

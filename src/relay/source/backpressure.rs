@@ -2,8 +2,14 @@
 //! of the next message is paused and rewound to that message, so nothing
 //! fetched meanwhile is lost; when half the window is free again, every
 //! paused partition resumes — but never one whose rewind failed, which
-//! would skip what was fetched before the pause. The consume loop keeps polling while paused,
-//! so the group membership stays alive while the target is down.
+//! would skip what was fetched before the pause. The consume loop keeps
+//! polling while paused, so the group membership stays alive while the
+//! target is down.
+//!
+//! A pause belongs to one ownership of its partition: once the partition
+//! is revoked (and perhaps assigned again), the pause is forgotten —
+//! skipping the new ownership's messages as "fetched before the pause"
+//! would lose them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,11 +29,63 @@ pub(crate) struct Backpressure {
 struct Rewind {
     offset: i64,
     done: bool,
+    /// The ownership it was paused under.
+    epoch: u64,
 }
 
 impl Backpressure {
-    pub(crate) fn is_paused(&self, partition: &TopicPartition) -> bool {
-        self.paused.contains_key(partition)
+    /// Whether a message of `partition` comes from before its pause (and
+    /// is read again after the rewind). `epoch` is the partition's current
+    /// ownership: a pause of an earlier one is forgotten.
+    pub(crate) fn holds<C: ConsumerContext>(
+        &mut self,
+        consumer: &impl Consumer<C>,
+        partition: &TopicPartition,
+        epoch: impl FnOnce() -> Option<u64>,
+    ) -> bool {
+        let Some(r) = self.paused.get(partition) else {
+            return false;
+        };
+        let current = epoch();
+        if current == Some(r.epoch) {
+            return true;
+        }
+        self.forget(consumer, partition, current.is_some());
+        current.is_none()
+    }
+
+    /// Forgets the pauses of ownerships that ended; `epoch_of` gives a
+    /// partition's current ownership.
+    pub(crate) fn prune<C: ConsumerContext>(
+        &mut self,
+        consumer: &impl Consumer<C>,
+        epoch_of: impl Fn(&TopicPartition) -> Option<u64>,
+    ) {
+        let stale: Vec<(TopicPartition, bool)> = self
+            .paused
+            .iter()
+            .filter_map(|(p, r)| {
+                let current = epoch_of(p);
+                (current != Some(r.epoch)).then(|| (p.clone(), current.is_some()))
+            })
+            .collect();
+        for (p, owned) in stale {
+            self.forget(consumer, &p, owned);
+        }
+    }
+
+    /// Drops a pause of an ended ownership; a partition owned again is
+    /// resumed, in case librdkafka kept it paused.
+    fn forget<C: ConsumerContext>(
+        &mut self,
+        consumer: &impl Consumer<C>,
+        partition: &TopicPartition,
+        owned_again: bool,
+    ) {
+        self.paused.remove(partition);
+        if owned_again && let Err(e) = consumer.resume(&TopicPartition::list([partition])) {
+            tracing::debug!("resume {partition}: {e}");
+        }
     }
 
     pub(crate) fn is_active(&self) -> bool {
@@ -39,19 +97,27 @@ impl Backpressure {
         self.paused.len()
     }
 
-    /// Pauses one partition and rewinds it to `offset`, the first event not
-    /// taken.
+    /// Pauses one partition, owned under `epoch`, and rewinds it to
+    /// `offset`, the first event not taken.
     pub(crate) fn pause<C: ConsumerContext>(
         &mut self,
         consumer: &impl Consumer<C>,
         partition: TopicPartition,
         offset: i64,
+        epoch: u64,
     ) {
         if let Err(e) = consumer.pause(&TopicPartition::list([&partition])) {
             tracing::warn!("cannot pause {partition}: {e}");
         }
         let done = rewind(consumer, &partition, offset);
-        self.paused.insert(partition, Rewind { offset, done });
+        self.paused.insert(
+            partition,
+            Rewind {
+                offset,
+                done,
+                epoch,
+            },
+        );
     }
 
     /// Resumes every paused partition whose rewind succeeded (trying a
@@ -102,5 +168,46 @@ fn rewind<C: ConsumerContext>(
             );
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::BaseConsumer;
+
+    use super::*;
+
+    /// A consumer that never connects: pause, seek and resume of
+    /// partitions it does not own fail, which `Backpressure` logs.
+    fn consumer() -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("group.id", "backpressure-test")
+            .set("log_level", "0")
+            .create()
+            .expect("consumer")
+    }
+
+    #[test]
+    fn a_pause_belongs_to_one_ownership() {
+        let c = consumer();
+        let tp = TopicPartition::new("t", 0);
+        let mut b = Backpressure::default();
+        b.pause(&c, tp.clone(), 5, 1);
+        assert!(b.holds(&c, &tp, || Some(1)), "fetched before the pause");
+        // Revoked and assigned again: the new ownership's messages are
+        // taken, and the old pause is gone.
+        assert!(!b.holds(&c, &tp, || Some(2)));
+        assert!(!b.is_active());
+        // Revoked: its messages are the next owner's.
+        b.pause(&c, tp.clone(), 5, 2);
+        assert!(b.holds(&c, &tp, || None));
+        assert!(!b.is_active());
+        b.pause(&c, tp.clone(), 5, 3);
+        b.prune(&c, |_| Some(3));
+        assert!(b.is_active(), "still the same ownership");
+        b.prune(&c, |_| None);
+        assert!(!b.is_active());
     }
 }

@@ -68,6 +68,9 @@ pub(crate) async fn run(
                 if let Some(f) = consumer.context().fatal_error() {
                     break Err(anyhow!("Kafka refused this client: {f}; check the credentials and ACLs in [kafka]"));
                 }
+                if backpressure.is_active() {
+                    backpressure.prune(&*consumer, |tp| shared.partitions().epoch_of(tp));
+                }
                 if backpressure.is_active() && permits.available_permits() >= resume_threshold {
                     backpressure.resume(&*consumer);
                     shared.totals().paused_partitions(backpressure.len());
@@ -85,9 +88,12 @@ pub(crate) async fn run(
                         }
                     };
                     let tp = TopicPartition { topic, partition: m.partition() };
-                    if backpressure.is_paused(&tp) {
-                        // Fetched before the pause took effect; the rewind
-                        // reads it again after resuming.
+                    if backpressure.is_active()
+                        && backpressure.holds(&*consumer, &tp, || shared.partitions().epoch_of(&tp))
+                    {
+                        // Fetched before the pause took effect (the rewind
+                        // reads it again after resuming), or of a partition
+                        // revoked meanwhile.
                         continue;
                     }
                     let origin = Origin::of(&m, tp.topic.clone());
@@ -95,6 +101,7 @@ pub(crate) async fn run(
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => start(&shared, &mut tasks, origin, tp, permit),
                         Err(_) => {
+                            let epoch = shared.partitions().epoch_of(&tp);
                             // Pausing purges librdkafka's prefetch, and its
                             // fetcher may then sleep up to a second: first
                             // wait a little for a free slot, and pause only
@@ -115,7 +122,15 @@ pub(crate) async fn run(
                                     cfg.max_pending
                                 );
                             }
-                            backpressure.pause(&*consumer, tp, origin.offset);
+                            // A partition revoked meanwhile is not paused:
+                            // its next owner (or its next ownership, which
+                            // reads from the committed offset) reads the
+                            // message.
+                            if let Some(epoch) = epoch
+                                && shared.partitions().epoch_of(&tp) == Some(epoch)
+                            {
+                                backpressure.pause(&*consumer, tp, origin.offset, epoch);
+                            }
                             shared.totals().paused_partitions(backpressure.len());
                         }
                     }
