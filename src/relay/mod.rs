@@ -22,12 +22,16 @@
 //!   point (`commit::committer::store`). Stored points are committed every
 //!   `commit_interval` by `commit::committer::spawn_periodic`; a revoke
 //!   (`source::rebalance`) and the shutdown (`drain::drain`) commit theirs
-//!   at once with `commit::committer::commit_now`. One commit runs at a
-//!   time; `commit/mod.rs` walks this half of the trip step by step.
+//!   at once with `commit::committer::commit_now`, bounded by a deadline.
+//!   One commit runs at a time; `commit/mod.rs` walks this half of the trip
+//!   step by step. Every event is taken under its partition's ownership
+//!   (`commit::ownership`), which a revoke ends: the delivery stops, and the
+//!   partition's next owner sends it.
 //!
 //! Around them: `config` (layered configuration), `service::serve` (the
-//! wiring), `shared` (what every task shares), `shutdown` (the stop request
-//! and the drain's abort), `systemd` (sd-notify, watchdog), `telemetry`
+//! wiring), `shared` (what every task shares), `shutdown` (the stop request,
+//! the drain's abort, the stop's clock), `blocking` (waits that do not hold
+//! up a runtime worker), `systemd` (sd-notify, watchdog), `telemetry`
 //! (metrics, health, the summary line), `report` (what the demo prints).
 
 mod blocking;

@@ -6,7 +6,8 @@
 //!
 //! 1. `intake` calls [`Partitions::accept`](partitions::Partitions::accept):
 //!    the offset enters the partition's [`OffsetTracker`](offsets::OffsetTracker)
-//!    as pending, under the current ownership's epoch.
+//!    as pending, under the partition's current
+//!    [`Ownership`](ownership::Ownership), which the job carries.
 //! 2. An event with an alert id waits in the partition's per-alert FIFO
 //!    ([`KeyedQueue`](ordering::KeyedQueue), via `Partitions::submit`) until
 //!    the alert's earlier events are done: a recovery never overtakes its
@@ -15,12 +16,14 @@
 //!    [`Partitions::finish`](partitions::Partitions::finish): the offset
 //!    leaves the pending set; if the contiguous prefix moved, the new
 //!    [`CommitPoint`](point::CommitPoint) is *stored* in librdkafka
-//!    ([`committer::store`]), under the partitions' lock.
+//!    ([`committer::store`], a local call), under the partitions' lock.
 //! 4. Stored offsets are *committed* by [`committer::spawn_periodic`] every
-//!    `commit_interval`; on a revoke (`source::rebalance`) and at shutdown
-//!    (`drain`), [`Partitions::revoke`](partitions::Partitions::revoke)
-//!    hands the points to [`committer::commit_now`]. Every commit passes
-//!    through one [`CommitGate`](committer::CommitGate), one at a time.
+//!    `commit_interval`. On a revoke (`source::rebalance`) and at shutdown
+//!    (`drain`), [`Partitions::revoke`](partitions::Partitions::revoke) ends
+//!    the ownerships (their deliveries stop), forgets the partitions and
+//!    returns their points, which [`committer::commit_now`] commits — after
+//!    the lock is released, within a deadline. Every commit passes through
+//!    one [`CommitGate`](committer::CommitGate), one at a time.
 
 pub(crate) mod committer;
 mod offsets;

@@ -25,8 +25,9 @@ use crate::relay::commit::committer::{COMMIT_WAIT, CommitsInTurn, commit_now};
 use crate::topic_partition::TopicPartition;
 
 /// How long a revoke lets the revoked partitions' requests on the wire
-/// finish before dropping them.
-pub(crate) const REVOKE_WAIT: Duration = Duration::from_secs(10);
+/// finish before dropping them: the webhook's default timeout, so that a
+/// request is dropped only when the target is slower than that.
+const REVOKE_WAIT: Duration = Duration::from_secs(10);
 
 impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
