@@ -8,14 +8,15 @@
 #   librdkafka 2.12 from its bundled sources; nothing is linked dynamically
 #   but libssl and libz);
 # - tests: Java 17 and Maven (a real Apache Kafka, its jars from Maven
-#   Central), kcat and Python's confluent-kafka (interoperability tests).
+#   Central), kcat and Python's confluent-kafka (interoperability tests),
+#   openssl (the secured listeners' test certificates, scripts/test-certs.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-pkgs=(kcat build-essential pkg-config libssl-dev zlib1g-dev)
+pkgs=(kcat build-essential pkg-config libssl-dev zlib1g-dev openssl)
 command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || pkgs+=(maven)
 missing=()

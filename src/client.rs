@@ -15,8 +15,10 @@ use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::{ClientConfig, Offset};
 
+use crate::connect_failure::Failure;
 use crate::topic_partition::TopicPartition;
 
 /// Bootstrap servers when neither `-b`, `KBRIDGE_BROKERS` nor `brokers` in
@@ -105,13 +107,70 @@ impl KafkaOpts {
     ) -> Result<Metadata> {
         client
             .fetch_metadata(topic, self.timeout)
-            .map_err(|e| self.unreachable(e, client.context().last_error()))
+            .map_err(|e| self.unreachable(e, self.why_unreachable(client)))
+    }
+
+    /// Why `client` could not reach the cluster, in librdkafka's words.
+    ///
+    /// librdkafka queues its logs and errors for the client's next poll,
+    /// which a metadata request never makes, and a group consumer's queue
+    /// may not be polled at all here (it would take messages). So when the
+    /// client has nothing to say, a short-lived producer with the same
+    /// settings connects and is polled for up to 3 s, or until librdkafka
+    /// names a cause (a refused password or certificate shows within a
+    /// round trip).
+    pub(crate) fn why_unreachable<C: ClientContext + LastError>(
+        &self,
+        client: &Client<C>,
+    ) -> Option<String> {
+        client.context().last_error().or_else(|| self.diagnose())
+    }
+
+    fn diagnose(&self) -> Option<String> {
+        let producer: BaseProducer<KafkaContext> = self
+            .client()
+            .set("client.id", "kbridge-diagnosis")
+            .build(
+                KafkaContext::new(LibrdkafkaLogs::Quiet),
+                "a diagnosis client",
+            )
+            .ok()?;
+        let deadline = Instant::now() + self.timeout.min(Duration::from_secs(3));
+        // A metadata request makes the producer connect.
+        let _ = producer
+            .client()
+            .fetch_metadata(None, Duration::from_millis(1));
+        while Instant::now() < deadline {
+            producer.poll(Duration::from_millis(50));
+            if let Some(e) = producer.context().last_error()
+                && Failure::of(&e).is_some()
+            {
+                return Some(e);
+            }
+        }
+        producer.context().last_error()
+    }
+
+    /// The explanation of a connection refused for a cause that waiting
+    /// does not cure (credentials, certificates, protocol).
+    fn refused(&self, cause: Option<&str>) -> Option<String> {
+        let cause = cause?;
+        let failure = Failure::of(cause)?;
+        Some(failure.explain(&self.brokers, cause, &self.property_map()))
+    }
+
+    /// The user's properties by name (the last of a repeated one wins).
+    fn property_map(&self) -> std::collections::BTreeMap<String, String> {
+        self.properties.iter().cloned().collect()
     }
 
     /// The one-line error for "the cluster did not answer".
     pub(crate) fn unreachable(&self, err: KafkaError, last: Option<String>) -> anyhow::Error {
         // librdkafka reports its connection errors on a queue that not every
         // client type polls; when none was seen, look at the sockets.
+        if let Some(line) = self.refused(last.as_deref()) {
+            return anyhow!(line);
+        }
         let cause = last
             .or_else(|| probe(&self.brokers, self.timeout))
             .unwrap_or_else(|| err.to_string());
@@ -145,17 +204,26 @@ impl KafkaOpts {
         loop {
             let missing: Vec<&String> = match client.fetch_metadata(None, Duration::from_secs(5)) {
                 Ok(md) => missing_topics(&md, topics),
-                Err(e) if Instant::now() >= deadline => {
-                    let cause = client
-                        .context()
-                        .last_error()
-                        .unwrap_or_else(|| e.to_string());
-                    bail!(
-                        "no Kafka broker answered at {} within {wait:?} ({cause}); check `brokers` and the [kafka] security settings",
-                        self.brokers
-                    );
+                Err(e) => {
+                    let cause = self.why_unreachable(client);
+                    // A refused password or certificate does not get
+                    // better by waiting for the topics.
+                    let permanent = cause
+                        .as_deref()
+                        .and_then(Failure::of)
+                        .is_some_and(Failure::is_permanent);
+                    if permanent || Instant::now() >= deadline {
+                        if let Some(line) = self.refused(cause.as_deref()) {
+                            bail!(line);
+                        }
+                        let cause = cause.unwrap_or_else(|| e.to_string());
+                        bail!(
+                            "no Kafka broker answered at {} within {wait:?} ({cause}); check `brokers` and the [kafka] security settings",
+                            self.brokers
+                        );
+                    }
+                    topics.iter().collect()
                 }
-                Err(_) => topics.iter().collect(),
             };
             if missing.is_empty() {
                 return Ok(());
@@ -340,6 +408,13 @@ impl ClientContext for KafkaContext {
     /// Maps librdkafka's syslog levels onto tracing's. Connection chatter is
     /// debug for the commands, a warning for the service.
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        // The cause of a failed connection (a refused password, an
+        // untrusted certificate) is logged at once from librdkafka's
+        // threads, while its error callback waits for a poll that a
+        // metadata request never makes: remember it from here.
+        if Failure::of(msg).is_some() {
+            self.remember(msg, true);
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -363,8 +438,23 @@ impl ClientContext for KafkaContext {
             error,
             KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
         );
+        if !all_down {
+            self.remember(reason, Failure::of(reason).is_some());
+        } else if let Ok(mut g) = self.last_error.lock()
+            && g.is_none()
+        {
+            *g = Some(reason.to_string());
+        }
+    }
+}
+
+impl KafkaContext {
+    /// Keeps `reason` as the last error, unless it is a passing one and the
+    /// last error names a cause (a refused password outlives the
+    /// disconnection it leads to).
+    fn remember(&self, reason: &str, names_a_cause: bool) {
         if let Ok(mut g) = self.last_error.lock()
-            && (!all_down || g.is_none())
+            && (names_a_cause || g.as_deref().and_then(Failure::of).is_none())
         {
             *g = Some(reason.to_string());
         }
@@ -372,6 +462,12 @@ impl ClientContext for KafkaContext {
 }
 
 impl ConsumerContext for KafkaContext {}
+
+/// For the short-lived diagnosis producer, which sends nothing.
+impl ProducerContext for KafkaContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
 
 /// Implements `ClientContext` (logs into tracing, errors remembered) and
 /// `LastError` for a context that wraps a [`KafkaContext`] in a field named

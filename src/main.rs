@@ -10,6 +10,7 @@
 mod cli;
 mod client;
 mod commands;
+mod connect_failure;
 mod demo;
 mod error;
 mod headers;

@@ -18,4 +18,5 @@ mod consume;
 mod global;
 mod groups;
 mod produce;
+mod secured;
 mod topics;

@@ -12,5 +12,6 @@ mod bad_input;
 mod delivery;
 mod mapping;
 mod rebalance;
+mod secured;
 mod shutdown;
 mod startup;

@@ -74,3 +74,73 @@ pub fn unique(prefix: &str) -> String {
         .subsec_nanos();
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
+
+/// The test broker's secured listeners (`scripts/test-kafka.sh`, single
+/// mode): SASL_SSL with a SCRAM-SHA-512 and a PLAIN user, and SSL with
+/// mutual TLS, certificates from `scripts/test-certs.sh`.
+pub struct Secured {
+    pub sasl_ssl: String,
+    pub ssl: String,
+    /// The directory of `ca.pem`, `client.pem`, `client.key`, `rogue-*`.
+    pub certs: std::path::PathBuf,
+}
+
+pub const SCRAM_USER: &str = "kbridge";
+pub const SCRAM_PASSWORD: &str = "kbridge-scram-secret";
+pub const PLAIN_USER: &str = "kbridge-plain";
+pub const PLAIN_PASSWORD: &str = "kbridge-plain-secret";
+
+impl Secured {
+    pub fn cert(&self, name: &str) -> String {
+        self.certs.join(name).display().to_string()
+    }
+
+    /// `-X` settings for SASL_SSL with this mechanism, user and password,
+    /// trusting the test CA.
+    pub fn sasl(&self, mechanism: &str, user: &str, password: &str) -> Vec<String> {
+        vec![
+            "security.protocol=SASL_SSL".into(),
+            format!("sasl.mechanisms={mechanism}"),
+            format!("sasl.username={user}"),
+            format!("sasl.password={password}"),
+            format!("ssl.ca.location={}", self.cert("ca.pem")),
+        ]
+    }
+
+    /// `-X` settings for SSL with the test client certificate.
+    pub fn mtls(&self) -> Vec<String> {
+        vec![
+            "security.protocol=SSL".into(),
+            format!("ssl.ca.location={}", self.cert("ca.pem")),
+            format!("ssl.certificate.location={}", self.cert("client.pem")),
+            format!("ssl.key.location={}", self.cert("client.key")),
+        ]
+    }
+}
+
+/// The secured listeners, starting the test broker once if needed;
+/// `KBRIDGE_TEST_SASL_SSL_BROKERS`, `KBRIDGE_TEST_SSL_BROKERS` and
+/// `KBRIDGE_TEST_CERTS` when set (`scripts/test-kafka.sh env` prints them).
+pub fn secured() -> &'static Secured {
+    static SECURED: OnceLock<Secured> = OnceLock::new();
+    SECURED.get_or_init(|| {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if var("KBRIDGE_TEST_BROKERS").is_none() {
+            brokers();
+        }
+        let home = var("KBRIDGE_KAFKA_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                    .join(".cache/kbridge-kafka")
+            });
+        Secured {
+            sasl_ssl: var("KBRIDGE_TEST_SASL_SSL_BROKERS")
+                .unwrap_or_else(|| "127.0.0.1:19094".into()),
+            ssl: var("KBRIDGE_TEST_SSL_BROKERS").unwrap_or_else(|| "127.0.0.1:19095".into()),
+            certs: var("KBRIDGE_TEST_CERTS")
+                .map(Into::into)
+                .unwrap_or_else(|| home.join("certs")),
+        }
+    })
+}
