@@ -10,6 +10,7 @@
 
 mod bad_input;
 mod delivery;
+mod https;
 mod mapping;
 mod rebalance;
 mod secured;

@@ -118,6 +118,7 @@ fn expand_str(s: &str) -> Result<String> {
 mod tests {
     use super::*;
     use crate::relay::config::schema::OffsetReset;
+    use crate::relay::config::secret::Secret;
     use std::time::Duration;
 
     fn write(text: &str) -> tempfile::NamedTempFile {
@@ -161,7 +162,10 @@ mod tests {
             "topics = \"t\"\n# ${NOT_SET_ANYWHERE} in a comment is fine\n[webhook]\nurl = \"http://x/\"\n[webhook.headers]\nAuthorization = \"Bearer ${KBRIDGE_TEST_SECRET_TOKEN}\"\n",
         );
         let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
-        assert_eq!(c.webhook.headers["Authorization"], "Bearer s3cr3t");
+        assert_eq!(
+            c.webhook.headers["Authorization"].resolve("h").unwrap(),
+            "Bearer s3cr3t"
+        );
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 
@@ -207,6 +211,51 @@ mod tests {
         let c = c.unwrap();
         assert_eq!(c.group_instance_id.as_deref(), Some("host-2"));
         assert_eq!(c.webhook.timeout, std::time::Duration::from_secs(3));
+    }
+
+    #[test]
+    fn webhook_tls_and_credentials_from_files() {
+        let f = write(
+            "topics = \"t\"\n[webhook]\nurl = \"https://ops/\"\nheaders = { Authorization = { file = \"/run/credentials/kbridge.service/token\" }, X-Team = \"sre\" }\nbasic_auth = { user = \"ops\", password = { file = \"/p\" } }\n[webhook.tls]\nca_file = \"/etc/kbridge/ca.pem\"\n",
+        );
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+        assert_eq!(
+            c.webhook.headers["Authorization"],
+            Secret::File {
+                file: "/run/credentials/kbridge.service/token".into()
+            }
+        );
+        assert_eq!(c.webhook.headers["X-Team"], Secret::Value("sre".into()));
+        assert_eq!(
+            c.webhook.basic_auth.as_ref().map(|b| b.user.as_str()),
+            Some("ops")
+        );
+        assert_eq!(
+            c.webhook.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/kbridge/ca.pem"))
+        );
+        for (text, expected) in [
+            (
+                "[webhook.tls]\nclient_cert_file = \"/c.pem\"\n",
+                "client_cert_file and client_key_file go together",
+            ),
+            ("[webhook.tls]\nverify = false\n", "verify"),
+        ] {
+            let f = write(&format!(
+                "topics = \"t\"\n[webhook]\nurl = \"https://ops/\"\n{text}"
+            ));
+            let e = RelayConfig::load(Some(f.path()), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{e}");
+        }
+        let f = write(
+            "topics = \"t\"\n[webhook]\nurl = \"http://ops/\"\n[webhook.tls]\ninsecure_skip_verify = true\n",
+        );
+        let e = RelayConfig::load(Some(f.path()), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not https"), "{e}");
     }
 
     #[test]

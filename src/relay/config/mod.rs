@@ -10,6 +10,7 @@
 mod layers;
 mod overrides;
 mod schema;
+mod secret;
 
 pub(crate) use overrides::{LogOverrides, MetricsOverrides, Overrides, WebhookOverrides};
-pub(crate) use schema::{OffsetReset, Preset, RelayConfig, RetryConfig, WebhookConfig};
+pub(crate) use schema::{OffsetReset, Preset, RelayConfig, RetryConfig, WebhookConfig, WebhookTls};

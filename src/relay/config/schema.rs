@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::secret::Secret;
 use crate::client::{KafkaOpts, PropertySource};
 use crate::error::UsageError;
 use crate::logging::LogFormat;
@@ -100,11 +101,41 @@ pub(crate) struct RelayConfig {
 pub(crate) struct WebhookConfig {
     #[serde(default)]
     pub url: String,
-    /// Extra request headers, e.g. Authorization (use `${VAR}` for secrets).
+    /// Extra request headers, e.g. Authorization: a value (`${VAR}` for
+    /// secrets) or `{ file = "…" }`.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
+    /// HTTP basic authentication.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default)]
+    pub tls: WebhookTls,
     #[serde(default = "defaults::webhook_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BasicAuth {
+    pub user: String,
+    /// A value or `{ file = "…" }`.
+    pub password: Secret,
+}
+
+/// TLS toward an `https://` webhook.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhookTls {
+    /// A private CA (PEM): the only one trusted for the webhook.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for mutual TLS, with its key.
+    pub client_cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM, PKCS#8 or PKCS#1 RSA).
+    pub client_key_file: Option<PathBuf>,
+    /// Accept any certificate: for a test target only; logged as a warning
+    /// at every start.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 impl Default for WebhookConfig {
@@ -112,6 +143,8 @@ impl Default for WebhookConfig {
         Self {
             url: String::new(),
             headers: BTreeMap::new(),
+            basic_auth: None,
+            tls: WebhookTls::default(),
             timeout: defaults::webhook_timeout(),
         }
     }
@@ -326,6 +359,20 @@ impl RelayConfig {
                 self.webhook.url
             )));
         }
+        let tls = &self.webhook.tls;
+        if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+            bail!(UsageError(
+                "webhook.tls: client_cert_file and client_key_file go together (a client certificate and its key)".into()
+            ));
+        }
+        let tls_set =
+            tls.ca_file.is_some() || tls.client_cert_file.is_some() || tls.insecure_skip_verify;
+        if tls_set && url.scheme() != "https" {
+            bail!(UsageError(format!(
+                "webhook.tls is set but the webhook URL '{}' is not https",
+                self.webhook.url
+            )));
+        }
         if self.concurrency == 0 || self.max_pending == 0 {
             bail!(UsageError(
                 "concurrency and max_pending must be at least 1".into()
@@ -401,11 +448,19 @@ impl fmt::Debug for WebhookConfig {
         let headers: BTreeMap<_, _> = self
             .headers
             .iter()
-            .map(|(k, v)| (k, redact(k, v)))
+            .map(|(k, v)| {
+                let shown = match v {
+                    Secret::Value(v) => redact(k, v),
+                    file => format!("{file:?}"),
+                };
+                (k, shown)
+            })
             .collect();
         f.debug_struct("WebhookConfig")
             .field("url", &self.url)
             .field("headers", &headers)
+            .field("basic_auth", &self.basic_auth)
+            .field("tls", &self.tls)
             .field("timeout", &self.timeout)
             .finish()
     }

@@ -7,12 +7,15 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use base64::Engine;
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+};
 
 use super::answer::{Trouble, Verdict, classify};
 use super::status_policy::StatusPolicy;
-use crate::relay::config::WebhookConfig;
+use crate::relay::config::{WebhookConfig, WebhookTls};
 
 /// The header that lets the target drop duplicates: stable across retries
 /// and restarts, because it is the event's Kafka coordinates.
@@ -60,12 +63,22 @@ impl Webhook {
         for (k, v) in &cfg.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .with_context(|| format!("webhook header name '{k}' is invalid"))?;
-            let mut value = HeaderValue::from_str(v)
+            let v = v.resolve(&format!("webhook header '{k}'"))?;
+            let mut value = HeaderValue::from_str(&v)
                 .with_context(|| format!("webhook header '{k}' has an invalid value"))?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let client = reqwest::Client::builder()
+        if let Some(auth) = &cfg.basic_auth {
+            let password = auth.password.resolve("webhook.basic_auth.password")?;
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{password}", auth.user));
+            let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+                .context("webhook.basic_auth: the user or password is not valid in a header")?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let client = with_tls(reqwest::Client::builder(), &cfg.tls)?
             .default_headers(headers)
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
@@ -178,6 +191,54 @@ impl Webhook {
             .load(std::sync::atomic::Ordering::Relaxed)
             > since_ms
     }
+}
+
+/// The webhook's TLS settings: a private CA (trusted alone), a client
+/// certificate for mutual TLS, or — for a test target — no verification,
+/// which is logged at every start.
+fn with_tls(builder: reqwest::ClientBuilder, tls: &WebhookTls) -> Result<reqwest::ClientBuilder> {
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .with_context(|| format!("webhook.tls.{what}: cannot read {}", path.display()))
+    };
+    let mut builder = builder;
+    if let Some(path) = &tls.ca_file {
+        let pem = read("ca_file", path)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+            format!(
+                "webhook.tls.ca_file: {} is not a PEM certificate",
+                path.display()
+            )
+        })?;
+        if certs.is_empty() {
+            anyhow::bail!(
+                "webhook.tls.ca_file: {} holds no PEM certificate",
+                path.display()
+            );
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
+        let identity = reqwest::Identity::from_pkcs8_pem(
+            &read("client_cert_file", cert)?,
+            &read("client_key_file", key)?,
+        )
+        .with_context(|| {
+            format!(
+                "webhook.tls: {} and {} are not a PEM certificate and its PKCS#8 key (convert the key with `openssl pkcs8 -topk8 -nocrypt`)",
+                cert.display(),
+                key.display()
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
+    if tls.insecure_skip_verify {
+        tracing::warn!(
+            "webhook.tls.insecure_skip_verify is on: the webhook's certificate is not checked, so anyone on the path can read and answer the alerts; use ca_file instead"
+        );
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    Ok(builder)
 }
 
 async fn read_capped(mut resp: reqwest::Response) -> reqwest::Result<Vec<u8>> {

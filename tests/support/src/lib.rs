@@ -17,6 +17,7 @@ pub mod broker;
 pub mod child;
 pub mod events;
 pub mod http;
+pub mod https;
 pub mod kafka;
 pub mod kbridge;
 pub mod output;
