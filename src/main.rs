@@ -16,6 +16,7 @@ mod error;
 mod headers;
 mod logging;
 mod output;
+mod redact;
 mod relay;
 mod time_spec;
 mod topic_partition;

@@ -69,6 +69,9 @@ pub(crate) async fn run(config_file: Option<&Path>, overrides: &Overrides) -> Re
         RelayConfig::load(config_file, overrides).map_err(|e| UsageError(format!("{e:#}")))?;
     let _guard =
         crate::logging::init_service(cfg.log.format, &cfg.log.level, cfg.log.file.as_ref())?;
+    for notice in &cfg.notices {
+        tracing::warn!("{notice}");
+    }
     let (_stop, shutdown) = shutdown::on_signals(cfg.drain_timeout);
     match service::serve(cfg, shutdown, None).await {
         Ok(()) => {

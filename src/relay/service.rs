@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use rdkafka::consumer::Consumer;
 use tokio::sync::mpsc;
 
+use crate::redact;
 use crate::relay::config::RelayConfig;
 use crate::relay::report::Report;
 use crate::relay::shared::Shared;
@@ -67,7 +68,7 @@ pub(crate) async fn serve(
         brokers = %cfg.brokers,
         topics = ?cfg.topics,
         group = %cfg.group,
-        webhook = %cfg.webhook.url,
+        webhook = %redact::url(&cfg.webhook.url),
         dead_letter_topic = cfg.dead_letter_topic.as_deref().unwrap_or("-"),
         "relay started"
     );

@@ -197,3 +197,28 @@ fn a_tls_listener_addressed_as_plaintext_says_so() {
     let err = refused(&s.sasl_ssl, &[]);
     assert!(err.contains("security.protocol"), "{err}");
 }
+
+/// At full verbosity (`-vvv`, librdkafka's `debug=all`), through a success
+/// and a refused password, no password appears in any output.
+#[test]
+fn no_password_appears_at_full_verbosity() {
+    let s = secured();
+    let mut props = s.sasl("SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD);
+    props.push("debug=all".into());
+    let mut cmd = kb(&s.sasl_ssl, &props, &["topics", "list"]);
+    cmd.arg("-vvv");
+    let good = run_cmd(cmd, b"");
+    good.ok();
+    let wrong = "wrong-pw-4f4f4f4f";
+    let mut props = s.sasl("SCRAM-SHA-512", SCRAM_USER, wrong);
+    props.push("debug=all".into());
+    let mut cmd = kb(&s.sasl_ssl, &props, &["--timeout", "5s", "topics", "list"]);
+    cmd.arg("-vvv");
+    let bad = run_cmd(cmd, b"");
+    bad.exit(1);
+    for (out, secret) in [(&good, SCRAM_PASSWORD), (&bad, wrong)] {
+        let all = format!("{}{}", out.stdout_str(), out.stderr_str());
+        assert!(all.contains("TRACE"), "verbose output expected: {all}");
+        assert!(!all.contains(secret), "{secret} appears");
+    }
+}

@@ -13,6 +13,7 @@ mod delivery;
 mod https;
 mod mapping;
 mod rebalance;
+mod secrets;
 mod secured;
 mod shutdown;
 mod startup;

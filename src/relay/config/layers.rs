@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use figment::Figment;
 use figment::providers::{Env, Serialized};
+use figment::{Figment, Metadata, Provider};
 
 use super::overrides::Overrides;
 use super::schema::RelayConfig;
@@ -39,14 +39,19 @@ impl RelayConfig {
     /// Loads and checks the layered configuration.
     pub(crate) fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
         let mut figment = Figment::new();
+        let mut notices = Vec::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the config file {}", path.display()))?;
             let mut value: toml::Value = toml::from_str(&text)
                 .map_err(|e| anyhow!("{} is not valid TOML: {e}", path.display()))?;
+            notices.extend(readable_literal_secrets(path, &value));
             expand_env(&mut value, &mut Vec::new())
                 .with_context(|| format!("in {}", path.display()))?;
-            figment = figment.merge(Serialized::defaults(value));
+            figment = figment.merge(Named {
+                inner: Serialized::defaults(value),
+                name: format!("the config file {}", path.display()),
+            });
         }
         figment = figment
             .merge(
@@ -58,17 +63,123 @@ impl RelayConfig {
                         ENV_KEYS.iter().any(|key| key.eq_ignore_ascii_case(top))
                     }),
             )
-            .merge(Serialized::defaults(overrides));
-        let config: RelayConfig = figment.extract().map_err(|e| {
-            anyhow!(
-                "invalid configuration: {e}{}",
-                file.map(|p| format!(" (file {})", p.display()))
-                    .unwrap_or_default()
-            )
-        })?;
+            .merge(Named {
+                inner: Serialized::defaults(overrides),
+                name: "the command line".into(),
+            });
+        let mut config: RelayConfig = figment
+            .extract()
+            .map_err(|e| anyhow!("invalid configuration: {}", describe(e)))?;
+        config.notices.extend(notices);
         config.check()?;
         Ok(config)
     }
+}
+
+/// A layer under a name a person knows (figment would name the line of
+/// code that built it).
+struct Named<P> {
+    inner: P,
+    name: String,
+}
+
+impl<P: Provider> Provider for Named<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> figment::Result<figment::value::Map<figment::Profile, figment::value::Dict>> {
+        self.inner.data()
+    }
+}
+
+/// figment's errors as `key: what was wrong (in which layer)`, without the
+/// profile name it prefixes to every key.
+fn describe(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let whence = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (in {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{whence}", e.kind)
+            } else {
+                format!("`{key}`: {}{whence}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A warning when the file holds a secret written in place (not `${VAR}`,
+/// not `{ file = … }`) and group or others may read it.
+fn readable_literal_secrets(path: &Path, doc: &toml::Value) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o044 == 0 {
+        return None;
+    }
+    let literal = |v: &toml::Value| {
+        v.as_str()
+            .is_some_and(|s| !s.is_empty() && !s.contains("${"))
+    };
+    let secret_name = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        [
+            "password",
+            "secret",
+            "token",
+            "authorization",
+            "api-key",
+            "apikey",
+        ]
+        .iter()
+        .any(|s| k.contains(s))
+    };
+    let mut keys = Vec::new();
+    if let Some(kafka) = doc.get("kafka").and_then(toml::Value::as_table) {
+        for (k, v) in kafka {
+            if secret_name(k) && literal(v) {
+                keys.push(format!("kafka.\"{k}\""));
+            }
+        }
+    }
+    if let Some(webhook) = doc.get("webhook") {
+        if let Some(headers) = webhook.get("headers").and_then(toml::Value::as_table) {
+            for (k, v) in headers {
+                if secret_name(k) && literal(v) {
+                    keys.push(format!("webhook.headers.{k}"));
+                }
+            }
+        }
+        if webhook
+            .get("basic_auth")
+            .and_then(|b| b.get("password"))
+            .is_some_and(literal)
+        {
+            keys.push("webhook.basic_auth.password".into());
+        }
+        if let Some(url) = webhook.get("url").and_then(toml::Value::as_str)
+            && !url.contains("${")
+            && crate::redact::url(url) != url
+        {
+            keys.push("webhook.url".into());
+        }
+    }
+    if keys.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} holds secrets in place ({}) and is readable by others than its owner (mode {:o}); run `chmod 600 {}` (or 640 with group kbridge), or move them to ${{VAR}} or {{ file = \"…\" }}",
+        path.display(),
+        keys.join(", "),
+        mode & 0o777,
+        path.display()
+    ))
 }
 
 /// Replaces `${VAR}` in every string of a parsed TOML document.
@@ -256,6 +367,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not https"), "{e}");
+    }
+
+    #[test]
+    fn a_readable_file_with_secrets_in_place_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let text = "topics = \"t\"\n[webhook]\nurl = \"https://oapi.dingtalk.com/robot/send?access_token=abc\"\n[kafka]\n\"sasl.password\" = \"hunter2\"\n";
+        let f = write(text);
+        let mode = |m: u32| std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(m));
+        mode(0o644).unwrap();
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+        let notice = c.notices.join("\n");
+        assert!(notice.contains("chmod 600"), "{notice}");
+        assert!(
+            notice.contains("sasl.password") && notice.contains("webhook.url"),
+            "{notice}"
+        );
+        assert!(
+            !notice.contains("hunter2") && !notice.contains("abc"),
+            "{notice}"
+        );
+        mode(0o600).unwrap();
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
+        let f = write(
+            "topics = \"t\"\n[webhook]\nurl = \"http://x/\"\n[kafka]\n\"sasl.password\" = \"${HOME}\"\n",
+        );
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_file_not_kbridge_s_source() {
+        let f = write(
+            "topics = \"t\"\nconcurrency = \"many\"\n[webhook]\nurl = \"http://x/\"\ntimeout = true\n",
+        );
+        let e = RelayConfig::load(Some(f.path()), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`concurrency`") || e.contains("`webhook.timeout`"),
+            "{e}"
+        );
+        assert!(e.contains(&f.path().display().to_string()), "{e}");
+        assert!(!e.contains("src/") && !e.contains(".rs:"), "{e}");
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub(crate) struct RelayConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Warnings found while loading, for the log once it is set up.
+    #[serde(skip)]
+    pub notices: Vec<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -350,13 +353,13 @@ impl RelayConfig {
         let url = reqwest::Url::parse(&self.webhook.url).map_err(|e| {
             UsageError(format!(
                 "webhook URL '{}' is invalid: {e}",
-                self.webhook.url
+                crate::redact::url(&self.webhook.url)
             ))
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             bail!(UsageError(format!(
                 "webhook URL '{}' must be http or https",
-                self.webhook.url
+                crate::redact::url(&self.webhook.url)
             )));
         }
         let tls = &self.webhook.tls;
@@ -370,7 +373,7 @@ impl RelayConfig {
         if tls_set && url.scheme() != "https" {
             bail!(UsageError(format!(
                 "webhook.tls is set but the webhook URL '{}' is not https",
-                self.webhook.url
+                crate::redact::url(&self.webhook.url)
             )));
         }
         if self.concurrency == 0 || self.max_pending == 0 {
@@ -457,7 +460,7 @@ impl fmt::Debug for WebhookConfig {
             })
             .collect();
         f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
+            .field("url", &crate::redact::url(&self.url))
             .field("headers", &headers)
             .field("basic_auth", &self.basic_auth)
             .field("tls", &self.tls)
@@ -473,7 +476,11 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Text(String),
         Secs(u64),
     }
-    match Raw::deserialize(d)? {
+    match Raw::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(
+            "expected a duration: a string like \"10s\", \"500ms\", \"2m\", or whole seconds",
+        )
+    })? {
         Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
         Raw::Secs(n) => Ok(Duration::from_secs(n)),
     }

@@ -15,6 +15,7 @@ use reqwest::header::{
 
 use super::answer::{Trouble, Verdict, classify};
 use super::status_policy::StatusPolicy;
+use crate::redact;
 use crate::relay::config::{WebhookConfig, WebhookTls};
 
 /// The header that lets the target drop duplicates: stable across retries
@@ -170,7 +171,7 @@ impl Webhook {
         if let (Verdict::Rejected { reason, .. } | Verdict::Retry { reason, .. }, Some(to)) =
             (&mut verdict, location)
         {
-            reason.push_str(&format!(" (Location: {to})"));
+            reason.push_str(&format!(" (Location: {})", redact::url(&to)));
         }
         if verdict == Verdict::Delivered {
             let ms = self.epoch.elapsed().as_millis() as u64 + 1;

@@ -1,4 +1,4 @@
-//! A plain HTTP GET, for the relay's health endpoints: the status only.
+//! A plain HTTP GET, for the relay's health and metrics endpoints.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +15,12 @@ pub fn free_port() -> u16 {
 /// The status of `GET path` on 127.0.0.1:port, or `None` when nothing
 /// answers (not listening yet, say).
 pub fn get_status(port: u16, path: &str) -> Option<u16> {
+    get(port, path)?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The whole answer (status line, headers, body) of `GET path` on
+/// 127.0.0.1:port, or `None` when nothing answers.
+pub fn get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -24,5 +30,5 @@ pub fn get_status(port: u16, path: &str) -> Option<u16> {
     .ok()?;
     let mut answer = String::new();
     s.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
+    Some(answer)
 }
