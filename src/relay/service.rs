@@ -52,11 +52,20 @@ pub(crate) async fn serve(
         let consumer = shared.consumer().clone();
         let kafka = cfg.kafka_opts();
         let wait = cfg.topic_wait;
-        tokio::task::spawn_blocking(move || {
+        tracing::info!(topics = ?needed, "connecting; waiting for the topics for up to {wait:?}");
+        let waiting = tokio::task::spawn_blocking(move || {
             kafka.wait_for_topics(consumer.client(), &needed, wait)
-        })
-        .await
-        .context("internal error waiting for topics")??;
+        });
+        // A stop asked for while waiting (systemd gave up on the start,
+        // say) ends the wait: nothing was consumed yet.
+        let mut stop = shutdown.clone();
+        tokio::select! {
+            waited = waiting => waited.context("internal error waiting for topics")??,
+            _ = stop.requested() => {
+                tracing::info!("stopped while waiting for the topics");
+                return Ok(());
+            }
+        }
     }
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
     shared

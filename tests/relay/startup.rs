@@ -134,6 +134,27 @@ fn a_topic_that_does_not_exist_fails_the_start_quickly() {
     assert!(target.requests().is_empty());
 }
 
+/// A stop asked for while the relay waits for its topics ends the wait at
+/// once (before: the stop waited for `topic_wait`).
+#[test]
+fn a_stop_while_waiting_for_the_topics_is_prompt() {
+    let target = Target::start(Script::default());
+    let mut relay = RelayCmd::new(&unique("notyet"), &unique("notyet-g"), &target.url())
+        .config("topic_wait = \"60s\"\n")
+        .start();
+    relay.wait_for_log("waiting for the topics", Duration::from_secs(10));
+    let asked = Instant::now();
+    relay.signal("TERM");
+    let status = relay.expect_exit(Duration::from_secs(30));
+    assert!(status.success(), "{}", relay.stderr());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "took {:?}\n{}",
+        asked.elapsed(),
+        relay.stderr()
+    );
+}
+
 #[test]
 fn configuration_mistakes_exit_2_naming_the_mistake() {
     let topic = new_topic("badconf", 1);
