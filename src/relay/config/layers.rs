@@ -415,6 +415,31 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listen_on_loopback_unless_a_host_is_given() {
+        for (given, expected) in [
+            ("\":9464\"", "127.0.0.1:9464"),
+            ("9464", "127.0.0.1:9464"),
+            ("\"0.0.0.0:9464\"", "0.0.0.0:9464"),
+        ] {
+            let f = write(&format!(
+                "topics = \"t\"\n[webhook]\nurl = \"http://x/\"\n[metrics]\naddr = {given}\n"
+            ));
+            let c = RelayConfig::load(Some(f.path()), &Overrides::default()).unwrap();
+            assert_eq!(
+                c.metrics.addr.map(|a| a.to_string()).as_deref(),
+                Some(expected)
+            );
+        }
+        let f = write(
+            "topics = \"t\"\n[webhook]\nurl = \"http://x/\"\n[metrics]\naddr = \"everywhere\"\n",
+        );
+        let e = RelayConfig::load(Some(f.path()), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.addr") && e.contains("HOST:PORT"), "{e}");
+    }
+
+    #[test]
     fn kafka_settings_that_break_at_least_once_are_refused() {
         for key in ["enable.auto.commit", "enable.auto.offset.store"] {
             let f = write(&format!(

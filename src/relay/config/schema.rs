@@ -258,9 +258,37 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MetricsConfig {
-    /// Serve /metrics, /healthz and /readyz here; off when unset.
-    #[serde(default)]
+    /// Serve /metrics, /healthz and /readyz here; off when unset. A bare
+    /// port (`9464` or `:9464`) listens on 127.0.0.1 only.
+    #[serde(default, deserialize_with = "listen_addr")]
     pub addr: Option<SocketAddr>,
+}
+
+/// `HOST:PORT`, or a bare port for 127.0.0.1: the metrics say how the
+/// relay is doing, which is nobody else's business unless asked for.
+fn listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Port(u16),
+    }
+    let bad = |s: &str| {
+        serde::de::Error::custom(format!(
+            "'{s}' is not an address to listen on; use HOST:PORT (127.0.0.1:9464) or a port (9464, on 127.0.0.1)"
+        ))
+    };
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Port(p)) => Ok(Some(SocketAddr::from(([127, 0, 0, 1], p)))),
+        Some(Raw::Text(s)) => {
+            let port_only = s.strip_prefix(':').unwrap_or(&s);
+            if let Ok(p) = port_only.parse::<u16>() {
+                return Ok(Some(SocketAddr::from(([127, 0, 0, 1], p))));
+            }
+            s.parse().map(Some).map_err(|_| bad(&s))
+        }
+    }
 }
 
 mod defaults {
