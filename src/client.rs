@@ -202,7 +202,7 @@ impl KafkaOpts {
     ) -> Result<()> {
         let deadline = Instant::now() + wait;
         loop {
-            let missing: Vec<&String> = match client.fetch_metadata(None, Duration::from_secs(5)) {
+            let missing: Vec<&String> = match client.fetch_metadata(None, Duration::from_secs(2)) {
                 Ok(md) => missing_topics(&md, topics),
                 Err(e) => {
                     let cause = self.why_unreachable(client);

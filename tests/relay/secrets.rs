@@ -1,7 +1,8 @@
 //! No secret leaks: the relay runs at full verbosity (every log target at
 //! trace, librdkafka's `debug=all`) over SASL_SSL, with a webhook token in
 //! a header, another in the URL's query and a basic-auth password from a
-//! file, through a delivery and a dead letter — and none of them appears
+//! file, through a refused attempt (401), a delivery and a dead letter —
+//! and none of them appears
 //! in its output, its metrics or the dead letter.
 
 use std::time::Duration;
@@ -24,7 +25,13 @@ fn no_secret_appears_in_logs_metrics_or_dead_letters() {
     let s = secured();
     let topic = new_topic("secrets", 1);
     let dlq = new_topic("secrets-dlq", 1);
-    let target = Target::start(Script::default());
+    // The first answer is a 401 (a failure path: the target refuses the
+    // credentials), then the target takes the alert.
+    let target = Target::start(Script {
+        fail_first: 1,
+        fail_status: Some(401),
+        ..Default::default()
+    });
     let dir = tempfile::tempdir().expect("temp dir");
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, format!("{BASIC_PASSWORD}\n")).expect("write");
@@ -55,7 +62,7 @@ fn no_secret_appears_in_logs_metrics_or_dead_letters() {
         "{}",
         relay.stderr()
     );
-    let sent = &target.requests()[0];
+    let sent = &target.delivered()[0];
     assert_eq!(
         sent.headers["x-api-token"], HEADER_TOKEN,
         "the target gets it"

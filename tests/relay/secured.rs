@@ -58,6 +58,9 @@ fn a_wrong_password_stops_the_relay_at_once() {
         .brokers(&secured().sasl_ssl)
         .config(&kafka_block())
         .env("KBRIDGE_TEST_KAFKA_PASSWORD", "not-the-password")
+        // At full verbosity: the password must not show even there.
+        .env("KBRIDGE_LOG", "trace")
+        .property("debug=all")
         .start();
     let status = relay.expect_exit(Duration::from_secs(30));
     let took = started.elapsed();
