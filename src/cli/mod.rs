@@ -8,6 +8,7 @@
 //! `-X`, `--timeout`) are global, as in kcat, so they can be given before or
 //! after the subcommand.
 
+mod check;
 mod cluster;
 mod consume;
 mod groups;
@@ -82,6 +83,8 @@ enum Command {
     Run(run::RunArgs),
     /// Show the relay working end to end with an embedded broker and receiver
     Demo(run::DemoArgs),
+    /// Check the relay's config, and show what it would do with sample events
+    Check(check::CheckArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to generate completions for
@@ -128,6 +131,7 @@ impl Cli {
             }
             Command::Run(args) => return args.execute(opts, brokers_given).await,
             Command::Demo(args) => crate::demo::run(args.deadline).await?,
+            Command::Check(args) => return args.execute(),
             Command::Completions { shell } => {
                 let mut script = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "kbridge", &mut script);

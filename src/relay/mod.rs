@@ -35,6 +35,7 @@
 //! (metrics, health, the summary line), `report` (what the demo prints).
 
 mod blocking;
+pub(crate) mod check;
 mod commit;
 pub(crate) mod config;
 mod deliver;

@@ -13,6 +13,7 @@
 mod offsets;
 mod printed;
 
+mod check;
 mod cluster;
 mod consume;
 mod global;

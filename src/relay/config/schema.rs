@@ -47,6 +47,15 @@ pub(crate) enum Preset {
     GuanceEasyops,
 }
 
+impl Preset {
+    /// The name the configuration gives it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Preset::GuanceEasyops => "guance-easyops",
+        }
+    }
+}
+
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RelayConfig {

@@ -1,0 +1,160 @@
+//! `kbridge check`: load and validate the relay's configuration as `run`
+//! does — layers, `${VAR}`s, files it names (header secrets, TLS
+//! certificates), the webhook client — and, with sample events, say per
+//! event and route what the relay would do: skip it (and why), find it
+//! invalid (the stage and the reason), or deliver the exact body shown.
+//! This is how an operator tries a mapping before it meets real alerts.
+//!
+//! A configuration without routes is one route, named `default`: its
+//! preset and its webhook.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::error::UsageError;
+use crate::relay::config::{Overrides, RelayConfig};
+use crate::relay::deliver::webhook::Webhook;
+use crate::relay::preset::{Decision, decide};
+
+/// The name of the one route of a configuration without `[[route]]`.
+const DEFAULT_ROUTE: &str = "default";
+
+pub(crate) fn run(config: Option<&Path>, events: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let invalid = |e: anyhow::Error| UsageError(format!("{e:#}"));
+    let cfg = RelayConfig::load(config, &Overrides::default()).map_err(invalid)?;
+    // What `run` builds before it connects: the webhook client reads the
+    // header secrets and TLS files named in the config.
+    let policy = cfg.retry.status_policy().map_err(invalid)?;
+    Webhook::new(&cfg.webhook, cfg.concurrency, policy).map_err(invalid)?;
+    for notice in &cfg.notices {
+        eprintln!("kbridge: warning: {notice}");
+    }
+    let Some(events) = events else {
+        eprintln!(
+            "configuration OK: topics {}, preset {}, webhook {}",
+            cfg.topics.join(", "),
+            cfg.preset.as_str(),
+            crate::redact::url(&cfg.webhook.url)
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let input: Box<dyn BufRead> = if events == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(events).map_err(|e| {
+            UsageError(format!(
+                "cannot read the events file {}: {e}",
+                events.display()
+            ))
+        })?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut out = std::io::stdout().lock();
+    for (i, line) in input.split(b'\n').enumerate() {
+        let line = line.with_context(|| format!("reading line {} of the events", i + 1))?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let decision = decide(cfg.preset, Some(line), cfg.max_message_bytes);
+        let verdict = verdict(i + 1, DEFAULT_ROUTE, &decision);
+        if json {
+            writeln!(out, "{verdict}")?;
+        } else {
+            writeln!(out, "{}", as_text(&verdict))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One event's fate on one route, as the `--json` contract says: `line`
+/// (1-based), `route`, `outcome` (`deliver`, `skip`, `invalid`) and
+/// `bodies` or `reason` (with `stage` for an invalid event).
+fn verdict(line: usize, route: &str, decision: &Decision) -> Value {
+    match decision {
+        Decision::Skip(reason) => {
+            json!({"line": line, "route": route, "outcome": "skip", "reason": reason})
+        }
+        Decision::Reject { stage, reason } => json!({
+            "line": line, "route": route, "outcome": "invalid",
+            "stage": stage.as_str(), "reason": reason,
+        }),
+        Decision::Deliver { body, warning, .. } => {
+            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let mut v =
+                json!({"line": line, "route": route, "outcome": "deliver", "bodies": [body]});
+            if let Some(w) = warning {
+                v["warning"] = Value::from(w.as_str());
+            }
+            v
+        }
+    }
+}
+
+fn as_text(v: &Value) -> String {
+    let head = format!(
+        "line {} · {} · {}",
+        v["line"],
+        v["route"].as_str().unwrap_or_default(),
+        v["outcome"].as_str().unwrap_or_default()
+    );
+    match v["outcome"].as_str() {
+        Some("deliver") => {
+            let bodies: Vec<String> = v["bodies"]
+                .as_array()
+                .map(|b| {
+                    b.iter()
+                        .map(|b| serde_json::to_string_pretty(b).unwrap_or_default())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let warning = v["warning"]
+                .as_str()
+                .map(|w| format!(" (warning: {w})"))
+                .unwrap_or_default();
+            format!("{head}{warning}\n{}", bodies.join("\n"))
+        }
+        Some("invalid") => format!(
+            "{head} at {}: {}",
+            v["stage"].as_str().unwrap_or_default(),
+            v["reason"].as_str().unwrap_or_default()
+        ),
+        _ => format!("{head}: {}", v["reason"].as_str().unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::stage::Stage;
+
+    #[test]
+    fn verdicts_follow_the_json_contract() {
+        let d = Decision::Deliver {
+            alert_id: "f".into(),
+            body: bytes::Bytes::from_static(br#"{"alertId":"f"}"#),
+            warning: None,
+        };
+        assert_eq!(
+            verdict(3, "default", &d),
+            json!({"line": 3, "route": "default", "outcome": "deliver", "bodies": [{"alertId": "f"}]})
+        );
+        let r = Decision::Reject {
+            stage: Stage::Validate,
+            reason: "df_title: missing".into(),
+        };
+        let v = verdict(1, "default", &r);
+        assert_eq!(v["outcome"], "invalid");
+        assert_eq!(v["stage"], "validate");
+        assert_eq!(
+            as_text(&v),
+            "line 1 · default · invalid at validate: df_title: missing"
+        );
+        let s = verdict(2, "default", &Decision::Skip("df_source is 'x'".into()));
+        assert_eq!(as_text(&s), "line 2 · default · skip: df_source is 'x'");
+    }
+}
