@@ -16,6 +16,9 @@ pub(super) struct CheckArgs {
     /// Sample events, one JSON document per line ('-' reads stdin)
     #[arg(value_name = "EVENTS.jsonl")]
     events: Option<PathBuf>,
+    /// The events' topic: only the routes that take it are shown
+    #[arg(long, short = 't', value_name = "T")]
+    topic: Option<String>,
     /// One JSON object per event and route: line, route, outcome, bodies or reason
     #[arg(long)]
     json: bool,
@@ -23,6 +26,11 @@ pub(super) struct CheckArgs {
 
 impl CheckArgs {
     pub(super) fn execute(self) -> Result<ExitCode> {
-        crate::relay::check::run(self.config.as_deref(), self.events.as_deref(), self.json)
+        crate::relay::check::run(
+            self.config.as_deref(),
+            self.events.as_deref(),
+            self.topic.as_deref(),
+            self.json,
+        )
     }
 }

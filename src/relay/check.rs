@@ -6,7 +6,8 @@
 //! This is how an operator tries a mapping before it meets real alerts.
 //!
 //! A configuration without routes is one route, named `default`: its
-//! preset and its webhook.
+//! preset and its webhook. Every route is shown for every event, or with
+//! `--topic`, the routes that take that topic.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -18,28 +19,33 @@ use serde_json::{Value, json};
 use crate::error::UsageError;
 use crate::relay::config::{Overrides, RelayConfig};
 use crate::relay::deliver::webhook::Webhook;
-use crate::relay::preset::{Decision, decide};
+use crate::relay::route::{self, RouteDecision};
 
-/// The name of the one route of a configuration without `[[route]]`.
-const DEFAULT_ROUTE: &str = "default";
-
-pub(crate) fn run(config: Option<&Path>, events: Option<&Path>, json: bool) -> Result<ExitCode> {
+pub(crate) fn run(
+    config: Option<&Path>,
+    events: Option<&Path>,
+    topic: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
     let invalid = |e: anyhow::Error| UsageError(format!("{e:#}"));
     let cfg = RelayConfig::load(config, &Overrides::default()).map_err(invalid)?;
-    // What `run` builds before it connects: the webhook client reads the
-    // header secrets and TLS files named in the config.
-    let policy = cfg.retry.status_policy().map_err(invalid)?;
-    Webhook::new(&cfg.webhook, cfg.concurrency, policy).map_err(invalid)?;
+    // What `run` builds before it connects: the routes' jq programs, and
+    // their webhook clients, which read the header secrets and TLS files
+    // named in the config.
+    let routes = route::compile(&cfg).map_err(invalid)?;
+    for r in &routes {
+        let policy = cfg.retry.status_policy().map_err(invalid)?;
+        Webhook::new(&r.webhook, cfg.concurrency, policy)
+            .map_err(|e| invalid(e.context(format!("route '{}'", r.name))))?;
+    }
     for notice in &cfg.notices {
         eprintln!("kbridge: warning: {notice}");
     }
     let Some(events) = events else {
-        eprintln!(
-            "configuration OK: topics {}, preset {}, webhook {}",
-            cfg.topics.join(", "),
-            cfg.preset.as_str(),
-            crate::redact::url(&cfg.webhook.url)
-        );
+        eprintln!("configuration OK: topics {}", cfg.topics.join(", "));
+        for r in &routes {
+            eprintln!("  route {}", r.describe());
+        }
         return Ok(ExitCode::SUCCESS);
     };
     let input: Box<dyn BufRead> = if events == Path::new("-") {
@@ -60,12 +66,14 @@ pub(crate) fn run(config: Option<&Path>, events: Option<&Path>, json: bool) -> R
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let decision = decide(cfg.preset, Some(line), cfg.max_message_bytes);
-        let verdict = verdict(i + 1, DEFAULT_ROUTE, &decision);
-        if json {
-            writeln!(out, "{verdict}")?;
-        } else {
-            writeln!(out, "{}", as_text(&verdict))?;
+        for r in routes.iter().filter(|r| topic.is_none_or(|t| r.takes(t))) {
+            let decision = r.decide(Some(line), cfg.max_message_bytes);
+            let verdict = verdict(i + 1, &r.name, &decision);
+            if json {
+                writeln!(out, "{verdict}")?;
+            } else {
+                writeln!(out, "{}", as_text(&verdict))?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -74,19 +82,29 @@ pub(crate) fn run(config: Option<&Path>, events: Option<&Path>, json: bool) -> R
 /// One event's fate on one route, as the `--json` contract says: `line`
 /// (1-based), `route`, `outcome` (`deliver`, `skip`, `invalid`) and
 /// `bodies` or `reason` (with `stage` for an invalid event).
-fn verdict(line: usize, route: &str, decision: &Decision) -> Value {
+fn verdict(line: usize, route: &str, decision: &RouteDecision) -> Value {
     match decision {
-        Decision::Skip(reason) => {
+        RouteDecision::Skip(reason) => {
             json!({"line": line, "route": route, "outcome": "skip", "reason": reason})
         }
-        Decision::Reject { stage, reason } => json!({
+        RouteDecision::Invalid { stage, reason } => json!({
             "line": line, "route": route, "outcome": "invalid",
             "stage": stage.as_str(), "reason": reason,
         }),
-        Decision::Deliver { body, warning, .. } => {
-            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        RouteDecision::Deliver {
+            key,
+            bodies,
+            warning,
+        } => {
+            let bodies: Vec<Value> = bodies
+                .iter()
+                .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+                .collect();
             let mut v =
-                json!({"line": line, "route": route, "outcome": "deliver", "bodies": [body]});
+                json!({"line": line, "route": route, "outcome": "deliver", "bodies": bodies});
+            if let Some(k) = key {
+                v["key"] = Value::from(k.as_str());
+            }
             if let Some(w) = warning {
                 v["warning"] = Value::from(w.as_str());
             }
@@ -134,16 +152,16 @@ mod tests {
 
     #[test]
     fn verdicts_follow_the_json_contract() {
-        let d = Decision::Deliver {
-            alert_id: "f".into(),
-            body: bytes::Bytes::from_static(br#"{"alertId":"f"}"#),
+        let d = RouteDecision::Deliver {
+            key: Some("f".into()),
+            bodies: vec![bytes::Bytes::from_static(br#"{"alertId":"f"}"#)],
             warning: None,
         };
         assert_eq!(
             verdict(3, "default", &d),
-            json!({"line": 3, "route": "default", "outcome": "deliver", "bodies": [{"alertId": "f"}]})
+            json!({"line": 3, "route": "default", "outcome": "deliver", "bodies": [{"alertId": "f"}], "key": "f"})
         );
-        let r = Decision::Reject {
+        let r = RouteDecision::Invalid {
             stage: Stage::Validate,
             reason: "df_title: missing".into(),
         };
@@ -154,7 +172,11 @@ mod tests {
             as_text(&v),
             "line 1 · default · invalid at validate: df_title: missing"
         );
-        let s = verdict(2, "default", &Decision::Skip("df_source is 'x'".into()));
+        let s = verdict(
+            2,
+            "default",
+            &RouteDecision::Skip("df_source is 'x'".into()),
+        );
         assert_eq!(as_text(&s), "line 2 · default · skip: df_source is 'x'");
     }
 }

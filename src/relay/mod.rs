@@ -42,9 +42,11 @@ mod deliver;
 mod drain;
 mod intake;
 mod job;
+mod jq;
 mod origin;
 mod preset;
 pub(crate) mod report;
+mod route;
 pub(crate) mod service;
 mod shared;
 pub(crate) mod shutdown;
@@ -68,6 +70,12 @@ pub(crate) async fn run(config_file: Option<&Path>, overrides: &Overrides) -> Re
     // restart on (RestartPreventExitStatus=2).
     let cfg =
         RelayConfig::load(config_file, overrides).map_err(|e| UsageError(format!("{e:#}")))?;
+    if !cfg.routes.is_empty() {
+        return Err(UsageError(
+            "[[route]] is not relayed by `kbridge run` yet: this version checks routes (`kbridge check`) but relays only the top-level preset and webhook; remove the routes to run".into(),
+        )
+        .into());
+    }
     let _guard =
         crate::logging::init_service(cfg.log.format, &cfg.log.level, cfg.log.file.as_ref())?;
     for notice in &cfg.notices {

@@ -9,8 +9,10 @@
 
 mod layers;
 mod overrides;
+mod route;
 mod schema;
 mod secret;
 
 pub(crate) use overrides::{LogOverrides, MetricsOverrides, Overrides, WebhookOverrides};
+pub(crate) use route::{Mapping, RateLimit, RouteConfig};
 pub(crate) use schema::{OffsetReset, Preset, RelayConfig, RetryConfig, WebhookConfig, WebhookTls};

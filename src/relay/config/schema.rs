@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::route::{RateLimit, RouteConfig};
 use super::secret::Secret;
 use crate::client::{KafkaOpts, PropertySource};
 use crate::error::UsageError;
@@ -81,6 +82,10 @@ pub(crate) struct RelayConfig {
     pub kafka: BTreeMap<String, String>,
     #[serde(default)]
     pub webhook: WebhookConfig,
+    /// `[[route]]`: pipelines of their own; none means one route,
+    /// `default`, of `preset` and `webhook` (see `config::route`).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
     #[serde(default)]
     pub retry: RetryConfig,
     /// Deliveries in flight at once.
@@ -124,6 +129,13 @@ pub(crate) struct WebhookConfig {
     pub tls: WebhookTls,
     #[serde(default = "defaults::webhook_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// jq on a 2xx answer's JSON body: whether the target took the alert.
+    #[serde(default)]
+    pub success: Option<String>,
+    /// jq on an answer's JSON body: whether the target refused this alert
+    /// (dead-lettered, not retried).
+    #[serde(default)]
+    pub reject: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -158,6 +170,8 @@ impl Default for WebhookConfig {
             basic_auth: None,
             tls: WebhookTls::default(),
             timeout: defaults::webhook_timeout(),
+            success: None,
+            reject: None,
         }
     }
 }
@@ -366,6 +380,35 @@ impl RelayConfig {
         }
     }
 
+    /// The routes' own checks: names, mapping, topics, rate limit, webhook.
+    fn check_routes(&self) -> Result<()> {
+        let mut names = std::collections::BTreeSet::new();
+        for r in &self.routes {
+            if r.name.trim().is_empty() {
+                bail!(UsageError("every [[route]] needs a name".into()));
+            }
+            if !names.insert(r.name.as_str()) {
+                bail!(UsageError(format!("two routes are named '{}'", r.name)));
+            }
+            r.mapping().map_err(|e| UsageError(format!("{e:#}")))?;
+            for t in r.topics.iter().flatten() {
+                if !self.topics.contains(t) {
+                    bail!(UsageError(format!(
+                        "route '{}' takes topic '{t}', which the relay does not consume (topics: {})",
+                        r.name,
+                        self.topics.join(", ")
+                    )));
+                }
+            }
+            if let Some(rate) = &r.rate_limit {
+                RateLimit::parse(rate)
+                    .map_err(|e| UsageError(format!("route '{}': {e}", r.name)))?;
+            }
+            check_webhook(&r.webhook, &format!("route '{}' webhook", r.name))?;
+        }
+        Ok(())
+    }
+
     /// Checks what the types cannot: required values, ranges, conflicts.
     pub(super) fn check(&self) -> Result<()> {
         self.retry.status_policy()?;
@@ -382,36 +425,10 @@ impl RelayConfig {
                     .into()
             ));
         }
-        if self.webhook.url.is_empty() {
-            bail!(UsageError(
-                "no webhook URL: give --webhook, `webhook.url` in the config file, or KBRIDGE_WEBHOOK__URL".into()
-            ));
-        }
-        let url = reqwest::Url::parse(&self.webhook.url).map_err(|e| {
-            UsageError(format!(
-                "webhook URL '{}' is invalid: {e}",
-                crate::redact::url(&self.webhook.url)
-            ))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            bail!(UsageError(format!(
-                "webhook URL '{}' must be http or https",
-                crate::redact::url(&self.webhook.url)
-            )));
-        }
-        let tls = &self.webhook.tls;
-        if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
-            bail!(UsageError(
-                "webhook.tls: client_cert_file and client_key_file go together (a client certificate and its key)".into()
-            ));
-        }
-        let tls_set =
-            tls.ca_file.is_some() || tls.client_cert_file.is_some() || tls.insecure_skip_verify;
-        if tls_set && url.scheme() != "https" {
-            bail!(UsageError(format!(
-                "webhook.tls is set but the webhook URL '{}' is not https",
-                crate::redact::url(&self.webhook.url)
-            )));
+        if self.routes.is_empty() {
+            check_webhook(&self.webhook, "webhook")?;
+        } else {
+            self.check_routes()?;
         }
         if self.concurrency == 0 || self.max_pending == 0 {
             bail!(UsageError(
@@ -453,6 +470,43 @@ const OWNED_KAFKA_KEYS: &[(&str, &str)] = &[
 
 /// Redacts values that look secret (for `Debug`, which tests and error
 /// paths may print).
+/// The checks of one webhook (`what` is its key: `webhook`, or
+/// `route 'x' webhook`).
+fn check_webhook(w: &WebhookConfig, what: &str) -> Result<()> {
+    if w.url.is_empty() {
+        bail!(UsageError(format!(
+            "no webhook URL: give --webhook, `{what}.url` in the config file, or KBRIDGE_WEBHOOK__URL"
+        )));
+    }
+    let url = reqwest::Url::parse(&w.url).map_err(|e| {
+        UsageError(format!(
+            "{what}.url '{}' is invalid: {e}",
+            crate::redact::url(&w.url)
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!(UsageError(format!(
+            "{what}.url '{}' must be http or https",
+            crate::redact::url(&w.url)
+        )));
+    }
+    let tls = &w.tls;
+    if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+        bail!(UsageError(format!(
+            "{what}.tls: client_cert_file and client_key_file go together (a client certificate and its key)"
+        )));
+    }
+    let tls_set =
+        tls.ca_file.is_some() || tls.client_cert_file.is_some() || tls.insecure_skip_verify;
+    if tls_set && url.scheme() != "https" {
+        bail!(UsageError(format!(
+            "{what}.tls is set but the webhook URL '{}' is not https",
+            crate::redact::url(&w.url)
+        )));
+    }
+    Ok(())
+}
+
 fn redact(key: &str, value: &str) -> String {
     let k = key.to_ascii_lowercase();
     if ["password", "secret", "token", "authorization", "key"]
@@ -524,6 +578,13 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 /// `topics = "a"`, `topics = ["a", "b"]` or `KBRIDGE_TOPICS=a,b`.
+/// `one_or_many`, for a key that may be left out.
+pub(super) fn one_or_many_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    one_or_many(d).map(Some)
+}
+
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]

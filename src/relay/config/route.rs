@@ -1,0 +1,129 @@
+//! `[[route]]`: one pipeline from the relay's topics to one target —
+//! which events (`topics`, a jq `filter`), how each becomes requests (the
+//! native `preset`, or a jq `map` / `map_file`), the ordering `key`, a
+//! `rate_limit`, and the target (`[route.webhook]`, with jq `success` /
+//! `reject` rules for its answers). A config without routes is one route,
+//! `default`: its top-level `preset` and `webhook`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::Deserialize;
+
+use super::schema::{Preset, WebhookConfig, one_or_many_opt};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteConfig {
+    /// In logs, metrics labels and dead-letter headers.
+    pub name: String,
+    /// The relay's topics this route takes; all of them when unset.
+    #[serde(default, deserialize_with = "one_or_many_opt")]
+    pub topics: Option<Vec<String>>,
+    /// jq: false or null skips the event for this route.
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// jq producing the request bodies (0, 1 or many).
+    #[serde(default)]
+    pub map: Option<String>,
+    #[serde(default)]
+    pub map_file: Option<PathBuf>,
+    /// jq: the ordering key (events with one key are sent in order).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// `N/s`, `N/min` or `N/h`: a token bucket toward the target.
+    #[serde(default)]
+    pub rate_limit: Option<String>,
+    pub webhook: WebhookConfig,
+}
+
+/// How a route turns an event into requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mapping {
+    Preset(Preset),
+    /// jq source, and where it came from (for errors).
+    Jq {
+        code: String,
+        origin: String,
+    },
+}
+
+impl RouteConfig {
+    /// The route's mapping, reading `map_file`; exactly one of `preset`,
+    /// `map`, `map_file` must be set.
+    pub(crate) fn mapping(&self) -> Result<Mapping> {
+        let name = &self.name;
+        match (&self.preset, &self.map, &self.map_file) {
+            (Some(p), None, None) => Ok(Mapping::Preset(*p)),
+            (None, Some(code), None) => Ok(Mapping::Jq {
+                code: code.clone(),
+                origin: format!("route '{name}': map"),
+            }),
+            (None, None, Some(path)) => {
+                let code = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "route '{name}': cannot read map_file {}: {e}",
+                        path.display()
+                    )
+                })?;
+                Ok(Mapping::Jq {
+                    code,
+                    origin: format!("route '{name}': map_file {}", path.display()),
+                })
+            }
+            _ => bail!("route '{name}': set exactly one of preset, map and map_file"),
+        }
+    }
+}
+
+/// A rate limit: so many requests per period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// `20/min`, `5/s`, `100/minute`, `1000/h`.
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("rate_limit '{s}': expected N/s, N/min or N/h (say \"20/min\")");
+        let (n, unit) = s.split_once('/').ok_or_else(bad)?;
+        let requests: u32 = n.trim().parse().map_err(|_| bad())?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        if requests == 0 {
+            return Err(bad());
+        }
+        Ok(Self { requests, per })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_parse() {
+        assert_eq!(
+            RateLimit::parse("20/min"),
+            Ok(RateLimit {
+                requests: 20,
+                per: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            RateLimit::parse("5/s").map(|r| r.per),
+            Ok(Duration::from_secs(1))
+        );
+        for bad in ["20", "0/min", "x/min", "20/fortnight"] {
+            assert!(RateLimit::parse(bad).unwrap_err().contains("N/s"), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! jq programs for routes (filters, mappings, ordering keys, answer rules),
+//! through jaq: compiled once at start, run per event. An operator who
+//! knows jq can map any monitor's events to any target without Rust.
+//!
+//! Compile errors say where (`line 3, column 7`) and what was expected;
+//! runtime errors — including the program's own `error("…")` — come back
+//! as a message, for the event's dead letter.
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_json::Val;
+
+type Data = data::JustLut<Val>;
+
+/// A compiled jq program.
+pub(crate) struct Jq {
+    filter: jaq_core::Filter<Data>,
+}
+
+impl std::fmt::Debug for Jq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Jq")
+    }
+}
+
+impl Jq {
+    /// Compiles `code`; the error names the position and the problem.
+    pub(crate) fn compile(code: &str) -> Result<Self, String> {
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs::<Data>()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
+        let arena = Arena::default();
+        let modules = Loader::new(defs)
+            .load(&arena, File { code, path: () })
+            .map_err(|errors| {
+                let (_, e) = errors.into_iter().next().expect("an error");
+                match e {
+                    jaq_core::load::Error::Io(io) => io
+                        .first()
+                        .map(|(path, e)| format!("cannot load {path}: {e}"))
+                        .unwrap_or_default(),
+                    jaq_core::load::Error::Lex(lex) => lex
+                        .first()
+                        .map(|(expect, at)| {
+                            format!("{}: expected {}", position(code, at), expect.as_str())
+                        })
+                        .unwrap_or_default(),
+                    jaq_core::load::Error::Parse(parse) => parse
+                        .first()
+                        .map(|(expect, at)| {
+                            format!("{}: expected {}", position(code, at), expect.as_str())
+                        })
+                        .unwrap_or_default(),
+                }
+            })?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errors| {
+                errors
+                    .into_iter()
+                    .flat_map(|(_, undefined)| undefined)
+                    .map(|(name, what)| {
+                        let what = match what {
+                            jaq_core::compile::Undefined::Filter(arity) => {
+                                format!("undefined filter {name}/{arity}")
+                            }
+                            jaq_core::compile::Undefined::Var => {
+                                format!("undefined variable {name}")
+                            }
+                            other => format!("undefined {other:?} {name}"),
+                        };
+                        format!("{}: {what}", position(code, name))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+        Ok(Self { filter })
+    }
+
+    /// Every output of the program on `input`, or the first error's message.
+    pub(crate) fn run(&self, input: &Val) -> Result<Vec<Val>, String> {
+        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
+        self.filter
+            .id
+            .run((ctx, input.clone()))
+            .map(unwrap_valr)
+            .map(|r| r.map_err(message))
+            .collect()
+    }
+
+    /// Whether the program's first output is neither `false` nor `null`
+    /// (no output: false), as jq's `select` decides.
+    pub(crate) fn holds(&self, input: &Val) -> Result<bool, String> {
+        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
+        match self
+            .filter
+            .id
+            .run((ctx, input.clone()))
+            .map(unwrap_valr)
+            .next()
+        {
+            None => Ok(false),
+            Some(Ok(v)) => Ok(!matches!(v, Val::Null | Val::Bool(false))),
+            Some(Err(e)) => Err(message(e)),
+        }
+    }
+}
+
+/// Parses one JSON document for a program.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Val, String> {
+    jaq_json::read::parse_single(bytes).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// A value as JSON text.
+pub(crate) fn to_json(v: &Val) -> String {
+    v.to_string()
+}
+
+/// A runtime error as text: the string an `error("…")` was given, without
+/// quotes, or jaq's own description.
+fn message(e: jaq_core::Error<Val>) -> String {
+    match e.into_val() {
+        Val::TStr(s) => String::from_utf8_lossy(&s).into_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// `line L, column C` of `at`, a slice of `code` (or its end).
+fn position(code: &str, at: &str) -> String {
+    let offset = (at.as_ptr() as usize)
+        .checked_sub(code.as_ptr() as usize)
+        .filter(|o| *o <= code.len())
+        .unwrap_or(code.len());
+    let mut offset = offset;
+    while !code.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &code[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: &Val) -> serde_json::Value {
+        serde_json::from_str(&to_json(v)).expect("JSON")
+    }
+
+    #[test]
+    fn a_program_runs_with_several_outputs() {
+        let jq = Jq::compile(r#"{a: .y}, {b: [.z[] | . * 2]}"#).unwrap();
+        let out = jq
+            .run(&parse(br#"{"y":"h\u00e9","z":[1,2]}"#).unwrap())
+            .unwrap();
+        let out: Vec<serde_json::Value> = out.iter().map(json).collect();
+        assert_eq!(
+            out,
+            [
+                serde_json::json!({"a": "hé"}),
+                serde_json::json!({"b": [2, 4]})
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_are_messages() {
+        let jq = Jq::compile(r#"if .x == 1 then error("bad x: \(.x)") else .z[] end"#).unwrap();
+        assert_eq!(
+            jq.run(&parse(br#"{"x":1}"#).unwrap()),
+            Err("bad x: 1".into())
+        );
+        let e = jq.run(&parse(br#"{"x":0,"z":3}"#).unwrap()).unwrap_err();
+        assert!(e.contains("cannot use 3"), "{e}");
+    }
+
+    #[test]
+    fn compile_errors_say_where() {
+        let e = Jq::compile(".a |\n  map(").unwrap_err();
+        assert!(e.starts_with("line 2, column"), "{e}");
+        let e = Jq::compile(".a | nosuchfn").unwrap_err();
+        assert_eq!(e, "line 1, column 6: undefined filter nosuchfn/0");
+    }
+
+    #[test]
+    fn a_filter_holds_like_select() {
+        let f = Jq::compile(r#".df_source == "monitor""#).unwrap();
+        assert_eq!(
+            f.holds(&parse(br#"{"df_source":"monitor"}"#).unwrap()),
+            Ok(true)
+        );
+        assert_eq!(
+            f.holds(&parse(br#"{"df_source":"user"}"#).unwrap()),
+            Ok(false)
+        );
+        assert_eq!(Jq::compile("empty").unwrap().holds(&Val::Null), Ok(false));
+        assert_eq!(
+            Jq::compile(".a")
+                .unwrap()
+                .holds(&parse(br#"{"a":0}"#).unwrap()),
+            Ok(true)
+        );
+    }
+}
