@@ -343,4 +343,138 @@ success = '.code == 0'
         let e = compile(&cfg).err().unwrap().to_string();
         assert!(e.starts_with("route 'chat': map: line 1, column"), "{e}");
     }
+
+    mod equivalence {
+        use proptest::prelude::*;
+        use serde_json::{Map, Value, json};
+
+        use super::super::{RouteDecision, compile};
+        use super::config;
+
+        /// A field: mostly a good value, sometimes missing, empty or of
+        /// another type.
+        fn text(good: &'static [&'static str]) -> impl Strategy<Value = Option<Value>> {
+            prop_oneof![
+                6 => proptest::sample::select(good).prop_map(|s| Some(json!(s))),
+                2 => "\\PC{1,8}".prop_map(|s| Some(json!(s))),
+                1 => Just(None),
+                1 => prop_oneof![Just(json!("")), Just(json!("  ")), Just(json!(3)), Just(json!(null)), Just(json!(["x"]))].prop_map(Some),
+            ]
+        }
+
+        fn date() -> impl Strategy<Value = Option<Value>> {
+            prop_oneof![
+                3 => (1_600_000_000i64..1_900_000_000).prop_map(|s| Some(json!(s))),
+                3 => (1_600_000_000_000i64..1_900_000_000_000).prop_map(|ms| Some(json!(ms))),
+                1 => (1.0f64..2e12).prop_map(|f| Some(json!(f))),
+                1 => prop_oneof![Just(json!(0)), Just(json!(-5)), Just(json!("1731900000")), Just(json!(null))].prop_map(Some),
+                1 => Just(None),
+            ]
+        }
+
+        fn tag_value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                "\\PC{0,8}".prop_map(Value::String),
+                any::<i32>().prop_map(|n| json!(n)),
+                Just(json!(1.5)),
+                Just(json!(true)),
+                Just(json!(null)),
+                Just(json!({"nested": [1, "x"]})),
+            ]
+        }
+
+        fn tag_object() -> impl Strategy<Value = Value> {
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("host".to_string()),
+                    Just("df_workspace_name".to_string()),
+                    "[a-z_]{1,6}"
+                ],
+                tag_value(),
+                0..4,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>()))
+        }
+
+        fn tags() -> impl Strategy<Value = Option<Value>> {
+            prop_oneof![
+                3 => tag_object().prop_map(Some),
+                3 => tag_object().prop_map(|o| Some(Value::String(format!(" {o}")))),
+                1 => prop_oneof![
+                    Just(json!("{not json")),
+                    Just(json!("[1,2]")),
+                    Just(json!("")),
+                    Just(json!(7)),
+                    Just(json!(null))
+                ]
+                .prop_map(Some),
+                1 => Just(None),
+            ]
+        }
+
+        fn event() -> impl Strategy<Value = Value> {
+            (
+                prop_oneof![8 => Just(Some(json!("monitor"))), 1 => Just(Some(json!("user"))), 1 => text(&["monitor"])],
+                text(&["event-1", "e-2"]),
+                prop_oneof![Just(None), Just(Some(json!(""))), Just(Some(json!("fault-1"))), Just(Some(json!(9)))],
+                text(&["CPU high", "磁盘满"]),
+                text(&["message"]),
+                text(&["critical", "ok", "nodata_ok", "warning", "manual_ok"]),
+                text(&["orders"]),
+                date(),
+                tags(),
+            )
+                .prop_map(|(source, id, fault, title, message, status, ws, date, tags)| {
+                    let mut m = Map::new();
+                    for (k, v) in [
+                        ("df_source", source),
+                        ("df_event_id", id),
+                        ("df_fault_id", fault),
+                        ("df_title", title),
+                        ("df_message", message),
+                        ("df_status", status),
+                        ("df_workspace_name", ws),
+                        ("date", date),
+                        ("df_dimension_tags", tags),
+                    ] {
+                        if let Some(v) = v {
+                            m.insert(k.to_string(), v);
+                        }
+                    }
+                    Value::Object(m)
+                })
+        }
+
+        fn outcome(d: RouteDecision) -> Result<Option<Vec<Value>>, &'static str> {
+            match d {
+                RouteDecision::Skip(_) => Err("skip"),
+                RouteDecision::Invalid { .. } => Err("invalid"),
+                RouteDecision::Deliver { bodies, .. } => Ok(Some(
+                    bodies
+                        .iter()
+                        .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+                        .collect(),
+                )),
+            }
+        }
+
+        proptest! {
+            /// examples/pipelines/guance-easyops.jq is the native preset:
+            /// the same body (as a JSON value) for every event it
+            /// delivers, and the same verdict (skipped, invalid) for the
+            /// others.
+            #[test]
+            fn the_shipped_jq_pipeline_is_the_native_preset(event in event()) {
+                let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipelines/guance-easyops.jq");
+                let cfg = config(&format!(
+                    "topics = \"t\"\n[[route]]\nname = \"native\"\npreset = \"guance-easyops\"\n[route.webhook]\nurl = \"http://x/\"\n[[route]]\nname = \"jq\"\nmap_file = \"{path}\"\n[route.webhook]\nurl = \"http://x/\"\n"
+                ));
+                let routes = compile(&cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let bytes = serde_json::to_vec(&event).unwrap_or_default();
+                let native = outcome(routes[0].decide(Some(&bytes), 1 << 20));
+                let jq = outcome(routes[1].decide(Some(&bytes), 1 << 20));
+                prop_assert_eq!(native, jq, "event {}", event);
+            }
+        }
+    }
 }
