@@ -98,3 +98,160 @@ fn check_refuses_an_invalid_config_with_exit_2() {
     let out = check(&["-c", &example()], "");
     out.ok().stderr_has("configuration OK");
 }
+
+/// The verdicts of `kbridge check --json` for a shipped pipeline's config
+/// and a samples file.
+fn pipeline(name: &str, samples: &str) -> Vec<serde_json::Value> {
+    let config = repo_root().join(format!("examples/pipelines/{name}.toml"));
+    let mut cmd = kbridge_without_brokers();
+    cmd.args(["check", "--json", "-c"])
+        .arg(config)
+        .arg(samples)
+        .env("FEISHU_HOOK_TOKEN", "0f1e2d3c-aaaa-bbbb-cccc-123456789abc")
+        .env("DINGTALK_TOKEN", "abc123def456abc123")
+        .env("WECOM_KEY", "693a-key");
+    let out = run_cmd(cmd, b"");
+    out.ok();
+    out.json_lines()
+}
+
+/// The Guance samples as one JSON-lines file, and their names in order.
+fn guance_samples() -> (tempfile::NamedTempFile, Vec<String>) {
+    let names = sample_names();
+    let lines: Vec<String> = names
+        .iter()
+        .map(|n| serde_json::to_string(&sample(n)).unwrap())
+        .collect();
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(lines.join("\n").as_bytes()).expect("write");
+    (f, names)
+}
+
+fn outcomes<'a>(verdicts: &'a [serde_json::Value], route: &str) -> Vec<&'a str> {
+    verdicts
+        .iter()
+        .filter(|v| v["route"] == route)
+        .map(|v| v["outcome"].as_str().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn every_shipped_pipeline_checks_its_samples() {
+    let (file, names) = guance_samples();
+    let samples = file.path().display().to_string();
+    let user = names
+        .iter()
+        .position(|n| n == "user-event.json")
+        .expect("user-event");
+    let alerts = names.len() - 1;
+
+    // The jq twin of the preset delivers what the preset delivers.
+    let jq = pipeline("guance-easyops", &samples);
+    let native = check(&["-c", &example(), "--json", &samples], "").json_lines();
+    for (j, n) in jq.iter().zip(&native) {
+        assert_eq!(j["outcome"], n["outcome"], "{j}\n{n}");
+        assert_eq!(j["bodies"], n["bodies"], "{j}\n{n}");
+    }
+
+    // Feishu beside EasyOps: every alert to both, as a card.
+    let v = pipeline("guance-feishu", &samples);
+    for route in ["easyops", "feishu"] {
+        let o = outcomes(&v, route);
+        assert_eq!(
+            o.iter().filter(|o| **o == "deliver").count(),
+            alerts,
+            "{route}: {o:?}"
+        );
+        assert_eq!(o[user], "skip", "{route}");
+    }
+    let card = v.iter().find(|v| v["route"] == "feishu").unwrap();
+    assert_eq!(card["bodies"][0]["msg_type"], "interactive", "{card}");
+    assert_eq!(
+        card["bodies"][0]["card"]["header"]["template"], "red",
+        "{card}"
+    );
+
+    // DingTalk: only critical alerts and recoveries pass its filter.
+    let v = pipeline("guance-dingtalk", &samples);
+    for (verdict, name) in v.iter().zip(&names) {
+        let status = sample(name)["df_status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let expected = if name == "user-event.json" {
+            "skip"
+        } else if status == "critical" || status == "ok" {
+            "deliver"
+        } else {
+            "skip"
+        };
+        assert_eq!(verdict["outcome"], expected, "{name}: {verdict}");
+        if expected == "deliver" {
+            assert_eq!(verdict["bodies"][0]["msgtype"], "markdown", "{verdict}");
+        }
+    }
+
+    // WeCom: every alert, as markdown.
+    let v = pipeline("guance-wecom", &samples);
+    assert_eq!(
+        outcomes(&v, "wecom")
+            .iter()
+            .filter(|o| **o == "deliver")
+            .count(),
+        alerts
+    );
+    assert!(
+        v[0]["bodies"][0]["markdown"]["content"].is_string(),
+        "{}",
+        v[0]
+    );
+
+    // Alertmanager: one request per alert, recoveries from `resolved`, a
+    // payload without alerts[] is invalid with the program's reason.
+    let am = repo_root()
+        .join("examples/pipelines/samples/alertmanager.jsonl")
+        .display()
+        .to_string();
+    let v = pipeline("alertmanager-easyops", &am);
+    assert_eq!(v.len(), 3, "{v:?}");
+    let firing = v[0]["bodies"].as_array().expect("bodies");
+    assert_eq!(firing.len(), 2, "one request per alert: {}", v[0]);
+    assert_eq!(firing[0]["alertId"], "a1b2c3d4e5f60718");
+    assert_eq!(firing[0]["time"], 1718704800);
+    assert_eq!(firing[0]["isRecover"], false);
+    assert_eq!(v[1]["bodies"][0]["isRecover"], true, "{}", v[1]);
+    assert_eq!(v[1]["bodies"][0]["alertId"], "a1b2c3d4e5f60718");
+    assert_eq!(v[2]["outcome"], "invalid");
+    assert_eq!(v[2]["stage"], "map");
+    assert_eq!(
+        v[2]["reason"],
+        "not an Alertmanager webhook payload: no alerts[]"
+    );
+}
+
+#[test]
+fn a_jq_mistake_is_a_config_error_with_its_position() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "topics = \"event\"\n[[route]]\nname = \"chat\"\nmap = '''\n{msg: .df_title,\n text: (.x | nosuch)}'''\n[route.webhook]\nurl = \"https://chat/\"\n",
+    )
+    .unwrap();
+    check(&["-c", &bad.display().to_string()], "")
+        .exit(2)
+        .stderr_has("route 'chat': map: line 2, column 14: undefined filter nosuch/0");
+}
+
+/// Until the relay sends routes, `kbridge run` says so instead of
+/// ignoring them.
+#[test]
+fn run_refuses_routes_it_does_not_relay_yet() {
+    let mut cmd = kbridge_without_brokers();
+    cmd.args(["run", "-c"])
+        .arg(repo_root().join("examples/pipelines/guance-wecom.toml"))
+        .env("WECOM_KEY", "k");
+    run_cmd(cmd, b"")
+        .exit(2)
+        .stderr_has("[[route]] is not relayed by `kbridge run` yet");
+}

@@ -71,6 +71,16 @@ impl RelayConfig {
             .extract()
             .map_err(|e| anyhow!("invalid configuration: {}", describe(e)))?;
         config.notices.extend(notices);
+        // A route's map_file is found beside the config file that names it.
+        if let Some(dir) = file.and_then(Path::parent) {
+            for route in &mut config.routes {
+                if let Some(map) = &route.map_file
+                    && map.is_relative()
+                {
+                    route.map_file = Some(dir.join(map));
+                }
+            }
+        }
         config.check()?;
         Ok(config)
     }
