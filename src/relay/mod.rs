@@ -70,6 +70,9 @@ pub(crate) async fn run(config_file: Option<&Path>, overrides: &Overrides) -> Re
     // restart on (RestartPreventExitStatus=2).
     let cfg =
         RelayConfig::load(config_file, overrides).map_err(|e| UsageError(format!("{e:#}")))?;
+    // The jq programs (answer rules) compile now: a mistake is a
+    // configuration error, exit 2.
+    route::compile(&cfg).map_err(|e| UsageError(format!("{e:#}")))?;
     if !cfg.routes.is_empty() {
         return Err(UsageError(
             "[[route]] is not relayed by `kbridge run` yet: this version checks routes (`kbridge check`) but relays only the top-level preset and webhook; remove the routes to run".into(),

@@ -8,6 +8,7 @@
 //!
 //! `cargo test --test relay -- --test-threads=4`.
 
+mod answer_rules;
 mod bad_input;
 mod delivery;
 mod https;

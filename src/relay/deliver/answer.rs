@@ -49,6 +49,8 @@ pub(crate) enum Rejection {
     /// Never followed: a 301/302/303 would turn the POST into a body-less
     /// GET, whose 200 would look like a delivery.
     Redirect,
+    /// The target's own `webhook.success` / `webhook.reject` rule.
+    Rule,
 }
 
 impl Rejection {
@@ -58,6 +60,7 @@ impl Rejection {
             Rejection::ClientError => "client_error",
             Rejection::ErrorCode => "error_code",
             Rejection::Redirect => "redirect",
+            Rejection::Rule => "rule",
         }
     }
 }
@@ -171,7 +174,7 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
 }
 
 /// The start of a body for logs and dead-letter headers: bounded, one line.
-fn snippet(body: &[u8]) -> String {
+pub(super) fn snippet(body: &[u8]) -> String {
     const MAX: usize = 300;
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
     let mut s: String = text

@@ -14,6 +14,7 @@ use reqwest::header::{
 };
 
 use super::answer::{Trouble, Verdict, classify};
+use super::answer_rules::AnswerRules;
 use super::status_policy::StatusPolicy;
 use crate::redact;
 use crate::relay::config::{WebhookConfig, WebhookTls};
@@ -35,6 +36,8 @@ pub(crate) struct Webhook {
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     /// Which answers are about the alert, which about the target.
     policy: std::sync::Arc<StatusPolicy>,
+    /// The target's own rules on its answers' bodies.
+    rules: std::sync::Arc<AnswerRules>,
     /// When an alert was last delivered, as milliseconds after `epoch` (0:
     /// never), to tell a poison alert from an outage.
     last_delivered: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -99,6 +102,10 @@ impl Webhook {
             url,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
             policy: std::sync::Arc::new(policy),
+            rules: std::sync::Arc::new(AnswerRules::new(
+                cfg.success.as_deref(),
+                cfg.reject.as_deref(),
+            )?),
             last_delivered: std::sync::Arc::default(),
             epoch: std::time::Instant::now(),
         })
@@ -167,7 +174,8 @@ impl Webhook {
                 };
             }
         };
-        let mut verdict = classify(status, &body, retry_after.as_deref(), &self.policy);
+        let verdict = classify(status, &body, retry_after.as_deref(), &self.policy);
+        let mut verdict = self.rules.refine(status, &body, verdict);
         if let (Verdict::Rejected { reason, .. } | Verdict::Retry { reason, .. }, Some(to)) =
             (&mut verdict, location)
         {
