@@ -8,10 +8,13 @@
 /// like a token replaced by `***`:
 /// `https://oapi.dingtalk.com/robot/send?access_token=***`.
 pub(crate) fn url(url: &str) -> String {
-    let Ok(mut parsed) = reqwest::Url::parse(url) else {
-        // Not a URL: it may still hold a secret; show only its scheme-ish
-        // start.
-        return url.split(['?', '@']).next().unwrap_or_default().to_string() + "…";
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    let Some(mut parsed) = parsed else {
+        // Not an http URL (`user:password@host` parses with the scheme
+        // `user`): any part of it may be a secret.
+        return "(not an http URL)".to_string();
     };
     if !parsed.username().is_empty() || parsed.password().is_some() {
         let _ = parsed.set_username("***");
@@ -85,6 +88,7 @@ mod tests {
         for (raw, shown) in cases {
             assert_eq!(url(raw), shown, "{raw}");
         }
-        assert!(!url("not a url?token=abc").contains("abc"));
+        assert_eq!(url("ops:s3cret@cmdb?token=abc"), "(not an http URL)");
+        assert_eq!(url("not a url"), "(not an http URL)");
     }
 }

@@ -6,6 +6,7 @@ use anyhow::{Result, anyhow};
 use bytes::Bytes;
 
 use crate::relay::config::{Mapping, Preset, RateLimit, RelayConfig, RouteConfig, WebhookConfig};
+use crate::relay::deliver::answer_rules::AnswerRules;
 use crate::relay::jq::{self, Jq};
 use crate::relay::preset::{Decision, decide};
 use crate::relay::stage::Stage;
@@ -21,10 +22,9 @@ pub(crate) struct Route {
     mapping: Compiled,
     key: Option<Jq>,
     pub rate_limit: Option<RateLimit>,
+    /// The target, its answer rules included (compiled by the webhook
+    /// client, `deliver::answer_rules`).
     pub webhook: WebhookConfig,
-    /// The answer rules, compiled (used by the delivery).
-    pub success: Option<Jq>,
-    pub reject: Option<Jq>,
 }
 
 enum Compiled {
@@ -59,17 +59,7 @@ pub(crate) fn compile(cfg: &RelayConfig) -> Result<Vec<Route>> {
             mapping: Compiled::Preset(cfg.preset),
             key: None,
             rate_limit: None,
-            webhook: cfg.webhook.clone(),
-            success: program(
-                DEFAULT_ROUTE,
-                "webhook.success",
-                cfg.webhook.success.as_deref(),
-            )?,
-            reject: program(
-                DEFAULT_ROUTE,
-                "webhook.reject",
-                cfg.webhook.reject.as_deref(),
-            )?,
+            webhook: checked(DEFAULT_ROUTE, &cfg.webhook)?,
         }]);
     }
     cfg.routes.iter().map(route).collect()
@@ -95,10 +85,16 @@ fn route(r: &RouteConfig) -> Result<Route> {
             .map(RateLimit::parse)
             .transpose()
             .map_err(|e| anyhow!("route '{name}': {e}"))?,
-        webhook: r.webhook.clone(),
-        success: program(name, "webhook.success", r.webhook.success.as_deref())?,
-        reject: program(name, "webhook.reject", r.webhook.reject.as_deref())?,
+        webhook: checked(name, &r.webhook)?,
     })
+}
+
+/// The route's webhook, once its answer rules compile (the webhook client
+/// compiles them again for itself; this is the config check).
+fn checked(route: &str, webhook: &WebhookConfig) -> Result<WebhookConfig> {
+    AnswerRules::new(webhook.success.as_deref(), webhook.reject.as_deref())
+        .map_err(|e| anyhow!("route '{route}': {e}"))?;
+    Ok(webhook.clone())
 }
 
 fn program(route: &str, what: &str, code: Option<&str>) -> Result<Option<Jq>> {
@@ -128,10 +124,10 @@ impl Route {
         if let Some(r) = &self.rate_limit {
             extras.push(format!("{} requests per {:?}", r.requests, r.per));
         }
-        if self.success.is_some() {
+        if self.webhook.success.is_some() {
             extras.push("success rule".to_string());
         }
-        if self.reject.is_some() {
+        if self.webhook.reject.is_some() {
             extras.push("reject rule".to_string());
         }
         let extras = if extras.is_empty() {

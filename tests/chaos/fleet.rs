@@ -54,7 +54,6 @@ impl Fleet {
     /// How instance `name` is started (again, after a restart).
     pub fn cmd(&self, name: &str) -> RelayCmd {
         let mut cmd = RelayCmd::new(&self.topic, &self.group, &self.target.url_for(name))
-            .offset_reset("earliest")
             .env("KBRIDGE_LOG", "info,librdkafka=warn");
         if self.static_members {
             cmd = cmd.env("KBRIDGE_GROUP_INSTANCE_ID", name);

@@ -22,29 +22,31 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+/// Cloned once per event (every job carries its ownership): one `Arc`, so
+/// a clone is one atomic increment — a `CancellationToken` clone would
+/// take its tree's mutex.
 #[derive(Clone)]
 pub(crate) struct Ownership {
     /// Changes on every (re)assignment, so that late completions from a
     /// previous ownership are ignored.
     pub epoch: u64,
-    ending: CancellationToken,
-    revoked: CancellationToken,
-    running: Arc<Running>,
+    signals: Arc<Signals>,
 }
 
-/// The delivery tasks of one ownership that are running.
-#[derive(Default)]
-struct Running {
-    count: Mutex<usize>,
+struct Signals {
+    ending: CancellationToken,
+    revoked: CancellationToken,
+    /// The delivery tasks of the ownership that are running.
+    running: Mutex<usize>,
     idle: Condvar,
 }
 
 /// Held by a delivery task while it runs.
-pub(crate) struct RunGuard(Arc<Running>);
+pub(crate) struct RunGuard(Arc<Signals>);
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        let mut n = self.0.count.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
         *n = n.saturating_sub(1);
         if *n == 0 {
             self.0.idle.notify_all();
@@ -58,9 +60,12 @@ impl Ownership {
         let revoked = abort.child_token();
         Self {
             epoch,
-            ending: revoked.child_token(),
-            revoked,
-            running: Arc::default(),
+            signals: Arc::new(Signals {
+                ending: revoked.child_token(),
+                revoked,
+                running: Mutex::new(0),
+                idle: Condvar::new(),
+            }),
         }
     }
 
@@ -68,45 +73,53 @@ impl Ownership {
     /// looking at [`is_ending`](Self::is_ending): a revoke that ends the
     /// ownership after that look then waits for the task.
     pub(crate) fn run(&self) -> RunGuard {
-        *self.running.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        RunGuard(self.running.clone())
+        *self
+            .signals
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) += 1;
+        RunGuard(self.signals.clone())
     }
 
     /// Step 1 of a revoke: no new attempt, no more retry waits.
     pub(crate) fn end(&self) {
-        self.ending.cancel();
+        self.signals.ending.cancel();
     }
 
     /// Step 2 of a revoke: requests on the wire are dropped.
     pub(crate) fn revoke(&self) {
-        self.revoked.cancel();
+        self.signals.revoked.cancel();
     }
 
     pub(crate) fn is_ending(&self) -> bool {
-        self.ending.is_cancelled()
+        self.signals.ending.is_cancelled()
     }
 
     /// Resolves once the ownership is ending. Cancel-safe.
     pub(crate) async fn ending(&self) {
-        self.ending.cancelled().await
+        self.signals.ending.cancelled().await
     }
 
     /// Resolves once the ownership is revoked. Cancel-safe.
     pub(crate) async fn revoked(&self) {
-        self.revoked.cancelled().await
+        self.signals.revoked.cancelled().await
     }
 
     /// Waits until no delivery task of this ownership runs, or `deadline`;
     /// true if none runs. Blocking: for the revoke callback.
     pub(crate) fn wait_idle(&self, deadline: Instant) -> bool {
-        let mut n = self.running.count.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = self
+            .signals
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         while *n > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
             n = self
-                .running
+                .signals
                 .idle
                 .wait_timeout(n, left)
                 .unwrap_or_else(|p| p.into_inner())
@@ -129,7 +142,7 @@ mod tests {
         assert!(!o.is_ending());
         abort.cancel();
         assert!(o.is_ending());
-        assert!(o.revoked.is_cancelled());
+        assert!(o.signals.revoked.is_cancelled());
     }
 
     #[test]
@@ -137,7 +150,7 @@ mod tests {
         let abort = CancellationToken::new();
         let a = Ownership::new(1, &abort);
         a.end();
-        assert!(!a.revoked.is_cancelled());
+        assert!(!a.signals.revoked.is_cancelled());
         let b = Ownership::new(2, &abort);
         b.revoke();
         assert!(b.is_ending());

@@ -7,12 +7,17 @@
 //! commented-out line never demands a variable). The `Debug` output of the
 //! config redacts secrets, and nothing here is ever logged in full.
 
+mod de;
 mod layers;
 mod overrides;
+mod preset;
 mod route;
 mod schema;
 mod secret;
+mod webhook;
 
 pub(crate) use overrides::{LogOverrides, MetricsOverrides, Overrides, WebhookOverrides};
+pub(crate) use preset::Preset;
 pub(crate) use route::{Mapping, RateLimit, RouteConfig};
-pub(crate) use schema::{OffsetReset, Preset, RelayConfig, RetryConfig, WebhookConfig, WebhookTls};
+pub(crate) use schema::{OffsetReset, RelayConfig, RetryConfig};
+pub(crate) use webhook::{WebhookConfig, WebhookTls};

@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
-use super::schema::{Preset, WebhookConfig, one_or_many_opt};
+use super::de::one_or_many_opt;
+use super::preset::Preset;
+use super::webhook::WebhookConfig;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,15 +11,17 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::de::{duration, one_or_many};
+use super::preset::Preset;
 use super::route::{RateLimit, RouteConfig};
-use super::secret::Secret;
+use super::secret::redacted;
+use super::webhook::WebhookConfig;
 use crate::client::{KafkaOpts, PropertySource};
 use crate::error::UsageError;
 use crate::logging::LogFormat;
 use crate::relay::deliver::status_policy::{
     StatusPolicy, StatusSpec, default_reject_on, default_retry_on,
 };
-use crate::time_spec::parse_duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,23 +38,6 @@ impl OffsetReset {
             OffsetReset::Earliest => "earliest",
             OffsetReset::Latest => "latest",
             OffsetReset::None => "error",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-pub(crate) enum Preset {
-    /// Guance Cloud events → EasyOps-style alert webhook.
-    #[default]
-    #[serde(rename = "guance-easyops")]
-    GuanceEasyops,
-}
-
-impl Preset {
-    /// The name the configuration gives it.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Preset::GuanceEasyops => "guance-easyops",
         }
     }
 }
@@ -111,69 +96,6 @@ pub(crate) struct RelayConfig {
     /// Warnings found while loading, for the log once it is set up.
     #[serde(skip)]
     pub notices: Vec<String>,
-}
-
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WebhookConfig {
-    #[serde(default)]
-    pub url: String,
-    /// Extra request headers, e.g. Authorization: a value (`${VAR}` for
-    /// secrets) or `{ file = "…" }`.
-    #[serde(default)]
-    pub headers: BTreeMap<String, Secret>,
-    /// HTTP basic authentication.
-    #[serde(default)]
-    pub basic_auth: Option<BasicAuth>,
-    #[serde(default)]
-    pub tls: WebhookTls,
-    #[serde(default = "defaults::webhook_timeout", deserialize_with = "duration")]
-    pub timeout: Duration,
-    /// jq on a 2xx answer's JSON body: whether the target took the alert.
-    #[serde(default)]
-    pub success: Option<String>,
-    /// jq on an answer's JSON body: whether the target refused this alert
-    /// (dead-lettered, not retried).
-    #[serde(default)]
-    pub reject: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BasicAuth {
-    pub user: String,
-    /// A value or `{ file = "…" }`.
-    pub password: Secret,
-}
-
-/// TLS toward an `https://` webhook.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WebhookTls {
-    /// A private CA (PEM): the only one trusted for the webhook.
-    pub ca_file: Option<PathBuf>,
-    /// A client certificate (PEM) for mutual TLS, with its key.
-    pub client_cert_file: Option<PathBuf>,
-    /// The client certificate's key (PEM, PKCS#8 or PKCS#1 RSA).
-    pub client_key_file: Option<PathBuf>,
-    /// Accept any certificate: for a test target only; logged as a warning
-    /// at every start.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            headers: BTreeMap::new(),
-            basic_auth: None,
-            tls: WebhookTls::default(),
-            timeout: defaults::webhook_timeout(),
-            success: None,
-            reject: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -344,9 +266,6 @@ mod defaults {
     pub(super) fn topic_wait() -> Duration {
         Duration::from_secs(30)
     }
-    pub(super) fn webhook_timeout() -> Duration {
-        Duration::from_secs(10)
-    }
     pub(super) fn initial_backoff() -> Duration {
         Duration::from_millis(200)
     }
@@ -404,7 +323,7 @@ impl RelayConfig {
                 RateLimit::parse(rate)
                     .map_err(|e| UsageError(format!("route '{}': {e}", r.name)))?;
             }
-            check_webhook(&r.webhook, &format!("route '{}' webhook", r.name))?;
+            r.webhook.check(&format!("route '{}' webhook", r.name))?;
         }
         Ok(())
     }
@@ -426,7 +345,7 @@ impl RelayConfig {
             ));
         }
         if self.routes.is_empty() {
-            check_webhook(&self.webhook, "webhook")?;
+            self.webhook.check("webhook")?;
         } else {
             self.check_routes()?;
         }
@@ -468,60 +387,13 @@ const OWNED_KAFKA_KEYS: &[(&str, &str)] = &[
     ("bootstrap.servers", "set `brokers` (or -b) instead"),
 ];
 
-/// Redacts values that look secret (for `Debug`, which tests and error
-/// paths may print).
-/// The checks of one webhook (`what` is its key: `webhook`, or
-/// `route 'x' webhook`).
-fn check_webhook(w: &WebhookConfig, what: &str) -> Result<()> {
-    if w.url.is_empty() {
-        bail!(UsageError(format!(
-            "no webhook URL: give --webhook, `{what}.url` in the config file, or KBRIDGE_WEBHOOK__URL"
-        )));
-    }
-    let url = reqwest::Url::parse(&w.url).map_err(|e| {
-        UsageError(format!(
-            "{what}.url '{}' is invalid: {e}",
-            crate::redact::url(&w.url)
-        ))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        bail!(UsageError(format!(
-            "{what}.url '{}' must be http or https",
-            crate::redact::url(&w.url)
-        )));
-    }
-    let tls = &w.tls;
-    if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
-        bail!(UsageError(format!(
-            "{what}.tls: client_cert_file and client_key_file go together (a client certificate and its key)"
-        )));
-    }
-    let tls_set =
-        tls.ca_file.is_some() || tls.client_cert_file.is_some() || tls.insecure_skip_verify;
-    if tls_set && url.scheme() != "https" {
-        bail!(UsageError(format!(
-            "{what}.tls is set but the webhook URL '{}' is not https",
-            crate::redact::url(&w.url)
-        )));
-    }
-    Ok(())
-}
-
-fn redact(key: &str, value: &str) -> String {
-    let k = key.to_ascii_lowercase();
-    if ["password", "secret", "token", "authorization", "key"]
-        .iter()
-        .any(|s| k.contains(s))
-    {
-        "<redacted>".to_string()
-    } else {
-        value.to_string()
-    }
-}
-
 impl fmt::Debug for RelayConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kafka: BTreeMap<_, _> = self.kafka.iter().map(|(k, v)| (k, redact(k, v))).collect();
+        let kafka: BTreeMap<_, _> = self
+            .kafka
+            .iter()
+            .map(|(k, v)| (k, redacted(k, v)))
+            .collect();
         f.debug_struct("RelayConfig")
             .field("brokers", &self.brokers)
             .field("topics", &self.topics)
@@ -535,70 +407,4 @@ impl fmt::Debug for RelayConfig {
             .field("max_pending", &self.max_pending)
             .finish_non_exhaustive()
     }
-}
-
-impl fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: BTreeMap<_, _> = self
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                let shown = match v {
-                    Secret::Value(v) => redact(k, v),
-                    file => format!("{file:?}"),
-                };
-                (k, shown)
-            })
-            .collect();
-        f.debug_struct("WebhookConfig")
-            .field("url", &crate::redact::url(&self.url))
-            .field("headers", &headers)
-            .field("basic_auth", &self.basic_auth)
-            .field("tls", &self.tls)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Secs(u64),
-    }
-    match Raw::deserialize(d).map_err(|_| {
-        serde::de::Error::custom(
-            "expected a duration: a string like \"10s\", \"500ms\", \"2m\", or whole seconds",
-        )
-    })? {
-        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-        Raw::Secs(n) => Ok(Duration::from_secs(n)),
-    }
-}
-
-/// `topics = "a"`, `topics = ["a", "b"]` or `KBRIDGE_TOPICS=a,b`.
-/// `one_or_many`, for a key that may be left out.
-pub(super) fn one_or_many_opt<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<String>>, D::Error> {
-    one_or_many(d).map(Some)
-}
-
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Raw::deserialize(d)? {
-        Raw::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-        Raw::Many(v) => v,
-    })
 }

@@ -46,6 +46,20 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// `value`, or `<redacted>` when `key` names a secret (for `Debug`,
+/// which tests and error paths may print).
+pub(super) fn redacted(key: &str, value: &str) -> String {
+    let k = key.to_ascii_lowercase();
+    if ["password", "secret", "token", "authorization", "key"]
+        .iter()
+        .any(|s| k.contains(s))
+    {
+        "<redacted>".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! and an event that can never be delivered becomes a `dead_letter`.
 
 pub(crate) mod answer;
-mod answer_rules;
+pub(crate) mod answer_rules;
 pub(crate) mod dead_letter;
 pub(crate) mod retry;
 pub(crate) mod status_policy;
