@@ -15,6 +15,15 @@ fn check(args: &[&str], stdin: &str) -> std::process::Output {
     run_cmd(cmd, stdin.as_bytes())
 }
 
+/// A config file with `text` (in a temporary directory kept as long as the
+/// returned handle) and its path.
+fn config_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("kbridge.toml");
+    std::fs::write(&path, text).expect("write the config");
+    (dir, path.display().to_string())
+}
+
 fn example() -> String {
     repo_root()
         .join("examples/guance-easyops.toml")
@@ -79,21 +88,15 @@ fn check_shows_what_the_relay_would_do_with_each_sample() {
 
 #[test]
 fn check_refuses_an_invalid_config_with_exit_2() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
+    let (_dir, bad) = config_file(
         "topics = \"event\"\n[webhook]\nurl = \"https://ops/\"\nheaders = { Authorization = { file = \"/nonexistent/kbridge-token\" } }\n",
-    )
-    .unwrap();
-    let out = check(&["-c", &bad.display().to_string()], "");
+    );
+    let out = check(&["-c", &bad], "");
     out.exit(2).stderr_has("/nonexistent/kbridge-token");
-    std::fs::write(
-        &bad,
+    let (_dir, bad) = config_file(
         "topics = \"event\"\nconcurrency = \"many\"\n[webhook]\nurl = \"https://ops/\"\n",
-    )
-    .unwrap();
-    let out = check(&["-c", &bad.display().to_string()], "");
+    );
+    let out = check(&["-c", &bad], "");
     out.exit(2).stderr_has("`concurrency`");
     let out = check(&["-c", &example()], "");
     out.ok().stderr_has("configuration OK");
@@ -231,14 +234,10 @@ fn every_shipped_pipeline_checks_its_samples() {
 
 #[test]
 fn a_jq_mistake_is_a_config_error_with_its_position() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
+    let (_dir, bad) = config_file(
         "topics = \"event\"\n[[route]]\nname = \"chat\"\nmap = '''\n{msg: .df_title,\n text: (.x | nosuch)}'''\n[route.webhook]\nurl = \"https://chat/\"\n",
-    )
-    .unwrap();
-    check(&["-c", &bad.display().to_string()], "")
+    );
+    check(&["-c", &bad], "")
         .exit(2)
         .stderr_has("route 'chat': map: line 2, column 14: undefined filter nosuch/0");
 }

@@ -58,10 +58,22 @@ fn delivered(target: &HttpsTarget, group: &str, topic: &str, relay: &mut Relay) 
     wait_fully_committed(group, topic, Duration::from_secs(30));
 }
 
-/// Waits until the relay has failed at least three times, then checks
-/// that nothing reached the target, nothing was dead-lettered and
-/// nothing committed.
-fn an_outage(target: &HttpsTarget, group: &str, topic: &str, dlq: &str, relay: &mut Relay) {
+/// Runs the relay (with a dead-letter topic) on one alert toward a target
+/// it cannot complete a handshake with; once it has failed three times,
+/// checks that nothing reached the target, nothing was dead-lettered and
+/// nothing committed. Returns the stopped relay.
+fn an_outage(name: &str, target: &HttpsTarget, config: &str) -> Relay {
+    let dlq = new_topic(&format!("{name}-dlq"), 1);
+    let topic = new_topic(name, 1);
+    let group = unique(&format!("{name}-g"));
+    produce_records(
+        &topic,
+        &[Rec::event(&alert_event(0, "fault-0", "critical"))],
+    );
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .config(config)
+        .start();
     assert!(
         wait_until(Duration::from_secs(30), || relay
             .count_logs("webhook delivery failed")
@@ -71,12 +83,13 @@ fn an_outage(target: &HttpsTarget, group: &str, topic: &str, dlq: &str, relay: &
     );
     assert!(target.requests().is_empty());
     assert!(target.failed_handshakes() >= 1);
-    assert_eq!(message_count(dlq), 0, "nothing dead-lettered");
+    assert_eq!(message_count(&dlq), 0, "nothing dead-lettered");
     assert!(
-        committed(group, topic).values().all(|o| *o == 0),
+        committed(&group, &topic).values().all(|o| *o == 0),
         "nothing committed"
     );
     relay.stop();
+    relay
 }
 
 #[test]
@@ -111,17 +124,7 @@ fn a_private_ca_and_credentials_from_files() {
 #[test]
 fn an_untrusted_certificate_is_an_outage_not_the_alert_s_fault() {
     let target = HttpsTarget::start(&secured().certs, false);
-    let dlq = new_topic("https-untrusted-dlq", 1);
-    let topic = new_topic("https-untrusted", 1);
-    let group = unique("https-untrusted-g");
-    produce_records(
-        &topic,
-        &[Rec::event(&alert_event(0, "fault-0", "critical"))],
-    );
-    let mut relay = RelayCmd::new(&topic, &group, &target.url())
-        .dead_letters(&dlq)
-        .start();
-    an_outage(&target, &group, &topic, &dlq, &mut relay);
+    let relay = an_outage("https-untrusted", &target, "");
     assert!(relay.has_log("certificate"), "{}", relay.stderr());
 }
 
@@ -147,18 +150,11 @@ fn mutual_tls_with_the_client_certificate() {
 fn mutual_tls_without_a_client_certificate_is_an_outage() {
     let s = secured();
     let target = HttpsTarget::start(&s.certs, true);
-    let dlq = new_topic("https-nocert-dlq", 1);
-    let topic = new_topic("https-nocert", 1);
-    let group = unique("https-nocert-g");
-    produce_records(
-        &topic,
-        &[Rec::event(&alert_event(0, "fault-0", "critical"))],
+    an_outage(
+        "https-nocert",
+        &target,
+        &tls(&[("ca_file", quoted(s.cert("ca.pem")))]),
     );
-    let mut relay = RelayCmd::new(&topic, &group, &target.url())
-        .dead_letters(&dlq)
-        .config(&tls(&[("ca_file", quoted(s.cert("ca.pem")))]))
-        .start();
-    an_outage(&target, &group, &topic, &dlq, &mut relay);
 }
 
 #[test]
