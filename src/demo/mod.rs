@@ -2,9 +2,12 @@
 //!
 //! An embedded broker (librdkafka's mock cluster; its topics are created
 //! through the mock's own API, since it answers no admin CreateTopics), a
-//! built-in receiver that answers like the ops platform, a set of sample
-//! Guance events — good, filtered and malformed — and the real relay
-//! between them. Prints what happened to every event and exits.
+//! built-in receiver that answers like the ops platform and like a Feishu
+//! chat robot, a set of sample Guance events — good, filtered and
+//! malformed — and the real relay between them, with two routes: the
+//! built-in EasyOps preset, and the shipped Feishu pipeline (jq, at the
+//! robot's rate limit). Prints what happened to every event on each route
+//! and exits.
 
 mod receiver;
 
@@ -19,13 +22,18 @@ use tokio::sync::mpsc;
 
 use crate::client::{KafkaContext, KafkaOpts};
 use crate::output::outln;
-use crate::relay::config::{OffsetReset, Overrides, RelayConfig, WebhookOverrides};
+use crate::relay::config::{
+    OffsetReset, Overrides, Preset, RelayConfig, RouteConfig, WebhookConfig, WebhookOverrides,
+};
 use crate::relay::report::{Outcome, Report};
 use crate::relay::service::serve;
 use crate::relay::shutdown::Shutdown;
 
 const TOPIC: &str = "guance-events";
 const DLQ: &str = "guance-events-dlq";
+
+/// The demo's routes: every event goes to both.
+const ROUTES: [&str; 2] = ["easyops", "feishu"];
 
 /// A sample event: what it shows, its key, its value bytes.
 type Sample = (&'static str, Option<String>, Vec<u8>);
@@ -92,7 +100,7 @@ pub(crate) async fn run(deadline: Duration) -> Result<()> {
     mock.create_topic(DLQ, 1, 1)
         .map_err(|e| anyhow!("cannot create the dead-letter topic: {e}"))?;
     let brokers = mock.bootstrap_servers();
-    let url = receiver::start(receiver::Rules {
+    let urls = receiver::start(receiver::Rules {
         unknown_hosts: vec!["lab-box-99".into()],
         flaky_alerts: vec!["event-1b2c3d4e5f60718293a4b5c6d7e8f901".into()],
     })
@@ -101,7 +109,11 @@ pub(crate) async fn run(deadline: Duration) -> Result<()> {
     outln!(
         "  embedded Kafka (librdkafka mock cluster): {brokers}, topics {TOPIC} (3 partitions) and {DLQ}"
     )?;
-    outln!("  built-in ops-platform receiver:           {url}")?;
+    outln!("  built-in ops-platform receiver:           {}", urls.ops)?;
+    outln!("  built-in Feishu-style chat robot:         {}", urls.robot)?;
+    outln!(
+        "  routes: easyops (preset guance-easyops), feishu (examples/pipelines/guance-feishu.jq, 100/min)"
+    )?;
     outln!()?;
 
     let samples = samples()?;
@@ -135,15 +147,21 @@ pub(crate) async fn run(deadline: Duration) -> Result<()> {
             group: Some("kbridge-demo".into()),
             offset_reset: Some(OffsetReset::Earliest),
             dead_letter_topic: Some(DLQ.into()),
-            webhook: WebhookOverrides { url: Some(url) },
+            // The top-level webhook; the routes below take its place.
+            webhook: WebhookOverrides {
+                url: Some(urls.ops.clone()),
+            },
             ..Default::default()
         },
-    )?;
+    )?
+    .with_routes(routes(&urls))?;
     let (stop, shutdown) = Shutdown::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     let relay = tokio::spawn(serve(cfg, shutdown, Some(tx)));
 
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    // Each event is reported once per route; it is shown when both are in.
+    let mut pending: BTreeMap<String, Vec<Report>> = BTreeMap::new();
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     let timeout = tokio::time::sleep(deadline);
     tokio::pin!(timeout);
     let mut handled = 0;
@@ -152,53 +170,118 @@ pub(crate) async fn run(deadline: Duration) -> Result<()> {
             r = rx.recv() => r.ok_or_else(|| anyhow!("the relay stopped early"))?,
             _ = &mut timeout => bail!("only {handled} of {} events were handled within {deadline:?}", samples.len()),
         };
+        let coordinates = report.coordinates.clone();
+        let reports = pending.entry(coordinates.clone()).or_default();
+        reports.push(report);
+        if reports.len() < ROUTES.len() {
+            continue;
+        }
+        let mut reports = pending.remove(&coordinates).unwrap_or_default();
         handled += 1;
-        let label = labels.get(&report.coordinates).copied().unwrap_or("?");
-        outln!("● {}  {label}", report.coordinates)?;
-        let kind = match &report.outcome {
-            Outcome::Delivered {
-                alert_id,
-                body,
-                attempts,
-            } => {
-                let tries = if *attempts > 1 {
-                    format!(" after {attempts} attempts")
-                } else {
-                    String::new()
-                };
-                outln!("    delivered{tries}, alertId {alert_id}")?;
-                outln!("    body: {}", String::from_utf8_lossy(body))?;
-                "delivered"
-            }
-            Outcome::Skipped { reason } => {
-                outln!("    skipped: {reason}")?;
-                "skipped"
-            }
-            Outcome::DeadLettered { stage, reason } => {
-                outln!(
-                    "    dead-lettered to {DLQ} (stage {}): {reason}",
-                    stage.as_str()
-                )?;
-                "dead-lettered"
-            }
-            Outcome::Dropped { stage, reason } => {
-                outln!("    dropped (stage {}): {reason}", stage.as_str())?;
-                "dropped"
-            }
-        };
-        *counts.entry(kind).or_default() += 1;
+        let label = labels.get(&coordinates).copied().unwrap_or("?");
+        outln!("● {coordinates}  {label}")?;
+        reports.sort_by_key(|r| ROUTES.iter().position(|n| r.route.as_deref() == Some(*n)));
+        for report in &reports {
+            let route = report.route.as_deref().unwrap_or("-");
+            let kind = show(route, &report.outcome)?;
+            *counts
+                .entry((
+                    ROUTES.iter().find(|n| **n == route).copied().unwrap_or("-"),
+                    kind,
+                ))
+                .or_default() += 1;
+        }
     }
     stop.raise();
     relay.await.context("the relay task failed")??;
     outln!()?;
-    let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    outln!("done: {} events; offsets committed.", samples.len())?;
+    for route in ROUTES {
+        let summary: Vec<String> = counts
+            .iter()
+            .filter(|((r, _), _)| *r == route)
+            .map(|((_, k), n)| format!("{n} {k}"))
+            .collect();
+        outln!("  {route:8} {}", summary.join(", "))?;
+    }
     outln!(
-        "done: {} events, {}; offsets committed.",
-        samples.len(),
-        summary.join(", ")
+        "Next: `kbridge run --config examples/guance-easyops.toml` against your own Kafka and webhook;"
     )?;
     outln!(
-        "Next: `kbridge run --config examples/guance-easyops.toml` against your own Kafka and webhook."
+        "      routes to chat robots and other monitors: examples/pipelines/ (try them with `kbridge check`)."
     )?;
     Ok(())
+}
+
+/// The demo's two routes: the built-in preset to the ops platform, and the
+/// shipped Feishu pipeline to the chat robot, at Feishu's rate.
+fn routes(urls: &receiver::Urls) -> Vec<RouteConfig> {
+    let webhook = |url: &str| WebhookConfig {
+        url: url.to_string(),
+        ..WebhookConfig::default()
+    };
+    vec![
+        RouteConfig {
+            name: ROUTES[0].into(),
+            topics: None,
+            filter: None,
+            preset: Some(Preset::GuanceEasyops),
+            map: None,
+            map_file: None,
+            key: None,
+            rate_limit: None,
+            webhook: webhook(&urls.ops),
+        },
+        RouteConfig {
+            name: ROUTES[1].into(),
+            topics: None,
+            filter: None,
+            preset: None,
+            map: Some(include_str!("../../examples/pipelines/guance-feishu.jq").into()),
+            map_file: None,
+            key: Some(".df_fault_id // .df_event_id".into()),
+            rate_limit: Some("100/min".into()),
+            webhook: WebhookConfig {
+                success: Some("(.code // .StatusCode) == 0".into()),
+                ..webhook(&urls.robot)
+            },
+        },
+    ]
+}
+
+/// Prints one route's outcome for an event; returns its kind.
+fn show(route: &str, outcome: &Outcome) -> Result<&'static str> {
+    Ok(match outcome {
+        Outcome::Delivered {
+            key,
+            bodies,
+            attempts,
+        } => {
+            let tries = if *attempts > bodies.len() as u32 {
+                format!(" after {attempts} attempts")
+            } else {
+                String::new()
+            };
+            outln!("    {route}: delivered{tries}, key {key}")?;
+            for body in bodies {
+                outln!("      {}", String::from_utf8_lossy(body))?;
+            }
+            "delivered"
+        }
+        Outcome::Skipped { reason } => {
+            outln!("    {route}: skipped: {reason}")?;
+            "skipped"
+        }
+        Outcome::DeadLettered { stage, reason } => {
+            outln!(
+                "    {route}: dead-lettered to {DLQ} (stage {}): {reason}",
+                stage.as_str()
+            )?;
+            "dead-lettered"
+        }
+        Outcome::Dropped { stage, reason } => {
+            outln!("    {route}: dropped (stage {}): {reason}", stage.as_str())?;
+            "dropped"
+        }
+    })
 }

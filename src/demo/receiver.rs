@@ -1,7 +1,8 @@
 //! A built-in stand-in for the ops platform's alert intake, answering as the
 //! real one does: `{"code":0}` on success, HTTP 400 with
 //! `not match any cmdb instance` for a host the CMDB does not know, and —
-//! to show retries — one transient 503.
+//! to show retries — one transient 503. Beside it, a stand-in for a Feishu
+//! custom bot, answering `{"code":0,"msg":"success"}`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -32,8 +33,16 @@ struct Receiver {
     seen: Mutex<Seen>,
 }
 
-/// Serves on an ephemeral port of 127.0.0.1; returns the webhook URL.
-pub(crate) async fn start(rules: Rules) -> Result<String> {
+/// Where the receiver listens.
+pub(crate) struct Urls {
+    /// The ops platform's alert intake.
+    pub ops: String,
+    /// The chat robot's hook.
+    pub robot: String,
+}
+
+/// Serves on an ephemeral port of 127.0.0.1; returns the webhook URLs.
+pub(crate) async fn start(rules: Rules) -> Result<Urls> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .context("cannot open a port for the demo receiver")?;
@@ -44,13 +53,22 @@ pub(crate) async fn start(rules: Rules) -> Result<String> {
     });
     let app = axum::Router::new()
         .route("/api/v1/alerts", post(intake))
+        .route("/open-apis/bot/v2/hook/demo", post(robot))
         .with_state(state);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("demo receiver stopped: {e}");
         }
     });
-    Ok(format!("http://{addr}/api/v1/alerts"))
+    Ok(Urls {
+        ops: format!("http://{addr}/api/v1/alerts"),
+        robot: format!("http://{addr}/open-apis/bot/v2/hook/demo"),
+    })
+}
+
+/// The chat robot takes any message card.
+async fn robot(Json(_message): Json<Value>) -> Json<Value> {
+    Json(json!({"code": 0, "msg": "success"}))
 }
 
 async fn intake(

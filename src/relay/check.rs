@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::error::UsageError;
 use crate::relay::config::{Overrides, RelayConfig};
 use crate::relay::deliver::webhook::Webhook;
-use crate::relay::route::{self, RouteDecision};
+use crate::relay::route::{self, Event, RouteDecision};
 
 pub(crate) fn run(
     config: Option<&Path>,
@@ -66,8 +66,9 @@ pub(crate) fn run(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
+        let event = Event::new(Some(line), cfg.max_message_bytes);
         for r in routes.iter().filter(|r| topic.is_none_or(|t| r.takes(t))) {
-            let decision = r.decide(Some(line), cfg.max_message_bytes);
+            let decision = r.decide(&event);
             let verdict = verdict(i + 1, &r.name, &decision);
             if json {
                 writeln!(out, "{verdict}")?;

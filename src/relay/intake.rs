@@ -1,106 +1,148 @@
-//! Taking one message into processing: its offset is accepted (`commit`),
-//! the preset decides (`preset`), and the event is either finished at once
+//! Taking one message into processing: every route that takes its topic
+//! decides (`route`), its offset is accepted as that many pieces of work
+//! (`commit`), and on each route the event is either finished at once
 //! (skipped, or invalid without a dead-letter topic) or becomes a job for
-//! `deliver`, queued behind its alert's earlier events.
+//! `deliver`, queued behind its key's earlier events on that route.
+
+use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::relay::commit::ordering::OrderKey;
 use crate::relay::commit::partitions::Refused;
 use crate::relay::job::{Job, Work};
 use crate::relay::origin::Origin;
-use crate::relay::preset::{Decision, decide};
 use crate::relay::report::Outcome;
+use crate::relay::route::{Event, RouteDecision};
 use crate::relay::shared::Shared;
+use crate::relay::telemetry::NO_ROUTE;
 use crate::topic_partition::TopicPartition;
 
-/// Decides what to do with one message; returns a job to start now.
+/// Decides what to do with one message; returns the jobs to start now.
 pub(crate) fn take(
     shared: &Shared,
     origin: Origin,
     partition: TopicPartition,
     permit: OwnedSemaphorePermit,
-) -> Option<Job> {
+) -> Vec<Job> {
     shared.totals().consumed();
     let offset = origin.offset;
-    let ownership = match shared.partitions().accept(&partition, offset) {
+    // Pure and local: decided before the offset is accepted, so that it is
+    // accepted as the number of jobs it makes.
+    let decisions: Vec<(usize, RouteDecision)> = {
+        let event = Event::new(origin.payload.as_deref(), shared.max_message_bytes());
+        shared
+            .routes()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.takes(&partition.topic))
+            .map(|(i, r)| (i, r.decide(&event)))
+            .collect()
+    };
+    let dead_letters = shared.dead_letters().is_some();
+    let parts = decisions
+        .iter()
+        .filter(|(_, d)| match d {
+            RouteDecision::Deliver { .. } => true,
+            RouteDecision::Invalid { .. } => dead_letters,
+            RouteDecision::Skip(_) => false,
+        })
+        .count();
+    let ownership = match shared
+        .partitions()
+        .accept(&partition, offset, parts.max(1) as u32)
+    {
         Ok(o) => o,
         Err(Refused::SeenAgain) => {
             tracing::warn!(
                 topic = %partition.topic, partition = partition.partition, offset,
                 "offset seen again within this assignment; not handled twice"
             );
-            return None;
+            return Vec::new();
         }
         Err(Refused::NotOwned) => {
             tracing::debug!(
                 topic = %partition.topic, partition = partition.partition, offset,
                 "partition revoked; its next owner reads this event"
             );
-            return None;
+            return Vec::new();
         }
     };
     let epoch = ownership.epoch;
-    let decision = decide(
-        shared.preset(),
-        origin.payload.as_deref(),
-        shared.max_message_bytes(),
-    );
-    let work = match decision {
-        Decision::Skip(reason) => {
-            shared.totals().skipped();
-            tracing::debug!(event = %origin.coordinates(), "skipped: {reason}");
-            shared.finish(&partition, epoch, offset, None);
-            shared.report(&origin, || Outcome::Skipped { reason });
-            return None;
-        }
-        Decision::Reject { stage, reason } => {
-            shared.totals().invalid(stage);
-            tracing::warn!(
-                topic = %partition.topic, partition = partition.partition, offset,
-                stage = stage.as_str(),
-                "invalid event: {reason}"
-            );
-            if shared.dead_letters().is_none() {
-                shared.finish(&partition, epoch, offset, None);
-                shared.report(&origin, || Outcome::Dropped { stage, reason });
-                return None;
+    let origin = Arc::new(origin);
+    let permit = Arc::new(permit);
+    if decisions.is_empty() {
+        let no_route: Arc<str> = Arc::from(NO_ROUTE);
+        shared.totals().skipped(&no_route);
+        tracing::debug!(event = %origin.coordinates(), "skipped: no route takes topic {}", partition.topic);
+        shared.report(&origin, None, || Outcome::Skipped {
+            reason: format!("no route takes topic {}", partition.topic),
+        });
+    }
+    let mut jobs = Vec::with_capacity(parts);
+    for (route, decision) in decisions {
+        let target = shared.target(route);
+        let name = &target.name;
+        let (work, order) = match decision {
+            RouteDecision::Skip(reason) => {
+                shared.totals().skipped(name);
+                tracing::debug!(event = %origin.coordinates(), route = %name, "skipped: {reason}");
+                shared.report(&origin, Some(name), || Outcome::Skipped { reason });
+                continue;
             }
-            Work::DeadLetter { stage, reason }
-        }
-        Decision::Deliver {
-            alert_id,
-            body,
-            warning,
-        } => {
-            if let Some(w) = warning {
-                tracing::warn!(event = %origin.coordinates(), alert_id, "{w}");
+            RouteDecision::Invalid { stage, reason } => {
+                shared.totals().invalid(name, stage);
+                tracing::warn!(
+                    topic = %partition.topic, partition = partition.partition, offset,
+                    route = %name, stage = stage.as_str(),
+                    "invalid event: {reason}"
+                );
+                if !dead_letters {
+                    shared.report(&origin, Some(name), || Outcome::Dropped { stage, reason });
+                    continue;
+                }
+                (Work::DeadLetter { stage, reason }, None)
             }
-            let job = Job {
-                partition: partition.clone(),
-                ownership,
-                origin,
-                work: Work::Deliver {
-                    alert_id: alert_id.clone(),
-                    body,
-                },
-                permit,
-            };
-            return shared
-                .partitions()
-                .submit(&partition, epoch, alert_id, job, |queued| {
-                    // Waiting, not processing: give the processing slot
-                    // back to the other alerts when a waiting slot is free.
-                    if let Ok(waiting) = shared.waiting_slots().clone().try_acquire_owned() {
-                        queued.permit = waiting;
-                    }
-                });
-        }
-    };
-    Some(Job {
-        partition,
-        ownership,
-        origin,
-        work,
-        permit,
-    })
+            RouteDecision::Deliver {
+                key,
+                bodies,
+                warning,
+            } => {
+                if let Some(w) = warning {
+                    tracing::warn!(event = %origin.coordinates(), route = %name, key = key.as_deref().unwrap_or(""), "{w}");
+                }
+                (
+                    Work::Deliver { bodies },
+                    key.map(|k| OrderKey::new(target.id, k)),
+                )
+            }
+        };
+        let job = Job {
+            partition: partition.clone(),
+            ownership: ownership.clone(),
+            origin: origin.clone(),
+            target: target.clone(),
+            order: order.clone(),
+            work,
+            permit: permit.clone(),
+        };
+        let Some(order) = order else {
+            jobs.push(job);
+            continue;
+        };
+        let started = shared
+            .partitions()
+            .submit(&partition, epoch, order, job, |queued| {
+                // Waiting, not processing: give the event's processing
+                // slot back when a waiting slot is free.
+                if let Ok(waiting) = shared.waiting_slots().clone().try_acquire_owned() {
+                    queued.permit = Arc::new(waiting);
+                }
+            });
+        jobs.extend(started);
+    }
+    if parts == 0 {
+        shared.finish(&partition, epoch, offset, None);
+    }
+    jobs
 }

@@ -1,41 +1,55 @@
-//! One event in processing, from intake until it is handled.
+//! One piece of work in processing: one event on one route, from intake
+//! until it is handled. An event that fans out to several routes is several
+//! jobs; its offset is handled when every one is (`commit::offsets`).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::relay::commit::ordering::OrderKey;
 use crate::relay::commit::ownership::Ownership;
+use crate::relay::deliver::target::Target;
 use crate::relay::origin::Origin;
 use crate::relay::stage::Stage;
 use crate::topic_partition::TopicPartition;
 
-/// One event in processing. Holding a permit is what bounds memory: a
-/// processing slot (`max_pending`) while it runs, and, when it is not the
-/// first to wait behind its alert's earlier events, a waiting slot if one is
-/// free, so that an alert stuck in retries does not keep every other alert
-/// waiting.
+/// One event on one route. Holding a permit is what bounds memory: the
+/// event's processing slot (`max_pending`, shared by its jobs) while it
+/// runs, and, when it is not the first to wait behind its key's earlier
+/// events, a waiting slot if one is free, so that an alert stuck in retries
+/// does not keep every other alert waiting.
 pub(crate) struct Job {
     pub partition: TopicPartition,
     /// The ownership of the partition this event was taken under: its
     /// delivery stops when that ownership ends (see `commit::ownership`).
     pub ownership: Ownership,
-    pub origin: Origin,
+    /// The original message, shared by the event's jobs.
+    pub origin: Arc<Origin>,
+    /// Where it goes: the route's webhook, pace and name.
+    pub target: Arc<Target>,
+    /// The ordering key: jobs with one key on one route run in offset
+    /// order; `None` runs at once (dead letters, routes without a key).
+    pub order: Option<OrderKey>,
     pub work: Work,
-    pub permit: OwnedSemaphorePermit,
+    pub permit: Arc<OwnedSemaphorePermit>,
 }
 
-/// What is left to do for the event.
+/// What is left to do for the event on this route.
 pub(crate) enum Work {
-    Deliver { alert_id: String, body: Bytes },
-    DeadLetter { stage: Stage, reason: String },
+    /// POST each body (a jq map may give several), in order.
+    Deliver {
+        bodies: Vec<Bytes>,
+    },
+    DeadLetter {
+        stage: Stage,
+        reason: String,
+    },
 }
 
 impl Job {
-    /// The per-alert ordering key: events with one alert id are delivered
-    /// in offset order; dead letters have none.
-    pub(crate) fn alert_id(&self) -> Option<&String> {
-        match &self.work {
-            Work::Deliver { alert_id, .. } => Some(alert_id),
-            Work::DeadLetter { .. } => None,
-        }
+    /// The ordering key's text, for logs.
+    pub(crate) fn key(&self) -> &str {
+        self.order.as_ref().map_or("", |o| o.key.as_str())
     }
 }

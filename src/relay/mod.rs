@@ -73,12 +73,6 @@ pub(crate) async fn run(config_file: Option<&Path>, overrides: &Overrides) -> Re
     // The jq programs (answer rules) compile now: a mistake is a
     // configuration error, exit 2.
     route::compile(&cfg).map_err(|e| UsageError(format!("{e:#}")))?;
-    if !cfg.routes.is_empty() {
-        return Err(UsageError(
-            "[[route]] is not relayed by `kbridge run` yet: this version checks routes (`kbridge check`) but relays only the top-level preset and webhook; remove the routes to run".into(),
-        )
-        .into());
-    }
     let _guard =
         crate::logging::init_service(cfg.log.format, &cfg.log.level, cfg.log.file.as_ref())?;
     for notice in &cfg.notices {

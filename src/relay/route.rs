@@ -2,6 +2,8 @@
 //! `default` route of a config without them) with its jq programs compiled
 //! once, and the pure decision of what the route does with one event.
 
+use std::cell::OnceCell;
+
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
 
@@ -149,27 +151,13 @@ impl Route {
             .is_none_or(|ts| ts.iter().any(|t| t == topic))
     }
 
-    /// What this route does with an event's value.
-    pub(crate) fn decide(&self, value: Option<&[u8]>, max_bytes: usize) -> RouteDecision {
-        let parsed = match (&self.filter, &self.mapping) {
-            (None, Compiled::Preset(_)) => None,
-            _ => match value.map(jq::parse) {
-                Some(Ok(v)) => Some(v),
-                Some(Err(reason)) => {
-                    return RouteDecision::Invalid {
-                        stage: Stage::Decode,
-                        reason,
-                    };
-                }
-                None => {
-                    return RouteDecision::Invalid {
-                        stage: Stage::Decode,
-                        reason: "no value (a tombstone)".into(),
-                    };
-                }
-            },
-        };
-        if let (Some(filter), Some(v)) = (&self.filter, &parsed) {
+    /// What this route does with an event.
+    pub(crate) fn decide(&self, event: &Event<'_>) -> RouteDecision {
+        if let Some(filter) = &self.filter {
+            let v = match event.json() {
+                Ok(v) => v,
+                Err(invalid) => return invalid,
+            };
             match filter.holds(v) {
                 Ok(true) => {}
                 Ok(false) => return RouteDecision::Skip("the route's filter is false".into()),
@@ -181,22 +169,24 @@ impl Route {
                 }
             }
         }
-        match (&self.mapping, parsed) {
-            (Compiled::Preset(p), _) => match decide(*p, value, max_bytes) {
-                Decision::Skip(reason) => RouteDecision::Skip(reason),
-                Decision::Reject { stage, reason } => RouteDecision::Invalid { stage, reason },
+        let (key, bodies, warning) = match &self.mapping {
+            Compiled::Preset(p) => match decide(*p, event.value, event.max_bytes) {
+                Decision::Skip(reason) => return RouteDecision::Skip(reason),
+                Decision::Reject { stage, reason } => {
+                    return RouteDecision::Invalid { stage, reason };
+                }
                 Decision::Deliver {
                     alert_id,
                     body,
                     warning,
-                } => RouteDecision::Deliver {
-                    key: Some(alert_id),
-                    bodies: vec![body],
-                    warning,
-                },
+                } => (Some(alert_id), vec![body], warning),
             },
-            (Compiled::Jq(map), Some(v)) => {
-                let outputs = match map.run(&v) {
+            Compiled::Jq(map) => {
+                let v = match event.json() {
+                    Ok(v) => v,
+                    Err(invalid) => return invalid,
+                };
+                let outputs = match map.run(v) {
                     Ok(o) => o,
                     Err(reason) => {
                         return RouteDecision::Invalid {
@@ -208,30 +198,73 @@ impl Route {
                 if outputs.is_empty() {
                     return RouteDecision::Skip("the route's map produced nothing".into());
                 }
-                let key = match self.key.as_ref().map(|k| k.run(&v)) {
-                    None => None,
-                    Some(Ok(keys)) => keys.first().and_then(key_text),
-                    Some(Err(reason)) => {
+                let bodies = outputs
+                    .iter()
+                    .map(|o| Bytes::from(jq::to_json(o)))
+                    .collect();
+                (None, bodies, None)
+            }
+        };
+        // The route's own key, when it has one; the preset's alert id
+        // otherwise.
+        let key = match &self.key {
+            None => key,
+            Some(program) => {
+                let keys = event.json().map(|v| program.run(v));
+                match keys {
+                    Ok(Ok(keys)) => keys.first().and_then(key_text),
+                    Ok(Err(reason)) => {
                         return RouteDecision::Invalid {
                             stage: Stage::Map,
                             reason: format!("key: {reason}"),
                         };
                     }
-                };
-                RouteDecision::Deliver {
-                    key,
-                    bodies: outputs
-                        .iter()
-                        .map(|o| Bytes::from(jq::to_json(o)))
-                        .collect(),
-                    warning: None,
+                    Err(invalid) => return invalid,
                 }
             }
-            (Compiled::Jq(_), None) => RouteDecision::Invalid {
-                stage: Stage::Decode,
-                reason: "no value".into(),
-            },
+        };
+        RouteDecision::Deliver {
+            key,
+            bodies,
+            warning,
         }
+    }
+}
+
+/// One event's value as the routes see it: its bytes, and its JSON for
+/// the jq programs — parsed once, when the first program needs it, however
+/// many routes read it.
+pub(crate) struct Event<'a> {
+    value: Option<&'a [u8]>,
+    /// `max_message_bytes`: a larger value is invalid, never parsed.
+    max_bytes: usize,
+    parsed: OnceCell<Result<jaq_json::Val, String>>,
+}
+
+impl<'a> Event<'a> {
+    pub(crate) fn new(value: Option<&'a [u8]>, max_bytes: usize) -> Self {
+        Self {
+            value,
+            max_bytes,
+            parsed: OnceCell::new(),
+        }
+    }
+
+    /// The value as JSON, or why it is not (an invalid event, at decode).
+    fn json(&self) -> Result<&jaq_json::Val, RouteDecision> {
+        let parsed = self.parsed.get_or_init(|| match self.value {
+            Some(bytes) if bytes.len() > self.max_bytes => Err(format!(
+                "message value is {} bytes, over the {}-byte limit (max_message_bytes)",
+                bytes.len(),
+                self.max_bytes
+            )),
+            Some(bytes) => jq::parse(bytes),
+            None => Err("no value (a tombstone)".into()),
+        });
+        parsed.as_ref().map_err(|reason| RouteDecision::Invalid {
+            stage: Stage::Decode,
+            reason: reason.clone(),
+        })
     }
 }
 
@@ -283,14 +316,14 @@ success = '.code == 0'
         assert!(routes[0].takes("event") && !routes[0].takes("am"));
         assert!(routes[1].takes("am"));
         let event = br#"{"df_source":"monitor","df_event_id":"e1","df_fault_id":"f1","df_title":"cpu","df_message":"m","df_status":"critical","df_workspace_name":"w","date":1731900000}"#;
-        match routes[0].decide(Some(event), 1 << 20) {
+        match routes[0].decide(&Event::new(Some(event), 1 << 20)) {
             RouteDecision::Deliver { key, bodies, .. } => {
                 assert_eq!(key.as_deref(), Some("f1"));
                 assert_eq!(bodies.len(), 1);
             }
             other => panic!("{other:?}"),
         }
-        match routes[1].decide(Some(event), 1 << 20) {
+        match routes[1].decide(&Event::new(Some(event), 1 << 20)) {
             RouteDecision::Deliver { key, bodies, .. } => {
                 assert_eq!(key.as_deref(), Some("f1"));
                 let texts: Vec<serde_json::Value> = bodies
@@ -304,11 +337,11 @@ success = '.code == 0'
         }
         let ok = br#"{"df_status":"ok"}"#;
         assert!(matches!(
-            routes[1].decide(Some(ok), 1 << 20),
+            routes[1].decide(&Event::new(Some(ok), 1 << 20)),
             RouteDecision::Skip(_)
         ));
         assert!(matches!(
-            routes[1].decide(Some(b"nope"), 1 << 20),
+            routes[1].decide(&Event::new(Some(b"nope"), 1 << 20)),
             RouteDecision::Invalid {
                 stage: Stage::Decode,
                 ..
@@ -323,7 +356,7 @@ success = '.code == 0'
         );
         let routes = compile(&cfg).unwrap();
         assert_eq!(
-            routes[0].decide(Some(br#"{"b":1}"#), 1 << 20),
+            routes[0].decide(&Event::new(Some(br#"{"b":1}"#), 1 << 20)),
             RouteDecision::Invalid {
                 stage: Stage::Map,
                 reason: r#"no a in {"b":1}"#.into()
@@ -344,7 +377,7 @@ success = '.code == 0'
         use proptest::prelude::*;
         use serde_json::{Map, Value, json};
 
-        use super::super::{RouteDecision, compile};
+        use super::super::{Event, RouteDecision, compile};
         use super::config;
 
         /// A field: mostly a good value, sometimes missing, empty or of
@@ -467,8 +500,8 @@ success = '.code == 0'
                 ));
                 let routes = compile(&cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let bytes = serde_json::to_vec(&event).unwrap_or_default();
-                let native = outcome(routes[0].decide(Some(&bytes), 1 << 20));
-                let jq = outcome(routes[1].decide(Some(&bytes), 1 << 20));
+                let native = outcome(routes[0].decide(&Event::new(Some(&bytes), 1 << 20)));
+                let jq = outcome(routes[1].decide(&Event::new(Some(&bytes), 1 << 20)));
                 prop_assert_eq!(native, jq, "event {}", event);
             }
         }

@@ -7,13 +7,17 @@ use anyhow::Result;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::relay::commit::committer;
+use crate::relay::commit::ordering::OrderKey;
 use crate::relay::commit::partitions::Partitions;
-use crate::relay::config::{Preset, RelayConfig, RetryConfig};
+use crate::relay::config::{RelayConfig, RetryConfig};
 use crate::relay::deliver::dead_letter::DeadLetters;
+use crate::relay::deliver::pace::Pace;
+use crate::relay::deliver::target::Target;
 use crate::relay::deliver::webhook::Webhook;
 use crate::relay::job::Job;
 use crate::relay::origin::Origin;
 use crate::relay::report::{Outcome, Report};
+use crate::relay::route::{self, Route};
 use crate::relay::shutdown::Abort;
 use crate::relay::source::consumer::{self, RelayConsumer};
 use crate::relay::telemetry::Totals;
@@ -22,12 +26,14 @@ use crate::topic_partition::TopicPartition;
 pub(crate) struct Shared {
     consumer: Arc<RelayConsumer<Job>>,
     partitions: Arc<Partitions<Job>>,
-    webhook: Webhook,
+    /// The routes, compiled (what each does with an event) …
+    routes: Vec<Route>,
+    /// … and their targets, index for index (where its requests go).
+    targets: Vec<Arc<Target>>,
     retry: RetryConfig,
     dead_letters: Option<DeadLetters>,
     totals: Arc<Totals>,
     reports: Option<mpsc::UnboundedSender<Report>>,
-    preset: Preset,
     max_message_bytes: usize,
     /// Slots for events waiting behind their alert's earlier events.
     waiting_slots: Arc<Semaphore>,
@@ -38,15 +44,33 @@ pub(crate) struct Shared {
 const WAITING_PER_PENDING: usize = 4;
 
 impl Shared {
-    /// Builds the relay's parts from its configuration: the webhook
-    /// client, the group consumer and the dead-letter producer.
+    /// Builds the relay's parts from its configuration: the routes and
+    /// their webhook clients, the group consumer and the dead-letter
+    /// producer.
     pub(crate) fn new(
         cfg: &RelayConfig,
         totals: Arc<Totals>,
         reports: Option<mpsc::UnboundedSender<Report>>,
         abort: &Abort,
     ) -> Result<Self> {
-        let webhook = Webhook::new(&cfg.webhook, cfg.concurrency, cfg.retry.status_policy()?)?;
+        let routes = route::compile(cfg)?;
+        let keyed_by_route = !cfg.routes.is_empty();
+        let targets = routes
+            .iter()
+            .enumerate()
+            .map(|(id, r)| {
+                let webhook = Webhook::new(&r.webhook, cfg.concurrency, cfg.retry.status_policy()?)
+                    .map_err(|e| e.context(format!("route '{}'", r.name)))?;
+                Ok(Arc::new(Target::new(
+                    id,
+                    &r.name,
+                    webhook,
+                    r.rate_limit.map(Pace::new),
+                    keyed_by_route,
+                    totals.clone(),
+                )))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let kafka = cfg.kafka_opts();
         let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(abort.token()));
         let consumer = consumer::create(
@@ -66,12 +90,12 @@ impl Shared {
         Ok(Self {
             consumer,
             partitions,
-            webhook,
+            routes,
+            targets,
             retry: cfg.retry.clone(),
             dead_letters,
             totals,
             reports,
-            preset: cfg.preset,
             max_message_bytes: cfg.max_message_bytes,
             waiting_slots: Arc::new(Semaphore::new(
                 cfg.max_pending.saturating_mul(WAITING_PER_PENDING),
@@ -91,8 +115,13 @@ impl Shared {
         &self.partitions
     }
 
-    pub(crate) fn webhook(&self) -> &Webhook {
-        &self.webhook
+    pub(crate) fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The target of the route at `index` (of [`Shared::routes`]).
+    pub(crate) fn target(&self, index: usize) -> &Arc<Target> {
+        &self.targets[index]
     }
 
     pub(crate) fn retry(&self) -> &RetryConfig {
@@ -107,36 +136,39 @@ impl Shared {
         &self.totals
     }
 
-    pub(crate) fn preset(&self) -> Preset {
-        self.preset
-    }
-
     pub(crate) fn max_message_bytes(&self) -> usize {
         self.max_message_bytes
     }
 
     /// Sends an outcome to the observer, if there is one; `outcome` is only
-    /// built then (this runs once per event).
-    pub(crate) fn report(&self, origin: &Origin, outcome: impl FnOnce() -> Outcome) {
+    /// built then (this runs once per event and route).
+    pub(crate) fn report(
+        &self,
+        origin: &Origin,
+        route: Option<&Arc<str>>,
+        outcome: impl FnOnce() -> Outcome,
+    ) {
         if let Some(tx) = &self.reports {
             let _ = tx.send(Report {
                 coordinates: origin.coordinates(),
+                route: route.cloned(),
                 outcome: outcome(),
             });
         }
     }
 
-    /// Marks an offset handled, stores the partition's new commit point,
-    /// and returns the next job of the same alert, if one waits.
+    /// Marks one part of an offset handled (one route's job), stores the
+    /// partition's new commit point, and returns the next job of the same
+    /// key, if one waits.
     pub(crate) fn finish(
         &self,
         partition: &TopicPartition,
         epoch: u64,
         offset: i64,
-        alert_id: Option<&String>,
+        order: Option<&OrderKey>,
     ) -> Option<Job> {
         self.partitions
-            .finish(partition, epoch, offset, alert_id, |point| {
+            .finish(partition, epoch, offset, order, |point| {
                 committer::store(&*self.consumer, point)
             })
     }

@@ -16,7 +16,6 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::relay::deliver::answer::{Rejection, Trouble, Verdict};
-use crate::relay::deliver::retry::AttemptObserver;
 use crate::relay::deliver::webhook::Attempt;
 use crate::relay::stage::Stage;
 
@@ -95,9 +94,9 @@ pub(crate) struct Totals {
     retrying: AtomicI64,
     in_flight: AtomicI64,
     lag: AtomicI64,
-    /// Readiness: the last webhook attempt failed to connect, or was
-    /// refused as the target's fault (credentials, address).
-    target_failing: AtomicBool,
+    /// Readiness: routes whose last webhook attempt failed to connect, or
+    /// was refused as the target's fault (credentials, address).
+    targets_failing: AtomicI64,
     /// Readiness: partitions are assigned.
     assigned: AtomicBool,
 }
@@ -108,9 +107,9 @@ impl Totals {
         metrics::counter!("kbridge_events_consumed_total").increment(1);
     }
 
-    pub(crate) fn delivered(&self, event_time_ms: Option<i64>) {
+    pub(crate) fn delivered(&self, route: &Arc<str>, event_time_ms: Option<i64>) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("kbridge_events_delivered_total").increment(1);
+        metrics::counter!("kbridge_events_delivered_total", "route" => label(route)).increment(1);
         if let Some(ts) = event_time_ms {
             let now = jiff::Timestamp::now().as_millisecond();
             metrics::histogram!("kbridge_delivery_latency_seconds")
@@ -118,25 +117,28 @@ impl Totals {
         }
     }
 
-    pub(crate) fn skipped(&self) {
+    /// Skipped by a route (its filter, the preset's rules), or by every
+    /// route (`route` = [`NO_ROUTE`]).
+    pub(crate) fn skipped(&self, route: &Arc<str>) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("kbridge_events_skipped_total").increment(1);
+        metrics::counter!("kbridge_events_skipped_total", "route" => label(route)).increment(1);
     }
 
-    pub(crate) fn invalid(&self, stage: Stage) {
+    pub(crate) fn invalid(&self, route: &Arc<str>, stage: Stage) {
         self.invalid.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("kbridge_events_invalid_total", "stage" => stage.as_str()).increment(1);
-    }
-
-    pub(crate) fn dead_lettered(&self, stage: Stage) {
-        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("kbridge_events_dead_lettered_total", "stage" => stage.as_str())
+        metrics::counter!("kbridge_events_invalid_total", "route" => label(route), "stage" => stage.as_str())
             .increment(1);
     }
 
-    pub(crate) fn rejected(&self, reason: RejectReason, status: Option<u16>) {
+    pub(crate) fn dead_lettered(&self, route: &Arc<str>, stage: Stage) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("kbridge_events_dead_lettered_total", "route" => label(route), "stage" => stage.as_str())
+            .increment(1);
+    }
+
+    pub(crate) fn rejected(&self, route: &Arc<str>, reason: RejectReason, status: Option<u16>) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("kbridge_events_rejected_total", "reason" => reason.label(), "status" => status_label(status))
+        metrics::counter!("kbridge_events_rejected_total", "route" => label(route), "reason" => reason.label(), "status" => status_label(status))
             .increment(1);
     }
 
@@ -183,31 +185,42 @@ impl Totals {
     }
 
     fn ready(&self) -> bool {
-        self.assigned.load(Ordering::Relaxed) && !self.target_failing.load(Ordering::Relaxed)
+        self.assigned.load(Ordering::Relaxed) && self.targets_failing.load(Ordering::Relaxed) <= 0
     }
-}
 
-/// Webhook attempts feed the metrics and readiness.
-impl AttemptObserver for Totals {
-    fn attempt(&self, attempt: &Attempt, elapsed: Duration) {
+    /// Counts one webhook attempt of a route; returns whether it failed as
+    /// the target's fault (for the route's readiness, `deliver::target`).
+    pub(crate) fn attempt(&self, route: &Arc<str>, attempt: &Attempt, elapsed: Duration) -> bool {
         let outcome = AttemptOutcome::of(attempt);
-        self.target_failing.store(
-            matches!(
-                outcome,
-                AttemptOutcome::ConnectionError | AttemptOutcome::TargetError
-            ),
-            Ordering::Relaxed,
-        );
-        metrics::counter!("kbridge_delivery_attempts_total", "outcome" => outcome.label(), "status" => status_label(attempt.status))
+        metrics::counter!("kbridge_delivery_attempts_total", "route" => label(route), "outcome" => outcome.label(), "status" => status_label(attempt.status))
             .increment(1);
-        metrics::histogram!("kbridge_request_duration_seconds").record(elapsed.as_secs_f64());
+        metrics::histogram!("kbridge_request_duration_seconds", "route" => label(route))
+            .record(elapsed.as_secs_f64());
+        matches!(
+            outcome,
+            AttemptOutcome::ConnectionError | AttemptOutcome::TargetError
+        )
+    }
+
+    /// A route's target started (true) or stopped (false) failing.
+    pub(crate) fn target_failing(&self, failing: bool) {
+        self.targets_failing
+            .fetch_add(if failing { 1 } else { -1 }, Ordering::Relaxed);
     }
 
     /// An event entered (+1) or left (-1) a retry wait.
-    fn waiting(&self, delta: i64) {
+    pub(crate) fn waiting(&self, delta: i64) {
         let n = self.retrying.fetch_add(delta, Ordering::Relaxed) + delta;
         metrics::gauge!("kbridge_retry_backlog").set(n as f64);
     }
+}
+
+/// The `route` label of an event no route takes.
+pub(crate) const NO_ROUTE: &str = "-";
+
+/// A route's name as a label: shared, not copied, per event.
+fn label(route: &Arc<str>) -> metrics::SharedString {
+    metrics::SharedString::from(route.clone())
 }
 
 /// An HTTP status as a label, without an allocation for the usual ones

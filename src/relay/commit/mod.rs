@@ -27,7 +27,7 @@
 
 pub(crate) mod committer;
 mod offsets;
-mod ordering;
+pub(crate) mod ordering;
 pub(crate) mod ownership;
 pub(crate) mod partitions;
 pub(crate) mod point;

@@ -4,9 +4,27 @@
 //! trigger: events of one partition with the same `alertId` reach the webhook
 //! in offset order, retries included. Each key has at most one active job;
 //! later jobs for it wait in a FIFO until it finishes.
+//!
+//! Order is kept per route: an event fanned out to two routes is one job
+//! on each, and a slow chat robot does not hold up the ops platform's
+//! deliveries of the same alert.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+
+/// What orders jobs: a route (by its index) and the key its `key` program
+/// (or the preset's alert id) gave the event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct OrderKey {
+    pub route: usize,
+    pub key: String,
+}
+
+impl OrderKey {
+    pub(crate) fn new(route: usize, key: String) -> Self {
+        Self { route, key }
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct KeyedQueue<K, J> {

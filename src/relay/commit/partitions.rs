@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::offsets::OffsetTracker;
-use super::ordering::KeyedQueue;
+use super::ordering::{KeyedQueue, OrderKey};
 use super::ownership::Ownership;
 use super::point::CommitPoint;
 use crate::topic_partition::TopicPartition;
@@ -24,7 +24,7 @@ use crate::topic_partition::TopicPartition;
 struct PartitionState<J> {
     ownership: Ownership,
     offsets: OffsetTracker,
-    keys: KeyedQueue<String, J>,
+    keys: KeyedQueue<OrderKey, J>,
 }
 
 pub(crate) struct Partitions<J> {
@@ -82,11 +82,17 @@ impl<J> Partitions<J> {
     }
 
     /// Takes a message into processing under its partition's current
-    /// ownership.
-    pub(crate) fn accept(&self, tp: &TopicPartition, offset: i64) -> Result<Ownership, Refused> {
+    /// ownership, as `parts` pieces of work (one per route it goes to):
+    /// its offset is handled when each was finished.
+    pub(crate) fn accept(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        parts: u32,
+    ) -> Result<Ownership, Refused> {
         let mut s = self.lock();
         let state = s.get_mut(tp).ok_or(Refused::NotOwned)?;
-        if state.offsets.accept(offset) {
+        if state.offsets.accept(offset, parts) {
             Ok(state.ownership.clone())
         } else {
             Err(Refused::SeenAgain)
@@ -100,7 +106,7 @@ impl<J> Partitions<J> {
         &self,
         tp: &TopicPartition,
         epoch: u64,
-        key: String,
+        key: OrderKey,
         job: J,
         on_queue: impl FnOnce(&mut J),
     ) -> Option<J> {
@@ -111,8 +117,8 @@ impl<J> Partitions<J> {
         }
     }
 
-    /// Marks an offset handled, hands a moved commit point to `store`, and
-    /// returns the next job of the same key, if one waits.
+    /// Marks one part of an offset handled, hands a moved commit point to
+    /// `store`, and returns the next job of the same key, if one waits.
     ///
     /// `store` (a local call into librdkafka, no network) runs under the
     /// lock: a revoke, which forgets the partition under the lock before
@@ -122,7 +128,7 @@ impl<J> Partitions<J> {
         tp: &TopicPartition,
         epoch: u64,
         offset: i64,
-        key: Option<&String>,
+        key: Option<&OrderKey>,
         store: impl FnOnce(&CommitPoint),
     ) -> Option<J> {
         let mut s = self.lock();
@@ -211,7 +217,11 @@ mod tests {
     }
 
     fn epoch(parts: &Partitions<u32>, p: i32, offset: i64) -> u64 {
-        parts.accept(&tp(p), offset).expect("accepted").epoch
+        parts.accept(&tp(p), offset, 1).expect("accepted").epoch
+    }
+
+    fn key(k: &str) -> OrderKey {
+        OrderKey::new(0, k.into())
     }
 
     /// Finishes an offset; returns the stored point and the next job.
@@ -222,7 +232,7 @@ mod tests {
         key: Option<&str>,
     ) -> (Option<i64>, Option<u32>) {
         let mut stored = None;
-        let key = key.map(String::from);
+        let key = key.map(self::key);
         let next = parts.finish(&tp(0), e, o, key.as_ref(), |p| stored = Some(p.offset));
         (stored, next)
     }
@@ -243,12 +253,12 @@ mod tests {
     #[test]
     fn an_offset_seen_again_or_of_a_partition_not_owned_is_refused() {
         let parts: Partitions<u32> = Partitions::default();
-        assert_eq!(parts.accept(&tp(0), 7).err(), Some(Refused::NotOwned));
+        assert_eq!(parts.accept(&tp(0), 7, 1).err(), Some(Refused::NotOwned));
         parts.assign([tp(0)]);
-        assert!(parts.accept(&tp(0), 7).is_ok());
-        assert_eq!(parts.accept(&tp(0), 7).err(), Some(Refused::SeenAgain));
-        assert_eq!(parts.accept(&tp(0), 3).err(), Some(Refused::SeenAgain));
-        assert!(parts.accept(&tp(0), 8).is_ok());
+        assert!(parts.accept(&tp(0), 7, 1).is_ok());
+        assert_eq!(parts.accept(&tp(0), 7, 1).err(), Some(Refused::SeenAgain));
+        assert_eq!(parts.accept(&tp(0), 3, 1).err(), Some(Refused::SeenAgain));
+        assert!(parts.accept(&tp(0), 8, 1).is_ok());
     }
 
     #[test]
@@ -266,7 +276,7 @@ mod tests {
     fn revoke_ends_the_ownership_and_waits_for_its_running_deliveries() {
         let parts: std::sync::Arc<Partitions<u32>> = std::sync::Arc::default();
         parts.assign([tp(1)]);
-        let ownership = parts.accept(&tp(1), 0).expect("accepted");
+        let ownership = parts.accept(&tp(1), 0, 1).expect("accepted");
         let running = ownership.run();
         let p2 = parts.clone();
         let t = std::thread::spawn(move || revoke(&p2, &[tp(1)], Duration::from_secs(10)));
@@ -284,7 +294,7 @@ mod tests {
     fn a_delivery_still_running_after_the_wait_is_revoked() {
         let parts: Partitions<u32> = Partitions::default();
         parts.assign([tp(0)]);
-        let ownership = parts.accept(&tp(0), 4).expect("accepted");
+        let ownership = parts.accept(&tp(0), 4, 1).expect("accepted");
         let _running = ownership.run();
         assert_eq!(
             revoke(&parts, &[tp(0)], Duration::from_millis(10)),
@@ -308,16 +318,16 @@ mod tests {
         let e = epoch(&parts, 0, 1);
         epoch(&parts, 0, 2);
         epoch(&parts, 0, 3);
-        assert_eq!(parts.submit(&tp(0), e, "a".into(), 1, |_| {}), Some(1));
+        assert_eq!(parts.submit(&tp(0), e, key("a"), 1, |_| {}), Some(1));
         let mut second_waiting = false;
         assert_eq!(
-            parts.submit(&tp(0), e, "a".into(), 2, |_| second_waiting = true),
+            parts.submit(&tp(0), e, key("a"), 2, |_| second_waiting = true),
             None
         );
         assert!(!second_waiting, "the first to wait keeps its slot");
         let mut third_waiting = false;
         assert_eq!(
-            parts.submit(&tp(0), e, "a".into(), 3, |_| third_waiting = true),
+            parts.submit(&tp(0), e, key("a"), 3, |_| third_waiting = true),
             None
         );
         assert!(third_waiting);
@@ -396,7 +406,7 @@ mod tests {
                                 continue;
                             }
                             let o = next + i64::from(gap);
-                            let e = parts.accept(&tp, o).map(|o| o.epoch);
+                            let e = parts.accept(&tp, o, 1).map(|o| o.epoch);
                             prop_assert!(e.is_ok());
                             let e = e.unwrap_or_default();
                             prop_assert!(epoch.is_none_or(|cur| cur == e));

@@ -81,8 +81,21 @@ impl RelayConfig {
                 }
             }
         }
+        if !config.routes.is_empty() && !config.webhook.url.is_empty() {
+            config.notices.push(
+                "the top-level [webhook] is not used when [[route]] is present: each route sends to its own [route.webhook]".into(),
+            );
+        }
         config.check()?;
         Ok(config)
+    }
+
+    /// These routes instead of the loaded ones, checked as a file's would
+    /// be (`kbridge demo` builds its routes in code).
+    pub(crate) fn with_routes(mut self, routes: Vec<super::route::RouteConfig>) -> Result<Self> {
+        self.routes = routes;
+        self.check()?;
+        Ok(self)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Dead letters: events that can never be delivered go to a Kafka topic,
-//! unchanged, with headers that say why — so nothing is lost silently and
+//! unchanged, with headers that say why (and on which route: an event that
+//! fails on two routes is two dead letters) — so nothing is lost silently and
 //! an operator can fix and replay them (`kbridge consume DLQ -f json`).
 //!
 //! An offset is committed only after its dead letter was acknowledged by
@@ -49,7 +50,12 @@ impl DeadLetters {
     }
 
     /// Builds the dead letter's headers: the original ones plus ours.
-    pub(crate) fn headers(origin: &Origin, stage: Stage, reason: &str) -> OwnedHeaders {
+    pub(crate) fn headers(
+        origin: &Origin,
+        route: &str,
+        stage: Stage,
+        reason: &str,
+    ) -> OwnedHeaders {
         // A native copy: the original keys and values stay the bytes they
         // were, UTF-8 or not.
         let mut headers = origin.headers.clone().unwrap_or_default();
@@ -59,6 +65,7 @@ impl DeadLetters {
         for (k, v) in [
             ("kbridge.error", reason),
             ("kbridge.stage", stage.as_str()),
+            ("kbridge.route", route),
             ("kbridge.topic", &origin.topic),
             ("kbridge.partition", &partition),
             ("kbridge.offset", &offset),
@@ -79,12 +86,13 @@ impl DeadLetters {
     pub(crate) async fn send(
         &self,
         origin: &Origin,
+        route: &str,
         stage: Stage,
         reason: &str,
         retry: &RetryConfig,
         ownership: &Ownership,
     ) -> bool {
-        let mut headers = Self::headers(origin, stage, reason);
+        let mut headers = Self::headers(origin, route, stage, reason);
         let mut omit_value = false;
         let mut delays = backoff(retry);
         loop {

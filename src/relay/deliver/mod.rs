@@ -10,8 +10,10 @@
 pub(crate) mod answer;
 pub(crate) mod answer_rules;
 pub(crate) mod dead_letter;
+pub(crate) mod pace;
 pub(crate) mod retry;
 pub(crate) mod status_policy;
+pub(crate) mod target;
 pub(crate) mod webhook;
 
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use crate::relay::shared::Shared;
 use crate::relay::stage::Stage;
 use crate::relay::telemetry::RejectReason;
 
-/// Handles a job, then the jobs queued behind it for the same alert.
+/// Handles a job, then the jobs queued behind it for the same key.
 pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
     // Taken before anything looks at the ownership: a revoke from now on
     // waits for this task (see `commit::ownership`).
@@ -41,10 +43,10 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
             &job.partition,
             job.ownership.epoch,
             job.origin.offset,
-            job.alert_id(),
+            job.order.as_ref(),
         );
         match next {
-            // The next job of the alert takes over this chain's processing
+            // The next job of the key takes over this chain's processing
             // slot; its waiting slot goes back with the finished job.
             Some(mut n) => {
                 std::mem::swap(&mut n.permit, &mut job.permit);
@@ -55,87 +57,124 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
     }
 }
 
-/// Delivers or dead-letters one event; false if interrupted.
+/// Delivers or dead-letters one event on one route; false if interrupted.
+///
+/// A map of several outputs sends each in turn; an output the target
+/// refuses does not keep the others from being sent, and the event is
+/// dead-lettered once for all that failed.
 async fn handle(shared: &Shared, job: &Job) -> bool {
-    let (alert_id, body) = match &job.work {
+    let bodies = match &job.work {
         Work::DeadLetter { stage, reason } => {
             return dead_letter(shared, job, *stage, reason).await;
         }
-        Work::Deliver { alert_id, body } => (alert_id, body),
+        Work::Deliver { bodies } => bodies,
     };
-    let key = job.origin.coordinates();
-    let delivery = retry::deliver(
-        shared.webhook(),
-        shared.retry(),
-        body.clone(),
-        &key,
-        shared.totals(),
-        &job.ownership,
-    )
-    .await;
-    match delivery {
-        Delivery::Delivered { attempts } => {
-            shared.totals().delivered(job.origin.timestamp_ms);
-            tracing::debug!(event = %key, alert_id, attempts, "delivered");
-            shared.report(&job.origin, || Outcome::Delivered {
-                alert_id: alert_id.clone(),
-                body: body.clone(),
-                attempts,
-            });
-            true
-        }
-        Delivery::Rejected {
-            kind,
-            status,
-            reason,
-        } => {
-            shared.totals().rejected(RejectReason::Answer(kind), status);
-            if kind == Rejection::NoCmdbMatch {
-                tracing::warn!(event = %key, alert_id, "no CMDB instance matches this alert's dimensions: {reason}");
-            } else {
-                tracing::error!(event = %key, alert_id, "the webhook rejected the alert: {reason}");
+    let coordinates = job.origin.coordinates();
+    let target = &*job.target;
+    let route = &target.name;
+    let key = job.key();
+    let outputs = bodies.len();
+    let mut failures: Vec<String> = Vec::new();
+    let mut tries = 0;
+    for (i, body) in bodies.iter().enumerate() {
+        let idempotency_key = target.idempotency_key(&coordinates, i, outputs);
+        let delivery = retry::deliver(
+            target,
+            shared.retry(),
+            body.clone(),
+            &idempotency_key,
+            &job.ownership,
+        )
+        .await;
+        let failure = match delivery {
+            Delivery::Delivered { attempts } => {
+                tries += attempts;
+                shared.totals().delivered(route, job.origin.timestamp_ms);
+                tracing::debug!(event = %idempotency_key, %route, key, attempts, "delivered");
+                continue;
             }
-            dead_letter(shared, job, Stage::Deliver, &reason).await
-        }
-        Delivery::GaveUp { attempts, reason } => {
-            shared
-                .totals()
-                .rejected(RejectReason::RetriesExhausted, None);
-            tracing::error!(event = %key, alert_id, attempts, "giving up after {attempts} attempts: {reason}");
-            let reason = format!("gave up after {attempts} attempts: {reason}");
-            dead_letter(shared, job, Stage::Deliver, &reason).await
-        }
-        Delivery::Poison {
-            attempts,
-            failing,
-            reason,
-        } => {
-            shared.totals().rejected(RejectReason::Poison, None);
-            tracing::error!(event = %key, alert_id, attempts, "poison alert: it failed {attempts} times over {failing:.0?} while other alerts were delivered; dead-lettering it (retry.poison_after): {reason}");
-            let reason = format!(
-                "poison alert: failed {attempts} times over {failing:.0?} while other alerts were delivered: {reason}"
-            );
-            dead_letter(shared, job, Stage::Deliver, &reason).await
-        }
-        Delivery::Interrupted => false,
+            Delivery::Rejected {
+                kind,
+                status,
+                reason,
+            } => {
+                shared
+                    .totals()
+                    .rejected(route, RejectReason::Answer(kind), status);
+                if kind == Rejection::NoCmdbMatch {
+                    tracing::warn!(event = %idempotency_key, %route, key, "no CMDB instance matches this alert's dimensions: {reason}");
+                } else {
+                    tracing::error!(event = %idempotency_key, %route, key, "the webhook rejected the alert: {reason}");
+                }
+                reason
+            }
+            Delivery::GaveUp { attempts, reason } => {
+                shared
+                    .totals()
+                    .rejected(route, RejectReason::RetriesExhausted, None);
+                tracing::error!(event = %idempotency_key, %route, key, attempts, "giving up after {attempts} attempts: {reason}");
+                format!("gave up after {attempts} attempts: {reason}")
+            }
+            Delivery::Poison {
+                attempts,
+                failing,
+                reason,
+            } => {
+                shared.totals().rejected(route, RejectReason::Poison, None);
+                tracing::error!(event = %idempotency_key, %route, key, attempts, "poison alert: it failed {attempts} times over {failing:.0?} while other alerts were delivered; dead-lettering it (retry.poison_after): {reason}");
+                format!(
+                    "poison alert: failed {attempts} times over {failing:.0?} while other alerts were delivered: {reason}"
+                )
+            }
+            Delivery::Interrupted => return false,
+        };
+        failures.push(if outputs > 1 {
+            format!("output {} of {outputs}: {failure}", i + 1)
+        } else {
+            failure
+        });
     }
+    if failures.is_empty() {
+        shared.report(&job.origin, Some(route), || Outcome::Delivered {
+            key: key.to_string(),
+            bodies: bodies.clone(),
+            attempts: tries,
+        });
+        return true;
+    }
+    dead_letter(shared, job, Stage::Deliver, &failures.join("; ")).await
 }
 
-/// Writes the event's dead letter (or, without a dead-letter topic, logs
-/// and drops it); false if interrupted before it was acknowledged.
+/// Writes the event's dead letter for this route (or, without a
+/// dead-letter topic, logs and drops it); false if interrupted before it
+/// was acknowledged.
 async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> bool {
     let reason = reason.to_string();
+    let route = &job.target.name;
     let Some(dead_letters) = shared.dead_letters() else {
-        tracing::warn!(event = %job.origin.coordinates(), stage = stage.as_str(), "no dead-letter topic configured; event dropped: {reason}");
-        shared.report(&job.origin, || Outcome::Dropped { stage, reason });
+        tracing::warn!(event = %job.origin.coordinates(), %route, stage = stage.as_str(), "no dead-letter topic configured; event dropped: {reason}");
+        shared.report(&job.origin, Some(route), || Outcome::Dropped {
+            stage,
+            reason,
+        });
         return true;
     };
     let sent = dead_letters
-        .send(&job.origin, stage, &reason, shared.retry(), &job.ownership)
+        .send(
+            &job.origin,
+            route,
+            stage,
+            &reason,
+            shared.retry(),
+            &job.ownership,
+        )
         .await;
     if sent {
-        shared.totals().dead_lettered(stage);
-        shared.report(&job.origin, || Outcome::DeadLettered { stage, reason });
+        shared.totals().dead_lettered(route, stage);
+        shared.report(&job.origin, Some(route), || Outcome::DeadLettered {
+            stage,
+            reason,
+        });
     }
     sent
 }

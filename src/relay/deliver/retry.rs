@@ -13,7 +13,8 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 
 use super::answer::{Rejection, Trouble, Verdict};
-use super::webhook::{Attempt, Webhook};
+use super::target::Target;
+use super::webhook::AttemptObserver;
 use crate::relay::commit::ownership::Ownership;
 use crate::relay::config::RetryConfig;
 
@@ -49,14 +50,6 @@ pub(crate) enum Delivery {
     Interrupted,
 }
 
-/// Observes each attempt (metrics, readiness) without the retry loop
-/// knowing about them.
-pub(crate) trait AttemptObserver: Send + Sync {
-    fn attempt(&self, attempt: &Attempt, elapsed: Duration);
-    /// An event starts (+1) or ends (-1) waiting to be retried.
-    fn waiting(&self, delta: i64);
-}
-
 pub(crate) fn backoff(cfg: &RetryConfig) -> impl Iterator<Item = Duration> + use<> {
     ExponentialBuilder::new()
         .with_jitter()
@@ -75,15 +68,17 @@ pub(crate) fn next_delay(backoff: Duration, retry_after: Option<Duration>) -> Du
     }
 }
 
-/// Delivers one alert, retrying transient failures.
+/// Delivers one request of an alert to its route's target, at the route's
+/// pace, retrying transient failures.
 pub(crate) async fn deliver(
-    webhook: &Webhook,
+    target: &Target,
     cfg: &RetryConfig,
     body: Bytes,
     idempotency_key: &str,
-    observer: &dyn AttemptObserver,
     ownership: &Ownership,
 ) -> Delivery {
+    let webhook = &target.webhook;
+    let observer: &dyn AttemptObserver = target;
     let mut delays = backoff(cfg);
     let mut attempts = 0u32;
     // Failures after another alert was delivered since this one first
@@ -92,8 +87,15 @@ pub(crate) async fn deliver(
     let mut first_failure: Option<std::time::Instant> = None;
     let mut first_strike: Option<std::time::Instant> = None;
     loop {
-        // A request slot (`concurrency`) first; none is taken once the
-        // ownership ends.
+        // The route's turn (`rate_limit`), then a request slot
+        // (`concurrency`); neither is taken once the ownership ends.
+        if let Some(pace) = &target.pace {
+            tokio::select! {
+                biased;
+                _ = ownership.ending() => return Delivery::Interrupted,
+                _ = pace.ready() => {}
+            }
+        }
         let slot = tokio::select! {
             biased;
             _ = ownership.ending() => return Delivery::Interrupted,

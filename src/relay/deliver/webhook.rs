@@ -44,6 +44,14 @@ pub(crate) struct Webhook {
     epoch: std::time::Instant,
 }
 
+/// Observes each attempt (metrics, readiness) without the retry loop
+/// knowing about them.
+pub(crate) trait AttemptObserver: Send + Sync {
+    fn attempt(&self, attempt: &Attempt, elapsed: Duration);
+    /// An event starts (+1) or ends (-1) waiting to be retried.
+    fn waiting(&self, delta: i64);
+}
+
 /// A request slot, held while one request is in flight.
 pub(crate) struct Slot<'a>(#[allow(dead_code)] Option<tokio::sync::SemaphorePermit<'a>>);
 

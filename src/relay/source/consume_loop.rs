@@ -152,8 +152,8 @@ pub(crate) async fn run(
     stopped_by
 }
 
-/// Takes one message into processing and starts its delivery task, if it
-/// has one to start now.
+/// Takes one message into processing and starts its delivery tasks (one
+/// per route it goes to), those that may start now.
 fn start(
     shared: &Arc<Shared>,
     tasks: &mut JoinSet<()>,
@@ -161,7 +161,7 @@ fn start(
     partition: TopicPartition,
     permit: OwnedSemaphorePermit,
 ) {
-    if let Some(job) = intake::take(shared, origin, partition, permit) {
+    for job in intake::take(shared, origin, partition, permit) {
         tasks.spawn(run_chain(shared.clone(), job));
     }
 }
