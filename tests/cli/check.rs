@@ -241,16 +241,3 @@ fn a_jq_mistake_is_a_config_error_with_its_position() {
         .exit(2)
         .stderr_has("route 'chat': map: line 2, column 14: undefined filter nosuch/0");
 }
-
-/// Until the relay sends routes, `kbridge run` says so instead of
-/// ignoring them.
-#[test]
-fn run_refuses_routes_it_does_not_relay_yet() {
-    let mut cmd = kbridge_without_brokers();
-    cmd.args(["run", "-c"])
-        .arg(repo_root().join("examples/pipelines/guance-wecom.toml"))
-        .env("WECOM_KEY", "k");
-    run_cmd(cmd, b"")
-        .exit(2)
-        .stderr_has("[[route]] is not relayed by `kbridge run` yet");
-}

@@ -14,6 +14,7 @@ mod delivery;
 mod https;
 mod mapping;
 mod rebalance;
+mod routes;
 mod secrets;
 mod secured;
 mod shutdown;
