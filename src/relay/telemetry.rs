@@ -112,7 +112,7 @@ impl Totals {
         metrics::counter!("kbridge_events_delivered_total", "route" => label(route)).increment(1);
         if let Some(ts) = event_time_ms {
             let now = jiff::Timestamp::now().as_millisecond();
-            metrics::histogram!("kbridge_delivery_latency_seconds")
+            metrics::histogram!("kbridge_delivery_latency_seconds", "route" => label(route))
                 .record((now - ts).max(0) as f64 / 1000.0);
         }
     }
