@@ -1,8 +1,10 @@
 //! Taking one message into processing: every route that takes its topic
-//! decides (`route`), its offset is accepted as that many pieces of work
-//! (`commit`), and on each route the event is either finished at once
-//! (skipped, or invalid without a dead-letter topic) or becomes a job for
-//! `deliver`, queued behind its key's earlier events on that route.
+//! looks at it (`route::Route::intake`), its offset is accepted as that many
+//! pieces of work (`commit`), and on each route the event is either
+//! finished at once (skipped, or invalid without a dead-letter topic) or
+//! becomes a job for `deliver`, queued behind its key's earlier events on
+//! that route. This runs in the consume loop, one message after another:
+//! a jq route only computes its key here, and maps in its job.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use crate::relay::commit::partitions::Refused;
 use crate::relay::job::{Job, Work};
 use crate::relay::origin::Origin;
 use crate::relay::report::Outcome;
-use crate::relay::route::{Event, RouteDecision};
+use crate::relay::route::{Event, Intake, RouteDecision};
 use crate::relay::shared::Shared;
 use crate::relay::telemetry::NO_ROUTE;
 use crate::topic_partition::TopicPartition;
@@ -29,25 +31,24 @@ pub(crate) fn take(
     let offset = origin.offset;
     // Pure and local: decided before the offset is accepted, so that it is
     // accepted as the number of jobs it makes.
-    let decisions: Vec<(usize, RouteDecision)> = {
-        let event = Event::new(origin.payload.as_deref(), shared.max_message_bytes());
-        shared
-            .routes()
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.takes(&partition.topic))
-            .map(|(i, r)| (i, r.decide(&event)))
-            .collect()
-    };
+    let event = Event::new(origin.payload.clone(), shared.max_message_bytes());
+    let decisions: Vec<(usize, Intake)> = shared
+        .routes()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.takes(&partition.topic))
+        .map(|(i, r)| (i, r.intake(&event)))
+        .collect();
     let dead_letters = shared.dead_letters().is_some();
     let parts = decisions
         .iter()
         .filter(|(_, d)| match d {
-            RouteDecision::Deliver { .. } => true,
-            RouteDecision::Invalid { .. } => dead_letters,
-            RouteDecision::Skip(_) => false,
+            Intake::Later(_) | Intake::Decided(RouteDecision::Deliver { .. }) => true,
+            Intake::Decided(RouteDecision::Invalid { .. }) => dead_letters,
+            Intake::Decided(RouteDecision::Skip(_)) => false,
         })
         .count();
+    let event = Arc::new(event);
     let ownership = match shared
         .partitions()
         .accept(&partition, offset, parts.max(1) as u32)
@@ -80,17 +81,29 @@ pub(crate) fn take(
         });
     }
     let mut jobs = Vec::with_capacity(parts);
-    for (route, decision) in decisions {
+    for (route, intake) in decisions {
         let target = shared.target(route);
         let name = &target.name;
-        let (work, order) = match decision {
-            RouteDecision::Skip(reason) => {
+        let (work, order) = match intake {
+            // A jq route: ordered now, mapped in its job.
+            Intake::Later(key) => {
+                let (key, key_error) = match key {
+                    Ok(key) => (key, None),
+                    Err(e) => (None, Some(e)),
+                };
+                let work = Work::Map {
+                    event: event.clone(),
+                    key_error,
+                };
+                (work, key.map(|k| OrderKey::new(target.id, k)))
+            }
+            Intake::Decided(RouteDecision::Skip(reason)) => {
                 shared.totals().skipped(name);
                 tracing::debug!(event = %origin.coordinates(), route = %name, "skipped: {reason}");
                 shared.report(&origin, Some(name), || Outcome::Skipped { reason });
                 continue;
             }
-            RouteDecision::Invalid { stage, reason } => {
+            Intake::Decided(RouteDecision::Invalid { stage, reason }) => {
                 shared.totals().invalid(name, stage);
                 tracing::warn!(
                     topic = %partition.topic, partition = partition.partition, offset,
@@ -103,11 +116,11 @@ pub(crate) fn take(
                 }
                 (Work::DeadLetter { stage, reason }, None)
             }
-            RouteDecision::Deliver {
+            Intake::Decided(RouteDecision::Deliver {
                 key,
                 bodies,
                 warning,
-            } => {
+            }) => {
                 if let Some(w) = warning {
                     tracing::warn!(event = %origin.coordinates(), route = %name, key = key.as_deref().unwrap_or(""), "{w}");
                 }

@@ -11,6 +11,7 @@ use crate::relay::commit::ordering::OrderKey;
 use crate::relay::commit::ownership::Ownership;
 use crate::relay::deliver::target::Target;
 use crate::relay::origin::Origin;
+use crate::relay::route::Event;
 use crate::relay::stage::Stage;
 use crate::topic_partition::TopicPartition;
 
@@ -40,6 +41,13 @@ pub(crate) enum Work {
     /// POST each body (a jq map may give several), in order.
     Deliver {
         bodies: Vec<Bytes>,
+    },
+    /// Run the route's jq filter and map first (`Route::later`), here
+    /// rather than in the consume loop; `key_error`: the `key` program
+    /// failed at intake (the event is invalid unless the filter skips it).
+    Map {
+        event: Arc<Event>,
+        key_error: Option<String>,
     },
     DeadLetter {
         stage: Stage,

@@ -2,7 +2,7 @@
 //! `default` route of a config without them) with its jq programs compiled
 //! once, and the pure decision of what the route does with one event.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
@@ -151,108 +151,169 @@ impl Route {
             .is_none_or(|ts| ts.iter().any(|t| t == topic))
     }
 
-    /// What this route does with an event.
-    pub(crate) fn decide(&self, event: &Event<'_>) -> RouteDecision {
-        if let Some(filter) = &self.filter {
-            let v = match event.json() {
-                Ok(v) => v,
-                Err(invalid) => return invalid,
-            };
-            match filter.holds(v) {
-                Ok(true) => {}
-                Ok(false) => return RouteDecision::Skip("the route's filter is false".into()),
-                Err(reason) => {
-                    return RouteDecision::Invalid {
-                        stage: Stage::Map,
-                        reason: format!("filter: {reason}"),
-                    };
-                }
-            }
+    /// What this route knows about an event in offset order, in the
+    /// consume loop: enough to queue it behind its key's earlier events.
+    /// A preset route decides everything here (the native mapping is
+    /// cheap); a jq route only computes its key, and filters and maps later
+    /// ([`Route::later`]) in the delivery task, on any runtime worker — jq
+    /// is the expensive part, and the consume loop is one task.
+    pub(crate) fn intake(&self, event: &Event) -> Intake {
+        match &self.mapping {
+            Compiled::Preset(p) => Intake::Decided(self.preset(*p, event)),
+            // Not JSON: the map says so, later.
+            Compiled::Jq(_) => Intake::Later(event.json().map_or(Ok(None), |v| self.key_of(v))),
         }
-        let (key, bodies, warning) = match &self.mapping {
-            Compiled::Preset(p) => match decide(*p, event.value, event.max_bytes) {
-                Decision::Skip(reason) => return RouteDecision::Skip(reason),
-                Decision::Reject { stage, reason } => {
-                    return RouteDecision::Invalid { stage, reason };
-                }
-                Decision::Deliver {
-                    alert_id,
-                    body,
-                    warning,
-                } => (Some(alert_id), vec![body], warning),
-            },
-            Compiled::Jq(map) => {
-                let v = match event.json() {
-                    Ok(v) => v,
-                    Err(invalid) => return invalid,
+    }
+
+    /// What this route does with an event: both stages at once (`kbridge
+    /// check`).
+    pub(crate) fn decide(&self, event: &Event) -> RouteDecision {
+        match self.intake(event) {
+            Intake::Decided(d) => d,
+            Intake::Later(key) => self.later(event, key),
+        }
+    }
+
+    /// A jq route's filter and map, after [`Route::intake`] gave `key`.
+    pub(crate) fn later(
+        &self,
+        event: &Event,
+        key: Result<Option<String>, String>,
+    ) -> RouteDecision {
+        let map = match &self.mapping {
+            Compiled::Jq(map) => map,
+            Compiled::Preset(p) => return self.preset(*p, event),
+        };
+        if let Some(d) = self.filtered(event) {
+            return d;
+        }
+        let v = match event.json() {
+            Ok(v) => v,
+            Err(invalid) => return invalid,
+        };
+        let outputs = match map.run(v) {
+            Ok(o) => o,
+            Err(reason) => {
+                return RouteDecision::Invalid {
+                    stage: Stage::Map,
+                    reason,
                 };
-                let outputs = match map.run(v) {
-                    Ok(o) => o,
-                    Err(reason) => {
-                        return RouteDecision::Invalid {
-                            stage: Stage::Map,
-                            reason,
-                        };
-                    }
-                };
-                if outputs.is_empty() {
-                    return RouteDecision::Skip("the route's map produced nothing".into());
-                }
-                let bodies = outputs
-                    .iter()
-                    .map(|o| Bytes::from(jq::to_json(o)))
-                    .collect();
-                (None, bodies, None)
             }
         };
-        // The route's own key, when it has one; the preset's alert id
-        // otherwise.
-        let key = match &self.key {
-            None => key,
-            Some(program) => {
-                let keys = event.json().map(|v| program.run(v));
-                match keys {
-                    Ok(Ok(keys)) => keys.first().and_then(key_text),
-                    Ok(Err(reason)) => {
-                        return RouteDecision::Invalid {
-                            stage: Stage::Map,
-                            reason: format!("key: {reason}"),
-                        };
-                    }
-                    Err(invalid) => return invalid,
-                }
+        if outputs.is_empty() {
+            return RouteDecision::Skip("the route's map produced nothing".into());
+        }
+        let key = match key {
+            Ok(k) => k,
+            Err(reason) => {
+                return RouteDecision::Invalid {
+                    stage: Stage::Map,
+                    reason: format!("key: {reason}"),
+                };
             }
         };
         RouteDecision::Deliver {
             key,
-            bodies,
-            warning,
+            bodies: outputs
+                .iter()
+                .map(|o| Bytes::from(jq::to_json(o)))
+                .collect(),
+            warning: None,
+        }
+    }
+
+    /// A preset route's whole decision: filter, the native mapping, the
+    /// key (the route's own, or the preset's alert id).
+    fn preset(&self, preset: Preset, event: &Event) -> RouteDecision {
+        if let Some(d) = self.filtered(event) {
+            return d;
+        }
+        match decide(preset, event.value.as_deref(), event.max_bytes) {
+            Decision::Skip(reason) => RouteDecision::Skip(reason),
+            Decision::Reject { stage, reason } => RouteDecision::Invalid { stage, reason },
+            Decision::Deliver {
+                alert_id,
+                body,
+                warning,
+            } => {
+                let key = match &self.key {
+                    None => Some(alert_id),
+                    Some(_) => match event.json().map(|v| self.key_of(v)) {
+                        Ok(Ok(k)) => k,
+                        Ok(Err(reason)) => {
+                            return RouteDecision::Invalid {
+                                stage: Stage::Map,
+                                reason: format!("key: {reason}"),
+                            };
+                        }
+                        Err(invalid) => return invalid,
+                    },
+                };
+                RouteDecision::Deliver {
+                    key,
+                    bodies: vec![body],
+                    warning,
+                }
+            }
+        }
+    }
+
+    /// The filter's verdict when it does not take the event.
+    fn filtered(&self, event: &Event) -> Option<RouteDecision> {
+        let filter = self.filter.as_ref()?;
+        let v = match event.json() {
+            Ok(v) => v,
+            Err(invalid) => return Some(invalid),
+        };
+        match filter.holds(v) {
+            Ok(true) => None,
+            Ok(false) => Some(RouteDecision::Skip("the route's filter is false".into())),
+            Err(reason) => Some(RouteDecision::Invalid {
+                stage: Stage::Map,
+                reason: format!("filter: {reason}"),
+            }),
+        }
+    }
+
+    /// The route's `key` program on the event: its first output as text.
+    fn key_of(&self, v: &jaq_json::Val) -> Result<Option<String>, String> {
+        match &self.key {
+            None => Ok(None),
+            Some(p) => p.run(v).map(|keys| keys.first().and_then(key_text)),
         }
     }
 }
 
-/// One event's value as the routes see it: its bytes, and its JSON for
-/// the jq programs — parsed once, when the first program needs it, however
-/// many routes read it.
-pub(crate) struct Event<'a> {
-    value: Option<&'a [u8]>,
-    /// `max_message_bytes`: a larger value is invalid, never parsed.
-    max_bytes: usize,
-    parsed: OnceCell<Result<jaq_json::Val, String>>,
+/// What a route knows about an event in the consume loop.
+pub(crate) enum Intake {
+    Decided(RouteDecision),
+    /// Filter and map in the delivery task ([`Route::later`]); the key
+    /// (or why the `key` program failed) is known now.
+    Later(Result<Option<String>, String>),
 }
 
-impl<'a> Event<'a> {
-    pub(crate) fn new(value: Option<&'a [u8]>, max_bytes: usize) -> Self {
+/// One event's value as the routes see it: its bytes, and its JSON for
+/// the jq programs — parsed once, when the first program needs it, however
+/// many routes (and delivery tasks) read it.
+pub(crate) struct Event {
+    value: Option<Bytes>,
+    /// `max_message_bytes`: a larger value is invalid, never parsed.
+    max_bytes: usize,
+    parsed: OnceLock<Result<jaq_json::Val, String>>,
+}
+
+impl Event {
+    pub(crate) fn new(value: Option<Bytes>, max_bytes: usize) -> Self {
         Self {
             value,
             max_bytes,
-            parsed: OnceCell::new(),
+            parsed: OnceLock::new(),
         }
     }
 
     /// The value as JSON, or why it is not (an invalid event, at decode).
     fn json(&self) -> Result<&jaq_json::Val, RouteDecision> {
-        let parsed = self.parsed.get_or_init(|| match self.value {
+        let parsed = self.parsed.get_or_init(|| match &self.value {
             Some(bytes) if bytes.len() > self.max_bytes => Err(format!(
                 "message value is {} bytes, over the {}-byte limit (max_message_bytes)",
                 bytes.len(),
@@ -316,14 +377,14 @@ success = '.code == 0'
         assert!(routes[0].takes("event") && !routes[0].takes("am"));
         assert!(routes[1].takes("am"));
         let event = br#"{"df_source":"monitor","df_event_id":"e1","df_fault_id":"f1","df_title":"cpu","df_message":"m","df_status":"critical","df_workspace_name":"w","date":1731900000}"#;
-        match routes[0].decide(&Event::new(Some(event), 1 << 20)) {
+        match routes[0].decide(&Event::new(Some(Bytes::copy_from_slice(event)), 1 << 20)) {
             RouteDecision::Deliver { key, bodies, .. } => {
                 assert_eq!(key.as_deref(), Some("f1"));
                 assert_eq!(bodies.len(), 1);
             }
             other => panic!("{other:?}"),
         }
-        match routes[1].decide(&Event::new(Some(event), 1 << 20)) {
+        match routes[1].decide(&Event::new(Some(Bytes::copy_from_slice(event)), 1 << 20)) {
             RouteDecision::Deliver { key, bodies, .. } => {
                 assert_eq!(key.as_deref(), Some("f1"));
                 let texts: Vec<serde_json::Value> = bodies
@@ -337,11 +398,11 @@ success = '.code == 0'
         }
         let ok = br#"{"df_status":"ok"}"#;
         assert!(matches!(
-            routes[1].decide(&Event::new(Some(ok), 1 << 20)),
+            routes[1].decide(&Event::new(Some(Bytes::copy_from_slice(ok)), 1 << 20)),
             RouteDecision::Skip(_)
         ));
         assert!(matches!(
-            routes[1].decide(&Event::new(Some(b"nope"), 1 << 20)),
+            routes[1].decide(&Event::new(Some(Bytes::copy_from_slice(b"nope")), 1 << 20)),
             RouteDecision::Invalid {
                 stage: Stage::Decode,
                 ..
@@ -356,7 +417,10 @@ success = '.code == 0'
         );
         let routes = compile(&cfg).unwrap();
         assert_eq!(
-            routes[0].decide(&Event::new(Some(br#"{"b":1}"#), 1 << 20)),
+            routes[0].decide(&Event::new(
+                Some(Bytes::copy_from_slice(br#"{"b":1}"#)),
+                1 << 20
+            )),
             RouteDecision::Invalid {
                 stage: Stage::Map,
                 reason: r#"no a in {"b":1}"#.into()
@@ -376,6 +440,8 @@ success = '.code == 0'
     mod equivalence {
         use proptest::prelude::*;
         use serde_json::{Map, Value, json};
+
+        use bytes::Bytes;
 
         use super::super::{Event, RouteDecision, compile};
         use super::config;
@@ -500,8 +566,8 @@ success = '.code == 0'
                 ));
                 let routes = compile(&cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let bytes = serde_json::to_vec(&event).unwrap_or_default();
-                let native = outcome(routes[0].decide(&Event::new(Some(&bytes), 1 << 20)));
-                let jq = outcome(routes[1].decide(&Event::new(Some(&bytes), 1 << 20)));
+                let native = outcome(routes[0].decide(&Event::new(Some(Bytes::copy_from_slice(&bytes)), 1 << 20)));
+                let jq = outcome(routes[1].decide(&Event::new(Some(Bytes::copy_from_slice(&bytes)), 1 << 20)));
                 prop_assert_eq!(native, jq, "event {}", event);
             }
         }

@@ -23,6 +23,7 @@ use retry::Delivery;
 
 use crate::relay::job::{Job, Work};
 use crate::relay::report::Outcome;
+use crate::relay::route::RouteDecision;
 use crate::relay::shared::Shared;
 use crate::relay::stage::Stage;
 use crate::relay::telemetry::RejectReason;
@@ -57,18 +58,47 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
     }
 }
 
-/// Delivers or dead-letters one event on one route; false if interrupted.
-///
-/// A map of several outputs sends each in turn; an output the target
-/// refuses does not keep the others from being sent, and the event is
-/// dead-lettered once for all that failed.
+/// Maps (a jq route), delivers or dead-letters one event on one route;
+/// false if interrupted.
 async fn handle(shared: &Shared, job: &Job) -> bool {
-    let bodies = match &job.work {
-        Work::DeadLetter { stage, reason } => {
-            return dead_letter(shared, job, *stage, reason).await;
+    match &job.work {
+        Work::DeadLetter { stage, reason } => dead_letter(shared, job, *stage, reason).await,
+        Work::Deliver { bodies } => deliver(shared, job, bodies).await,
+        Work::Map { event, key_error } => {
+            let key = key_error.clone().map_or(Ok(None), Err);
+            let route = &job.target.name;
+            match shared.routes()[job.target.id].later(event, key) {
+                RouteDecision::Deliver { bodies, .. } => deliver(shared, job, &bodies).await,
+                RouteDecision::Skip(reason) => {
+                    shared.totals().skipped(route);
+                    tracing::debug!(event = %job.origin.coordinates(), %route, "skipped: {reason}");
+                    shared.report(&job.origin, Some(route), || Outcome::Skipped { reason });
+                    true
+                }
+                RouteDecision::Invalid { stage, reason } => {
+                    shared.totals().invalid(route, stage);
+                    tracing::warn!(
+                        event = %job.origin.coordinates(), %route, stage = stage.as_str(),
+                        "invalid event: {reason}"
+                    );
+                    if shared.dead_letters().is_none() {
+                        shared.report(&job.origin, Some(route), || Outcome::Dropped {
+                            stage,
+                            reason,
+                        });
+                        return true;
+                    }
+                    dead_letter(shared, job, stage, &reason).await
+                }
+            }
         }
-        Work::Deliver { bodies } => bodies,
-    };
+    }
+}
+
+/// Sends the event's bodies on its route, in turn; false if interrupted.
+/// An output the target refuses does not keep the others from being sent,
+/// and the event is dead-lettered once for all that failed.
+async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> bool {
     let coordinates = job.origin.coordinates();
     let target = &*job.target;
     let route = &target.name;
@@ -137,7 +167,7 @@ async fn handle(shared: &Shared, job: &Job) -> bool {
     if failures.is_empty() {
         shared.report(&job.origin, Some(route), || Outcome::Delivered {
             key: key.to_string(),
-            bodies: bodies.clone(),
+            bodies: bodies.to_vec(),
             attempts: tries,
         });
         return true;

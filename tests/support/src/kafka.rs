@@ -128,7 +128,16 @@ pub fn describe_group(group: &str) -> Option<Value> {
 /// The group's committed offsets for `topic`, from
 /// `kbridge groups describe G --json`; empty when the group has none.
 pub fn committed(group: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let out = run(&["groups", "describe", group, "--json"], "");
+    let mut out = run(&["groups", "describe", group, "--json"], "");
+    // A broker that just started may not have its group coordinator yet:
+    // a few tries before a failure counts.
+    for _ in 0..5 {
+        if out.status.success() || out.stderr_str().contains("does not exist") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        out = run(&["groups", "describe", group, "--json"], "");
+    }
     if !out.status.success() {
         out.stderr_has("does not exist");
         return BTreeMap::new();
