@@ -28,6 +28,11 @@ use clap::Parser;
 use cli::Cli;
 use error::UsageError;
 
+/// See Cargo.toml for why jemalloc.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // No panic message or backtrace for the user: one line, and a request to
     // report it. Panics are bugs; errors go through `Result`.

@@ -66,10 +66,7 @@ pub(crate) fn run(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let event = Event::new(
-            Some(bytes::Bytes::copy_from_slice(line)),
-            cfg.max_message_bytes,
-        );
+        let event = Event::of_bytes(line, cfg.max_message_bytes);
         for r in routes.iter().filter(|r| topic.is_none_or(|t| r.takes(t))) {
             let decision = r.decide(&event);
             let verdict = verdict(i + 1, &r.name, &decision);

@@ -31,7 +31,8 @@ pub(crate) fn take(
     let offset = origin.offset;
     // Pure and local: decided before the offset is accepted, so that it is
     // accepted as the number of jobs it makes.
-    let event = Event::new(origin.payload.clone(), shared.max_message_bytes());
+    let origin = Arc::new(origin);
+    let event = Event::of_message(origin.clone(), shared.max_message_bytes());
     let decisions: Vec<(usize, Intake)> = shared
         .routes()
         .iter()
@@ -48,7 +49,11 @@ pub(crate) fn take(
             Intake::Decided(RouteDecision::Skip(_)) => false,
         })
         .count();
-    let event = Arc::new(event);
+    // Shared by the jobs that map later; none for the preset alone.
+    let event = decisions
+        .iter()
+        .any(|(_, d)| matches!(d, Intake::Later(_)))
+        .then(|| Arc::new(event));
     let ownership = match shared
         .partitions()
         .accept(&partition, offset, parts.max(1) as u32)
@@ -70,7 +75,6 @@ pub(crate) fn take(
         }
     };
     let epoch = ownership.epoch;
-    let origin = Arc::new(origin);
     let permit = Arc::new(permit);
     if decisions.is_empty() {
         let no_route: Arc<str> = Arc::from(NO_ROUTE);
@@ -91,10 +95,10 @@ pub(crate) fn take(
                     Ok(key) => (key, None),
                     Err(e) => (None, Some(e)),
                 };
-                let work = Work::Map {
-                    event: event.clone(),
-                    key_error,
+                let Some(event) = event.clone() else {
+                    continue;
                 };
+                let work = Work::Map { event, key_error };
                 (work, key.map(|k| OrderKey::new(target.id, k)))
             }
             Intake::Decided(RouteDecision::Skip(reason)) => {

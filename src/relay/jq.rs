@@ -115,9 +115,13 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Val, String> {
     jaq_json::read::parse_single(bytes).map_err(|e| format!("invalid JSON: {e}"))
 }
 
-/// A value as JSON text.
-pub(crate) fn to_json(v: &Val) -> String {
-    v.to_string()
+/// A value as compact JSON: written as bytes into a buffer sized for an
+/// alert body (jaq's `Display` goes through `fmt` and checks UTF-8 again).
+pub(crate) fn to_json(v: &Val) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    // Writing into a Vec cannot fail.
+    let _ = jaq_json::write::write(&mut out, &jaq_json::write::Pp::default(), 0, v);
+    out
 }
 
 /// A runtime error as text: the string an `error("…")` was given, without
@@ -150,7 +154,7 @@ mod tests {
     use super::*;
 
     fn json(v: &Val) -> serde_json::Value {
-        serde_json::from_str(&to_json(v)).expect("JSON")
+        serde_json::from_slice(&to_json(v)).expect("JSON")
     }
 
     #[test]

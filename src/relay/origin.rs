@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Message, OwnedHeaders};
 
 /// The original message, kept for its dead letter.
@@ -17,8 +15,7 @@ pub(crate) struct Origin {
     /// The message's timestamp (epoch ms), for the delivery latency.
     pub timestamp_ms: Option<i64>,
     pub key: Option<Vec<u8>>,
-    /// Shared, not copied, by the event's jobs and its routes' jq input.
-    pub payload: Option<Bytes>,
+    pub payload: Option<Vec<u8>>,
     pub headers: Option<OwnedHeaders>,
 }
 
@@ -33,7 +30,7 @@ impl Origin {
             offset: m.offset(),
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(Bytes::copy_from_slice),
+            payload: m.payload().map(<[u8]>::to_vec),
             headers: m.headers().map(BorrowedHeaders::detach),
         }
     }

@@ -2,7 +2,7 @@
 //! `default` route of a config without them) with its jq programs compiled
 //! once, and the pure decision of what the route does with one event.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::relay::config::{Mapping, Preset, RateLimit, RelayConfig, RouteConfig, WebhookConfig};
 use crate::relay::deliver::answer_rules::AnswerRules;
 use crate::relay::jq::{self, Jq};
+use crate::relay::origin::Origin;
 use crate::relay::preset::{Decision, decide};
 use crate::relay::stage::Stage;
 
@@ -228,7 +229,7 @@ impl Route {
         if let Some(d) = self.filtered(event) {
             return d;
         }
-        match decide(preset, event.value.as_deref(), event.max_bytes) {
+        match decide(preset, event.value(), event.max_bytes) {
             Decision::Skip(reason) => RouteDecision::Skip(reason),
             Decision::Reject { stage, reason } => RouteDecision::Invalid { stage, reason },
             Decision::Deliver {
@@ -296,24 +297,48 @@ pub(crate) enum Intake {
 /// the jq programs — parsed once, when the first program needs it, however
 /// many routes (and delivery tasks) read it.
 pub(crate) struct Event {
-    value: Option<Bytes>,
+    source: Source,
     /// `max_message_bytes`: a larger value is invalid, never parsed.
     max_bytes: usize,
     parsed: OnceLock<Result<jaq_json::Val, String>>,
 }
 
+/// Where the value's bytes are: the message itself (the relay: nothing is
+/// copied), or a line of `kbridge check`'s input.
+enum Source {
+    Message(Arc<Origin>),
+    Line(Vec<u8>),
+}
+
 impl Event {
-    pub(crate) fn new(value: Option<Bytes>, max_bytes: usize) -> Self {
+    /// A message's value, as the relay consumed it.
+    pub(crate) fn of_message(origin: Arc<Origin>, max_bytes: usize) -> Self {
+        Self::new(Source::Message(origin), max_bytes)
+    }
+
+    /// A value given as bytes (`kbridge check`, tests).
+    pub(crate) fn of_bytes(value: &[u8], max_bytes: usize) -> Self {
+        Self::new(Source::Line(value.to_vec()), max_bytes)
+    }
+
+    fn new(source: Source, max_bytes: usize) -> Self {
         Self {
-            value,
+            source,
             max_bytes,
             parsed: OnceLock::new(),
         }
     }
 
+    fn value(&self) -> Option<&[u8]> {
+        match &self.source {
+            Source::Message(origin) => origin.payload.as_deref(),
+            Source::Line(line) => Some(line),
+        }
+    }
+
     /// The value as JSON, or why it is not (an invalid event, at decode).
     fn json(&self) -> Result<&jaq_json::Val, RouteDecision> {
-        let parsed = self.parsed.get_or_init(|| match &self.value {
+        let parsed = self.parsed.get_or_init(|| match self.value() {
             Some(bytes) if bytes.len() > self.max_bytes => Err(format!(
                 "message value is {} bytes, over the {}-byte limit (max_message_bytes)",
                 bytes.len(),
@@ -335,7 +360,7 @@ fn key_text(v: &jaq_json::Val) -> Option<String> {
     match v {
         jaq_json::Val::Null => None,
         jaq_json::Val::TStr(s) => Some(String::from_utf8_lossy(s).into_owned()),
-        other => Some(jq::to_json(other)),
+        other => Some(String::from_utf8_lossy(&jq::to_json(other)).into_owned()),
     }
 }
 
@@ -377,14 +402,14 @@ success = '.code == 0'
         assert!(routes[0].takes("event") && !routes[0].takes("am"));
         assert!(routes[1].takes("am"));
         let event = br#"{"df_source":"monitor","df_event_id":"e1","df_fault_id":"f1","df_title":"cpu","df_message":"m","df_status":"critical","df_workspace_name":"w","date":1731900000}"#;
-        match routes[0].decide(&Event::new(Some(Bytes::copy_from_slice(event)), 1 << 20)) {
+        match routes[0].decide(&Event::of_bytes(event, 1 << 20)) {
             RouteDecision::Deliver { key, bodies, .. } => {
                 assert_eq!(key.as_deref(), Some("f1"));
                 assert_eq!(bodies.len(), 1);
             }
             other => panic!("{other:?}"),
         }
-        match routes[1].decide(&Event::new(Some(Bytes::copy_from_slice(event)), 1 << 20)) {
+        match routes[1].decide(&Event::of_bytes(event, 1 << 20)) {
             RouteDecision::Deliver { key, bodies, .. } => {
                 assert_eq!(key.as_deref(), Some("f1"));
                 let texts: Vec<serde_json::Value> = bodies
@@ -398,11 +423,11 @@ success = '.code == 0'
         }
         let ok = br#"{"df_status":"ok"}"#;
         assert!(matches!(
-            routes[1].decide(&Event::new(Some(Bytes::copy_from_slice(ok)), 1 << 20)),
+            routes[1].decide(&Event::of_bytes(ok, 1 << 20)),
             RouteDecision::Skip(_)
         ));
         assert!(matches!(
-            routes[1].decide(&Event::new(Some(Bytes::copy_from_slice(b"nope")), 1 << 20)),
+            routes[1].decide(&Event::of_bytes(b"nope", 1 << 20)),
             RouteDecision::Invalid {
                 stage: Stage::Decode,
                 ..
@@ -417,10 +442,7 @@ success = '.code == 0'
         );
         let routes = compile(&cfg).unwrap();
         assert_eq!(
-            routes[0].decide(&Event::new(
-                Some(Bytes::copy_from_slice(br#"{"b":1}"#)),
-                1 << 20
-            )),
+            routes[0].decide(&Event::of_bytes(br#"{"b":1}"#, 1 << 20)),
             RouteDecision::Invalid {
                 stage: Stage::Map,
                 reason: r#"no a in {"b":1}"#.into()
@@ -440,8 +462,6 @@ success = '.code == 0'
     mod equivalence {
         use proptest::prelude::*;
         use serde_json::{Map, Value, json};
-
-        use bytes::Bytes;
 
         use super::super::{Event, RouteDecision, compile};
         use super::config;
@@ -566,8 +586,8 @@ success = '.code == 0'
                 ));
                 let routes = compile(&cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let bytes = serde_json::to_vec(&event).unwrap_or_default();
-                let native = outcome(routes[0].decide(&Event::new(Some(Bytes::copy_from_slice(&bytes)), 1 << 20)));
-                let jq = outcome(routes[1].decide(&Event::new(Some(Bytes::copy_from_slice(&bytes)), 1 << 20)));
+                let native = outcome(routes[0].decide(&Event::of_bytes(&bytes, 1 << 20)));
+                let jq = outcome(routes[1].decide(&Event::of_bytes(&bytes, 1 << 20)));
                 prop_assert_eq!(native, jq, "event {}", event);
             }
         }

@@ -88,7 +88,16 @@ pub(crate) async fn serve(
         cfg.group
     ));
     systemd::spawn_watchdog(heartbeat.clone());
-    let result = consume_loop::run(shared, &cfg, shutdown, abort, heartbeat).await;
+    // On a runtime worker, not on the thread that blocks on `serve`: the
+    // delivery tasks it spawns then start from the worker's own queue
+    // instead of waking another thread for each event.
+    let result =
+        tokio::spawn(
+            async move { consume_loop::run(shared, &cfg, shutdown, abort, heartbeat).await },
+        )
+        .await
+        .context("the consume loop panicked")
+        .and_then(|r| r);
     systemd::status("stopped");
     result
 }

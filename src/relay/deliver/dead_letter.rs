@@ -102,7 +102,7 @@ impl DeadLetters {
                 record = record.key(k.as_slice());
             }
             if let Some(p) = origin.payload.as_ref().filter(|_| !omit_value) {
-                record = record.payload(p.as_ref());
+                record = record.payload(p.as_slice());
             }
             if ownership.is_ending() {
                 return false;
@@ -121,7 +121,7 @@ impl DeadLetters {
                     if !omit_value =>
                 {
                     omit_value = true;
-                    let size = origin.payload.as_ref().map_or(0, |p| p.len()).to_string();
+                    let size = origin.payload.as_ref().map_or(0, Vec::len).to_string();
                     headers = headers
                         .insert(Header {
                             key: "kbridge.value_omitted",

@@ -99,7 +99,14 @@ pub(crate) async fn run(
                     let origin = Origin::of(&m, tp.topic.clone());
                     drop(m);
                     match permits.clone().try_acquire_owned() {
-                        Ok(permit) => start(&shared, &mut tasks, origin, tp, permit),
+                        Ok(permit) => {
+                            start(&shared, &mut tasks, origin, tp, permit);
+                            // Let the delivery task just started run before
+                            // the next message is taken: the events in
+                            // flight (and memory) stay what the target needs,
+                            // not what the loop could read ahead.
+                            tokio::task::yield_now().await;
+                        }
                         Err(_) => {
                             let epoch = shared.partitions().epoch_of(&tp);
                             // Pausing purges librdkafka's prefetch, and its
