@@ -7,14 +7,19 @@
 //!   is polled by `source::consume_loop::run`, which takes a processing slot
 //!   for each message (or pauses its partition: `source::backpressure`) and
 //!   hands it to `intake::take`. Rebalances are `source::rebalance`.
-//! - **decode → validate → map** — `intake::take` accepts the offset
-//!   (`commit::partitions::Partitions::accept`) and asks the preset:
-//!   `preset::decide` decodes the bytes (`preset/decode.rs`), validates the
-//!   fields (`preset/validate.rs`) and maps them to the alert body
-//!   (`preset/map.rs`) — or says why not (`stage::Stage`). A skip is finished
-//!   at once; anything else becomes a `job::Job`.
-//! - **deliver** — `deliver::run_chain` POSTs the body (`deliver/webhook.rs`),
-//!   classifies the answer (`deliver/answer.rs`), waits and tries again
+//! - **decode → validate → map** — `intake::take` asks every route that
+//!   takes the message's topic (`route::Route::intake`): the native preset
+//!   (`preset::decide`) decodes the bytes (`preset/decode.rs`), validates
+//!   the fields (`preset/validate.rs`) and maps them to the alert body
+//!   (`preset/map.rs`) — or says why not (`stage::Stage`); a jq route
+//!   (`jq`) computes the event's ordering key and leaves its filter and map
+//!   to the delivery task. The offset is accepted as one part per job
+//!   (`commit::partitions::Partitions::accept`); a skip is finished at
+//!   once; anything else becomes a `job::Job` per route.
+//! - **deliver** — `deliver::run_chain` maps a jq route's event, POSTs the
+//!   bodies to the route's target (`deliver/target.rs`, `deliver/webhook.rs`,
+//!   at the route's `deliver/pace.rs`), classifies the answer
+//!   (`deliver/answer.rs`, `deliver/answer_rules.rs`), waits and tries again
 //!   (`deliver/retry.rs`), or writes a dead letter (`deliver/dead_letter.rs`)
 //!   carrying the original message (`origin::Origin`).
 //! - **commit** — `shared::Shared::finish` marks the offset handled and,
@@ -28,8 +33,8 @@
 //!   (`commit::ownership`), which a revoke ends: the delivery stops, and the
 //!   partition's next owner sends it.
 //!
-//! Around them: `config` (layered configuration), `service::serve` (the
-//! wiring), `shared` (what every task shares), `shutdown` (the stop request,
+//! Around them: `config` (layered configuration), `route` (the routes,
+//! compiled), `check` (`kbridge check`), `service::serve` (the wiring), `shared` (what every task shares), `shutdown` (the stop request,
 //! the drain's abort, the stop's clock), `blocking` (waits that do not hold
 //! up a runtime worker), `systemd` (sd-notify, watchdog), `telemetry`
 //! (metrics, health, the summary line), `report` (what the demo prints).
