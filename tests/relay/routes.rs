@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::broker::unique;
 use support::events::alert_event;
+use support::http::{free_port, get, get_status};
 use support::kafka::{committed, new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records, read_all};
 use support::relay::RelayCmd;
@@ -322,5 +323,62 @@ fn per_key_order_is_kept_per_route_under_retries() {
         delivered.dedup();
         assert_eq!(delivered, (0..16).collect::<Vec<_>>(), "{name}");
     }
+    relay.stop();
+}
+
+#[test]
+fn a_route_whose_target_is_down_makes_the_relay_not_ready_and_metrics_say_which() {
+    let topic = new_topic("health", 1);
+    let group = unique("health-g");
+    let ops = Target::start(Script::default());
+    let robot_port = Reserved::bind();
+    let robot_url = robot_port.url();
+    let events: Vec<Rec> = (0..3)
+        .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
+        .collect();
+    produce_records(&topic, &events);
+    let port = free_port();
+    let config = format!(
+        "[retry]\ninitial_backoff = \"200ms\"\nmax_backoff = \"500ms\"\n{}{}",
+        ops_route("ops", &ops.url()),
+        robot_route("robot", &robot_url, "")
+    );
+    let mut relay = RelayCmd::new(&topic, &group, &ops.url())
+        .config(&config)
+        .start_with(&["--metrics-addr", &format!("127.0.0.1:{port}")]);
+    assert!(
+        wait_until(Duration::from_secs(30), || ops.distinct() == 3
+            && get_status(port, "/readyz") == Some(503)),
+        "the robot's target is down: not ready\n{}",
+        relay.stderr()
+    );
+    let metrics = get(port, "/metrics").expect("metrics");
+    let line = |name: &str, route: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(&format!("route=\"{route}\"")))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        line("kbridge_events_delivered_total", "ops")
+            .iter()
+            .any(|l| l.ends_with(" 3")),
+        "{metrics}"
+    );
+    assert!(
+        line("kbridge_delivery_attempts_total", "robot")
+            .iter()
+            .any(|l| l.contains("outcome=\"connection_error\"")),
+        "{metrics}"
+    );
+    let robot = Target::start_on(robot_port, Script::default());
+    wait_fully_committed(&group, &topic, Duration::from_secs(30));
+    assert_eq!(robot.distinct(), 3, "{}", robot.dump());
+    assert!(
+        wait_until(Duration::from_secs(10), || get_status(port, "/readyz")
+            == Some(200)),
+        "ready again once the robot answers"
+    );
     relay.stop();
 }
