@@ -45,6 +45,12 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def relay_figure(r, n):
+    """A relay run's figure: rate, time, CPU (and per event), peak RSS."""
+    return (f"{r['rate']:,.0f} events/s ({human(n)} × 2 KB in {r['t_lag0'] or r['t_answered']:.1f} s); "
+            f"CPU {r['cpu']:.1f} s ({r['cpu'] / n * 1e6:.0f} µs/event); peak RSS {r['rss_mb']:.0f} MB")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -318,6 +324,11 @@ class Bench:
         log(f"{name}: {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()})}")
         return res
 
+    def preloaded(self, topic, n):
+        """Preloads n events of 2 KB into topic."""
+        secs = self.preload(topic, self.events_file(n), n)
+        log(f"preloaded {human(n)} events into {topic} in {secs:.1f}s")
+
     def relay_cmd(self, topic, group, webhook, extra=()):
         return [self.kb, "-b", self.brokers, "run", "--topic", topic, "--group", group,
                 "--webhook", webhook, "--offset-reset", "earliest",
@@ -342,18 +353,14 @@ class Bench:
     def s_relay(self, sink):
         n = self.cfg["relay_n"]
         topic, group = self.topic("relay"), self.group("relay")
-        path = self.events_file(n)
-        secs = self.preload(topic, path, n)
-        log(f"preloaded {human(n)} events into {topic} in {secs:.1f}s")
+        self.preloaded(topic, n)
         r = self.consume_run("relay", self.relay_cmd(topic, group, sink.url), n, sink, group)
         r["topic"] = topic
         self.figures["relay"] = r
         sink_rps = self.figures.get("sink_rps")
         share = r["rate"] / sink_rps if sink_rps else None
         verdict = "-" if share is None else ("met" if share >= TARGETS["sink_share"] else "MISSED")
-        fig = (f"{r['rate']:,.0f} events/s ({human(n)} × 2 KB in {r['t_lag0'] or r['t_answered']:.1f} s); "
-               f"CPU {r['cpu']:.1f} s ({r['cpu'] / n * 1e6:.0f} µs/event); peak RSS {r['rss_mb']:.0f} MB"
-               + (f"; {share:.0%} of sink alone" if share else ""))
+        fig = relay_figure(r, n) + (f"; {share:.0%} of sink alone" if share else "")
         self.row("1. Relay throughput (start → all answered, lag 0)", fig,
                  f"≥ {TARGETS['sink_share']:.0%} of sink alone", verdict)
         self.notes.append(
@@ -369,9 +376,7 @@ class Bench:
         relay = self.figures.get("relay")
         topic = relay["topic"] if relay else self.topic("jq")
         if not relay:
-            path = self.events_file(n)
-            secs = self.preload(topic, path, n)
-            log(f"preloaded {human(n)} events into {topic} in {secs:.1f}s")
+            self.preloaded(topic, n)
         group = self.group("jq")
         config = os.path.join(self.work, "relay-jq.toml")
         with open(os.path.join(HERE, "relay.toml")) as f:
@@ -389,9 +394,7 @@ class Bench:
         self.figures["jq"] = r
         share = r["rate"] / relay["rate"] if relay else None
         verdict = "-" if share is None else ("met" if share >= TARGETS["jq_share"] else "MISSED")
-        fig = (f"{r['rate']:,.0f} events/s ({human(n)} × 2 KB in {r['t_lag0'] or r['t_answered']:.1f} s); "
-               f"CPU {r['cpu']:.1f} s ({r['cpu'] / n * 1e6:.0f} µs/event); peak RSS {r['rss_mb']:.0f} MB"
-               + (f"; {share:.0%} of the native preset" if share else ""))
+        fig = relay_figure(r, n) + (f"; {share:.0%} of the native preset" if share else "")
         self.row("1b. The same mapping as a jq route", fig,
                  f"≥ {TARGETS['jq_share']:.0%} of the native preset", verdict)
 

@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 
 use crate::error::UsageError;
 use crate::relay::config::{Overrides, RelayConfig};
-use crate::relay::deliver::webhook::Webhook;
 use crate::relay::route::{self, Event, RouteDecision};
 
 pub(crate) fn run(
@@ -35,8 +34,7 @@ pub(crate) fn run(
     let routes = route::compile(&cfg).map_err(invalid)?;
     for r in &routes {
         let policy = cfg.retry.status_policy().map_err(invalid)?;
-        Webhook::new(&r.webhook, cfg.concurrency, policy)
-            .map_err(|e| invalid(e.context(format!("route '{}'", r.name))))?;
+        r.client(cfg.concurrency, policy).map_err(invalid)?;
     }
     for notice in &cfg.notices {
         eprintln!("kbridge: warning: {notice}");

@@ -17,7 +17,6 @@ use crate::relay::origin::Origin;
 use crate::relay::report::Outcome;
 use crate::relay::route::{Event, Intake, RouteDecision};
 use crate::relay::shared::Shared;
-use crate::relay::telemetry::NO_ROUTE;
 use crate::topic_partition::TopicPartition;
 
 /// Decides what to do with one message; returns the jobs to start now.
@@ -32,7 +31,11 @@ pub(crate) fn take(
     // Pure and local: decided before the offset is accepted, so that it is
     // accepted as the number of jobs it makes.
     let origin = Arc::new(origin);
-    let event = Event::of_message(origin.clone(), shared.max_message_bytes());
+    // Shared with the jobs of the routes that map later.
+    let event = Arc::new(Event::of_message(
+        origin.clone(),
+        shared.max_message_bytes(),
+    ));
     let decisions: Vec<(usize, Intake)> = shared
         .routes()
         .iter()
@@ -49,11 +52,6 @@ pub(crate) fn take(
             Intake::Decided(RouteDecision::Skip(_)) => false,
         })
         .count();
-    // Shared by the jobs that map later; none for the preset alone.
-    let event = decisions
-        .iter()
-        .any(|(_, d)| matches!(d, Intake::Later(_)))
-        .then(|| Arc::new(event));
     let ownership = match shared
         .partitions()
         .accept(&partition, offset, parts.max(1) as u32)
@@ -77,12 +75,11 @@ pub(crate) fn take(
     let epoch = ownership.epoch;
     let permit = Arc::new(permit);
     if decisions.is_empty() {
-        let no_route: Arc<str> = Arc::from(NO_ROUTE);
-        shared.totals().skipped(&no_route);
-        tracing::debug!(event = %origin.coordinates(), "skipped: no route takes topic {}", partition.topic);
-        shared.report(&origin, None, || Outcome::Skipped {
-            reason: format!("no route takes topic {}", partition.topic),
-        });
+        shared.skip(
+            &origin,
+            None,
+            format!("no route takes topic {}", partition.topic),
+        );
     }
     let mut jobs = Vec::with_capacity(parts);
     for (route, intake) in decisions {
@@ -95,25 +92,18 @@ pub(crate) fn take(
                     Ok(key) => (key, None),
                     Err(e) => (None, Some(e)),
                 };
-                let Some(event) = event.clone() else {
-                    continue;
+                let work = Work::Map {
+                    event: event.clone(),
+                    key_error,
                 };
-                let work = Work::Map { event, key_error };
                 (work, key.map(|k| OrderKey::new(target.id, k)))
             }
             Intake::Decided(RouteDecision::Skip(reason)) => {
-                shared.totals().skipped(name);
-                tracing::debug!(event = %origin.coordinates(), route = %name, "skipped: {reason}");
-                shared.report(&origin, Some(name), || Outcome::Skipped { reason });
+                shared.skip(&origin, Some(name), reason);
                 continue;
             }
             Intake::Decided(RouteDecision::Invalid { stage, reason }) => {
-                shared.totals().invalid(name, stage);
-                tracing::warn!(
-                    topic = %partition.topic, partition = partition.partition, offset,
-                    route = %name, stage = stage.as_str(),
-                    "invalid event: {reason}"
-                );
+                shared.invalid(&origin, name, stage, &reason);
                 if !dead_letters {
                     shared.report(&origin, Some(name), || Outcome::Dropped { stage, reason });
                     continue;

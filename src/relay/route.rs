@@ -9,6 +9,8 @@ use bytes::Bytes;
 
 use crate::relay::config::{Mapping, Preset, RateLimit, RelayConfig, RouteConfig, WebhookConfig};
 use crate::relay::deliver::answer_rules::AnswerRules;
+use crate::relay::deliver::status_policy::StatusPolicy;
+use crate::relay::deliver::webhook::Webhook;
 use crate::relay::jq::{self, Jq};
 use crate::relay::origin::Origin;
 use crate::relay::preset::{Decision, decide};
@@ -25,9 +27,9 @@ pub(crate) struct Route {
     mapping: Compiled,
     key: Option<Jq>,
     pub rate_limit: Option<RateLimit>,
-    /// The target, its answer rules included (compiled by the webhook
-    /// client, `deliver::answer_rules`).
+    /// The target, and its answer rules compiled (`deliver::answer_rules`).
     pub webhook: WebhookConfig,
+    rules: Arc<AnswerRules>,
 }
 
 enum Compiled {
@@ -62,7 +64,8 @@ pub(crate) fn compile(cfg: &RelayConfig) -> Result<Vec<Route>> {
             mapping: Compiled::Preset(cfg.preset),
             key: None,
             rate_limit: None,
-            webhook: checked(DEFAULT_ROUTE, &cfg.webhook)?,
+            rules: rules(DEFAULT_ROUTE, &cfg.webhook)?,
+            webhook: cfg.webhook.clone(),
         }]);
     }
     cfg.routes.iter().map(route).collect()
@@ -88,16 +91,16 @@ fn route(r: &RouteConfig) -> Result<Route> {
             .map(RateLimit::parse)
             .transpose()
             .map_err(|e| anyhow!("route '{name}': {e}"))?,
-        webhook: checked(name, &r.webhook)?,
+        rules: rules(name, &r.webhook)?,
+        webhook: r.webhook.clone(),
     })
 }
 
-/// The route's webhook, once its answer rules compile (the webhook client
-/// compiles them again for itself; this is the config check).
-fn checked(route: &str, webhook: &WebhookConfig) -> Result<WebhookConfig> {
+/// The webhook's answer rules, compiled; an error names the route.
+fn rules(route: &str, webhook: &WebhookConfig) -> Result<Arc<AnswerRules>> {
     AnswerRules::new(webhook.success.as_deref(), webhook.reject.as_deref())
-        .map_err(|e| anyhow!("route '{route}': {e}"))?;
-    Ok(webhook.clone())
+        .map(Arc::new)
+        .map_err(|e| anyhow!("route '{route}': {e}"))
 }
 
 fn program(route: &str, what: &str, code: Option<&str>) -> Result<Option<Jq>> {
@@ -106,6 +109,13 @@ fn program(route: &str, what: &str, code: Option<&str>) -> Result<Option<Jq>> {
 }
 
 impl Route {
+    /// The route's HTTP client: its headers, secrets, TLS files and answer
+    /// rules, read and built now (`run`, and `check` to validate them).
+    pub(crate) fn client(&self, concurrency: usize, policy: StatusPolicy) -> Result<Webhook> {
+        Webhook::new(&self.webhook, concurrency, policy, self.rules.clone())
+            .map_err(|e| e.context(format!("route '{}'", self.name)))
+    }
+
     /// One line about the route, for `kbridge check`: topics, mapping,
     /// rate limit, answer rules, target.
     pub(crate) fn describe(&self) -> String {

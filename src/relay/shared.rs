@@ -13,13 +13,13 @@ use crate::relay::config::{RelayConfig, RetryConfig};
 use crate::relay::deliver::dead_letter::DeadLetters;
 use crate::relay::deliver::pace::Pace;
 use crate::relay::deliver::target::Target;
-use crate::relay::deliver::webhook::Webhook;
 use crate::relay::job::Job;
 use crate::relay::origin::Origin;
 use crate::relay::report::{Outcome, Report};
 use crate::relay::route::{self, Route};
 use crate::relay::shutdown::Abort;
 use crate::relay::source::consumer::{self, RelayConsumer};
+use crate::relay::stage::Stage;
 use crate::relay::telemetry::Totals;
 use crate::topic_partition::TopicPartition;
 
@@ -59,8 +59,7 @@ impl Shared {
             .iter()
             .enumerate()
             .map(|(id, r)| {
-                let webhook = Webhook::new(&r.webhook, cfg.concurrency, cfg.retry.status_policy()?)
-                    .map_err(|e| e.context(format!("route '{}'", r.name)))?;
+                let webhook = r.client(cfg.concurrency, cfg.retry.status_policy()?)?;
                 Ok(Arc::new(Target::new(
                     id,
                     &r.name,
@@ -155,6 +154,24 @@ impl Shared {
                 outcome: outcome(),
             });
         }
+    }
+
+    /// An event skipped on a route (or, `route` `None`, by every route):
+    /// counted, logged at debug, reported.
+    pub(crate) fn skip(&self, origin: &Origin, route: Option<&Arc<str>>, reason: String) {
+        self.totals.skipped(route);
+        tracing::debug!(event = %origin.coordinates(), route = route.map_or("-", |r| &**r), "skipped: {reason}");
+        self.report(origin, route, || Outcome::Skipped { reason });
+    }
+
+    /// An event a route cannot map: counted and logged with the reason;
+    /// the caller dead-letters or drops it.
+    pub(crate) fn invalid(&self, origin: &Origin, route: &Arc<str>, stage: Stage, reason: &str) {
+        self.totals.invalid(route, stage);
+        tracing::warn!(
+            event = %origin.coordinates(), route = %route, stage = stage.as_str(),
+            "invalid event: {reason}"
+        );
     }
 
     /// Marks one part of an offset handled (one route's job), stores the

@@ -118,10 +118,11 @@ impl Totals {
     }
 
     /// Skipped by a route (its filter, the preset's rules), or by every
-    /// route (`route` = [`NO_ROUTE`]).
-    pub(crate) fn skipped(&self, route: &Arc<str>) {
+    /// route (`None`: the label is `-`).
+    pub(crate) fn skipped(&self, route: Option<&Arc<str>>) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("kbridge_events_skipped_total", "route" => label(route)).increment(1);
+        let route = route.map_or(metrics::SharedString::const_str("-"), label);
+        metrics::counter!("kbridge_events_skipped_total", "route" => route).increment(1);
     }
 
     pub(crate) fn invalid(&self, route: &Arc<str>, stage: Stage) {
@@ -214,9 +215,6 @@ impl Totals {
         metrics::gauge!("kbridge_retry_backlog").set(n as f64);
     }
 }
-
-/// The `route` label of an event no route takes.
-pub(crate) const NO_ROUTE: &str = "-";
 
 /// A route's name as a label: shared, not copied, per event.
 fn label(route: &Arc<str>) -> metrics::SharedString {

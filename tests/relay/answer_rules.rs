@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use support::broker::unique;
-use support::events::alert_event;
+use support::events::event;
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records, read_all};
 use support::relay::RelayCmd;
@@ -31,9 +31,7 @@ fn answer_rules_tell_the_alert_s_fault_from_an_outage() {
         ],
         ..Default::default()
     });
-    let recs: Vec<Rec> = (0..4)
-        .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
-        .collect();
+    let recs: Vec<Rec> = (0..4).map(|i| Rec::event(&event(i))).collect();
     produce_records(&topic, &recs);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::broker::unique;
-use support::events::alert_event;
+use support::events::{alert_event, event};
 use support::http::{free_port, get, get_status};
 use support::kafka::{committed, new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records, read_all};
@@ -60,10 +60,8 @@ fn two_routes_fan_one_topic_out_and_the_offset_waits_for_both() {
     // nothing may be committed until the robot has them too.
     let robot_port = Reserved::bind();
     let robot_url = robot_port.url();
-    let mut events: Vec<Value> = (0..6)
-        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
-        .collect();
-    let mut user = alert_event(6, "fault-6", "critical");
+    let mut events: Vec<Value> = (0..6).map(event).collect();
+    let mut user = event(6);
     user["df_source"] = json!("user");
     events.push(user);
     events.push(alert_event(7, "fault-0", "ok"));
@@ -233,9 +231,7 @@ fn a_rate_limited_route_holds_its_rate_and_loses_nothing() {
     let topic = new_topic("paced", 2);
     let group = unique("paced-g");
     let robot = Target::start(Script::default());
-    let events: Vec<Rec> = (0..30)
-        .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
-        .collect();
+    let events: Vec<Rec> = (0..30).map(|i| Rec::event(&event(i))).collect();
     produce_records(&topic, &events);
     // A small window: events over the rate wait holding their slots, and
     // the consume loop waits (or pauses) for them.
@@ -333,9 +329,7 @@ fn a_route_whose_target_is_down_makes_the_relay_not_ready_and_metrics_say_which(
     let ops = Target::start(Script::default());
     let robot_port = Reserved::bind();
     let robot_url = robot_port.url();
-    let events: Vec<Rec> = (0..3)
-        .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
-        .collect();
+    let events: Vec<Rec> = (0..3).map(|i| Rec::event(&event(i))).collect();
     produce_records(&topic, &events);
     let port = free_port();
     let config = format!(

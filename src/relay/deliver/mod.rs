@@ -70,24 +70,13 @@ async fn handle(shared: &Shared, job: &Job) -> bool {
             match shared.routes()[job.target.id].later(event, key) {
                 RouteDecision::Deliver { bodies, .. } => deliver(shared, job, &bodies).await,
                 RouteDecision::Skip(reason) => {
-                    shared.totals().skipped(route);
-                    tracing::debug!(event = %job.origin.coordinates(), %route, "skipped: {reason}");
-                    shared.report(&job.origin, Some(route), || Outcome::Skipped { reason });
+                    shared.skip(&job.origin, Some(route), reason);
                     true
                 }
+                // Dead-lettered, or without a dead-letter topic dropped
+                // (`dead_letter` says so).
                 RouteDecision::Invalid { stage, reason } => {
-                    shared.totals().invalid(route, stage);
-                    tracing::warn!(
-                        event = %job.origin.coordinates(), %route, stage = stage.as_str(),
-                        "invalid event: {reason}"
-                    );
-                    if shared.dead_letters().is_none() {
-                        shared.report(&job.origin, Some(route), || Outcome::Dropped {
-                            stage,
-                            reason,
-                        });
-                        return true;
-                    }
+                    shared.invalid(&job.origin, route, stage, &reason);
                     dead_letter(shared, job, stage, &reason).await
                 }
             }

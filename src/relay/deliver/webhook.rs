@@ -69,6 +69,7 @@ impl Webhook {
         cfg: &WebhookConfig,
         concurrency: usize,
         policy: StatusPolicy,
+        rules: std::sync::Arc<AnswerRules>,
     ) -> Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -110,10 +111,7 @@ impl Webhook {
             url,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
             policy: std::sync::Arc::new(policy),
-            rules: std::sync::Arc::new(AnswerRules::new(
-                cfg.success.as_deref(),
-                cfg.reject.as_deref(),
-            )?),
+            rules,
             last_delivered: std::sync::Arc::default(),
             epoch: std::time::Instant::now(),
         })
