@@ -285,6 +285,7 @@ class Bench:
         t0 = time.monotonic()
         wall0 = time.time()
         proc = Timed(cmd, self.tfile(name), env=env, stderr=errf)
+        perf = None
         deadline = t0 + timeout
         t_answered = t_lag0 = None
         lag = None
@@ -303,6 +304,10 @@ class Bench:
                 if count >= n:
                     t_answered = now - t0
                     break
+                if perf is None and count > 0:
+                    # Every thread is up once the first answer came back
+                    # (perf -p samples only the threads it found).
+                    perf = self.profile(name, proc) or False
                 time.sleep(0.02)
             if wait_lag:
                 lag_deadline = time.monotonic() + lag_timeout
@@ -313,6 +318,9 @@ class Bench:
                         break
                     time.sleep(0.05)
         finally:
+            if perf:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(60)
             st = proc.stop()
             errf.close()
         first, last = sink.first_last()
@@ -323,6 +331,19 @@ class Bench:
         res["rate_answered"] = n / t_answered
         log(f"{name}: {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()})}")
         return res
+
+    def profile(self, name, proc):
+        """With BENCH_PERF=1, samples the relay process with perf while it
+        runs (perf-<name>.data in the scratch dir; see bench/README.md)."""
+        if not os.environ.get("BENCH_PERF"):
+            return None
+        kid = proc.child()
+        if not kid:
+            return None
+        out = os.path.join(self.work, f"perf-{name}.data")
+        return subprocess.Popen(["perf", "record", "-q", "-F", "999", "--call-graph", "dwarf,16384",
+                                 "-o", out, "-p", str(kid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def preloaded(self, topic, n):
         """Preloads n events of 2 KB into topic."""

@@ -8,7 +8,7 @@
 /// like a token replaced by `***`:
 /// `https://oapi.dingtalk.com/robot/send?access_token=***`.
 pub(crate) fn url(url: &str) -> String {
-    let parsed = reqwest::Url::parse(url)
+    let parsed = url::Url::parse(url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"));
     let Some(mut parsed) = parsed else {

@@ -89,7 +89,7 @@ impl WebhookConfig {
                 "no webhook URL: give --webhook, `{what}.url` in the config file, or KBRIDGE_WEBHOOK__URL"
             )));
         }
-        let url = reqwest::Url::parse(&self.url).map_err(|e| {
+        let url = url::Url::parse(&self.url).map_err(|e| {
             UsageError(format!(
                 "{what}.url '{}' is invalid: {e}",
                 crate::redact::url(&self.url)

@@ -9,8 +9,11 @@
 
 pub(crate) mod answer;
 pub(crate) mod answer_rules;
+pub(crate) mod connection;
+pub(crate) mod connector;
 pub(crate) mod dead_letter;
 pub(crate) mod pace;
+pub(crate) mod pool;
 pub(crate) mod retry;
 pub(crate) mod status_policy;
 pub(crate) mod target;

@@ -1,23 +1,32 @@
 //! Stage 4, the sink: one POST of one alert, its answer classified by
 //! `answer`.
 //!
-//! One pooled HTTP client for the whole process (the seed opened a new
-//! connection per event, with no timeout). Retrying is `retry`'s job.
+//! A few long-lived HTTP/1.1 connections for the whole route (`pool`),
+//! each driven by the delivery task that holds it (`connection`); the seed
+//! opened a new connection per event, with no timeout. The request's fixed
+//! parts (the address, the headers) are built once. Retrying is `retry`'s
+//! job.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use base64::Engine;
 use bytes::Bytes;
-use reqwest::header::{
-    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+use http::header::{
+    AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
+    USER_AGENT,
 };
+use http_body_util::Full;
 
 use super::answer::{Trouble, Verdict, classify};
 use super::answer_rules::AnswerRules;
+use super::connection::Answer;
+use super::connector::Connector;
+use super::pool::Pool;
 use super::status_policy::StatusPolicy;
 use crate::redact;
-use crate::relay::config::{WebhookConfig, WebhookTls};
+use crate::relay::config::WebhookConfig;
 
 /// The header that lets the target drop duplicates: stable across retries
 /// and restarts, because it is the event's Kafka coordinates.
@@ -29,8 +38,13 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct Webhook {
-    client: reqwest::Client,
-    url: reqwest::Url,
+    pool: Arc<Pool>,
+    /// The path and query: HTTP/1.1's request target.
+    target: http::Uri,
+    /// Host, content type, user agent and the configured headers.
+    headers: Arc<HeaderMap>,
+    /// The whole attempt: connecting, sending, reading the answer.
+    timeout: Duration,
     /// `concurrency`: requests in flight at once, whatever the number of
     /// events in processing. Held per attempt, not across backoff waits.
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
@@ -71,8 +85,17 @@ impl Webhook {
         policy: StatusPolicy,
         rules: std::sync::Arc<AnswerRules>,
     ) -> Result<Self> {
+        let url = url::Url::parse(&cfg.url).context("webhook URL is invalid")?;
         let mut headers = HeaderMap::new();
+        headers.insert(HOST, host_header(&url)?);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("kbridge/", env!("CARGO_PKG_VERSION"))),
+        );
+        if let Some(value) = url_credentials(&url)? {
+            headers.insert(AUTHORIZATION, value);
+        }
         for (k, v) in &cfg.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .with_context(|| format!("webhook header name '{k}' is invalid"))?;
@@ -84,31 +107,22 @@ impl Webhook {
         }
         if let Some(auth) = &cfg.basic_auth {
             let password = auth.password.resolve("webhook.basic_auth.password")?;
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{password}", auth.user));
-            let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-                .context("webhook.basic_auth: the user or password is not valid in a header")?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            headers.insert(AUTHORIZATION, basic(&auth.user, &password)?);
         }
-        let client = with_tls(reqwest::Client::builder(), &cfg.tls)?
-            .default_headers(headers)
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
-            .pool_max_idle_per_host(concurrency)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            // A redirect is an answer to classify (see answer.rs), and
-            // retries are retry.rs's alone.
-            .redirect(reqwest::redirect::Policy::none())
-            .retry(reqwest::retry::never())
-            .user_agent(concat!("kbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client")?;
-        let url = reqwest::Url::parse(&cfg.url).context("webhook URL is invalid")?;
+        warn_about_proxies(&url);
+        let connector = Connector::new(&url, &cfg.tls, cfg.timeout.min(Duration::from_secs(5)))?;
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let target = target
+            .parse::<http::Uri>()
+            .context("webhook URL: its path is not a valid request target")?;
         Ok(Self {
-            client,
-            url,
+            pool: Arc::new(Pool::new(connector)),
+            target,
+            headers: Arc::new(headers),
+            timeout: cfg.timeout,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
             policy: std::sync::Arc::new(policy),
             rules,
@@ -131,61 +145,45 @@ impl Webhook {
         body: Bytes,
         idempotency_key: &str,
     ) -> Attempt {
-        let sent = self
-            .client
-            .post(self.url.clone())
-            .header(IDEMPOTENCY_KEY, idempotency_key)
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return Attempt {
-                    verdict: Verdict::Retry {
-                        reason: describe_error(&e),
-                        after: None,
-                        trouble: Trouble::Unavailable,
-                    },
-                    status: None,
-                    connection_failed: !e.is_timeout(),
-                };
-            }
+        let answer =
+            match tokio::time::timeout(self.timeout, self.exchange(body, idempotency_key)).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(reason)) => {
+                    return Attempt {
+                        verdict: Verdict::Retry {
+                            reason,
+                            after: None,
+                            trouble: Trouble::Unavailable,
+                        },
+                        status: None,
+                        connection_failed: true,
+                    };
+                }
+                Err(_) => {
+                    return Attempt {
+                        verdict: Verdict::Retry {
+                            reason: format!("timed out: no answer within {:?}", self.timeout),
+                            after: None,
+                            trouble: Trouble::Unavailable,
+                        },
+                        status: None,
+                        connection_failed: false,
+                    };
+                }
+            };
+        let status = answer.status;
+        let header = |name| {
+            answer
+                .headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
         };
-        let status = resp.status().as_u16();
-        let location = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = match read_capped(resp).await {
-            Ok(b) => b,
-            Err(e) => {
-                return Attempt {
-                    verdict: Verdict::Retry {
-                        reason: format!(
-                            "HTTP {status}, reading the answer failed: {}",
-                            describe_error(&e)
-                        ),
-                        after: None,
-                        trouble: Trouble::Unavailable,
-                    },
-                    status: Some(status),
-                    connection_failed: false,
-                };
-            }
-        };
-        let verdict = classify(status, &body, retry_after.as_deref(), &self.policy);
-        let mut verdict = self.rules.refine(status, &body, verdict);
+        let verdict = classify(status, &answer.body, header(RETRY_AFTER), &self.policy);
+        let mut verdict = self.rules.refine(status, &answer.body, verdict);
         if let (Verdict::Rejected { reason, .. } | Verdict::Retry { reason, .. }, Some(to)) =
-            (&mut verdict, location)
+            (&mut verdict, header(LOCATION))
         {
-            reason.push_str(&format!(" (Location: {})", redact::url(&to)));
+            reason.push_str(&format!(" (Location: {})", redact::url(to)));
         }
         if verdict == Verdict::Delivered {
             let ms = self.epoch.elapsed().as_millis() as u64 + 1;
@@ -199,6 +197,48 @@ impl Webhook {
         }
     }
 
+    /// One request on a pooled connection. A reused connection that fails
+    /// may have been closed by the server while it rested (a keep-alive
+    /// timeout): the request is sent once more on a new one.
+    async fn exchange(&self, body: Bytes, idempotency_key: &str) -> Result<Answer, String> {
+        let mut conn = self.pool.take().await?;
+        loop {
+            let reused = conn.reused;
+            let request = self.request(body.clone(), idempotency_key);
+            let exchange = conn.exchange(request, MAX_ANSWER_BYTES).await;
+            match exchange.result {
+                Ok(answer) => {
+                    if exchange.reusable {
+                        self.pool.give_back(conn);
+                    }
+                    return Ok(answer);
+                }
+                Err(e) if reused => {
+                    tracing::debug!(error = %e, "a reused webhook connection failed; trying a new one");
+                    conn = self.pool.connect().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn request(&self, body: Bytes, idempotency_key: &str) -> http::Request<Full<Bytes>> {
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = self.target.clone();
+        let headers = request.headers_mut();
+        headers.reserve(self.headers.len() + 1);
+        for (name, value) in self.headers.iter() {
+            headers.append(name, value.clone());
+        }
+        // The coordinates (and a route's name): a name that cannot be a
+        // header value only costs the target its duplicate check.
+        if let Ok(key) = HeaderValue::from_str(idempotency_key) {
+            headers.insert(IDEMPOTENCY_KEY, key);
+        }
+        request
+    }
+
     /// Whether some alert was delivered after `since`.
     pub(crate) fn delivered_since(&self, since: std::time::Instant) -> bool {
         let since_ms = since.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
@@ -208,84 +248,51 @@ impl Webhook {
     }
 }
 
-/// The webhook's TLS settings: a private CA (trusted alone), a client
-/// certificate for mutual TLS, or — for a test target — no verification,
-/// which is logged at every start.
-fn with_tls(builder: reqwest::ClientBuilder, tls: &WebhookTls) -> Result<reqwest::ClientBuilder> {
-    let read = |what: &str, path: &std::path::Path| {
-        std::fs::read(path)
-            .with_context(|| format!("webhook.tls.{what}: cannot read {}", path.display()))
+/// `Host`: the URL's host, and its port when it is not the scheme's.
+fn host_header(url: &url::Url) -> Result<HeaderValue> {
+    let host = url.host_str().context("the webhook URL has no host")?;
+    let value = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
     };
-    let mut builder = builder;
-    if let Some(path) = &tls.ca_file {
-        let pem = read("ca_file", path)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
-            format!(
-                "webhook.tls.ca_file: {} is not a PEM certificate",
-                path.display()
-            )
-        })?;
-        if certs.is_empty() {
-            anyhow::bail!(
-                "webhook.tls.ca_file: {} holds no PEM certificate",
-                path.display()
-            );
-        }
-        builder = builder.tls_certs_only(certs);
+    HeaderValue::from_str(&value).context("the webhook URL's host is not a valid Host header")
+}
+
+/// `https://user:password@host/...`: the credentials as Basic
+/// authentication (`basic_auth` or an `Authorization` header win).
+fn url_credentials(url: &url::Url) -> Result<Option<HeaderValue>> {
+    if url.username().is_empty() && url.password().is_none() {
+        return Ok(None);
     }
-    if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
-        let identity = reqwest::Identity::from_pkcs8_pem(
-            &read("client_cert_file", cert)?,
-            &read("client_key_file", key)?,
-        )
-        .with_context(|| {
-            format!(
-                "webhook.tls: {} and {} are not a PEM certificate and its PKCS#8 key (convert the key with `openssl pkcs8 -topk8 -nocrypt`)",
-                cert.display(),
-                key.display()
-            )
-        })?;
-        builder = builder.identity(identity);
-    }
-    if tls.insecure_skip_verify {
+    let user = percent_decode(url.username());
+    let password = url.password().map(percent_decode).unwrap_or_default();
+    basic(&user, &password).map(Some)
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn basic(user: &str, password: &str) -> Result<HeaderValue> {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+        .context("webhook.basic_auth: the user or password is not valid in a header")?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// kbridge reaches the webhook directly; an operator who set a proxy in the
+/// environment learns it at start instead of from a connection error.
+fn warn_about_proxies(url: &url::Url) {
+    let names: &[&str] = match url.scheme() {
+        "https" => &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+        _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+    };
+    if let Some(name) = names.iter().find(|n| std::env::var_os(n).is_some()) {
         tracing::warn!(
-            "webhook.tls.insecure_skip_verify is on: the webhook's certificate is not checked, so anyone on the path can read and answer the alerts; use ca_file instead"
+            "{name} is set, but kbridge connects to the webhook directly, without a proxy; if the webhook is only reachable through it, relay from a host that reaches it"
         );
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    Ok(builder)
-}
-
-async fn read_capped(mut resp: reqwest::Response) -> reqwest::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if room <= chunk.len() {
-            break;
-        }
-    }
-    Ok(body)
-}
-
-/// reqwest's errors nest the useful part (connection refused, timeout).
-fn describe_error(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    if cause.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {cause}")
     }
 }

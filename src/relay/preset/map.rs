@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::decode::{json_str, kind};
+use super::decode::{JsonText, json_str, kind};
 use super::validate::GuanceEvent;
 
 /// `df_status` values that mean "the fault is over".
@@ -31,8 +31,8 @@ pub(crate) struct Alert<'a> {
     pub metric_name: &'static str,
     pub value: &'static str,
     pub metric_unit: &'static str,
-    pub subject: &'a str,
-    pub content: &'a str,
+    pub subject: JsonText<'a>,
+    pub content: JsonText<'a>,
     pub time: i64,
     pub is_recover: bool,
     pub ext_info: ExtInfo<'a>,
@@ -54,7 +54,7 @@ pub(crate) struct Key<'a>(#[serde(borrow)] pub Cow<'a, str>);
 /// through as the JSON it was sent as.
 #[derive(Debug)]
 pub(crate) enum Dim<'a> {
-    Text(&'a str),
+    Text(JsonText<'a>),
     Raw(&'a RawValue),
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn map<'e>(
     let mut dims = BTreeMap::new();
     dims.insert(
         Key(Cow::Borrowed("df_workspace_name")),
-        Dim::Text(&e.workspace_name),
+        Dim::Text(e.workspace_name),
     );
     // Tag keys win over df_workspace_name.
     let warning = match tags.map(parse_tags) {
@@ -117,8 +117,8 @@ pub(crate) fn map<'e>(
         metric_name: "",
         value: "",
         metric_unit: "",
-        subject: &e.title,
-        content: &e.message,
+        subject: e.title,
+        content: e.message,
         time: epoch_seconds(e.date),
         is_recover: RECOVERY_STATUSES.contains(&status),
         ext_info: ExtInfo { df_status: status },
@@ -161,14 +161,20 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    /// A JSON string literal, leaked so that an event can borrow it.
+    fn text(s: &str) -> JsonText<'static> {
+        let raw: &'static RawValue = Box::leak(serde_json::value::to_raw_value(s).unwrap());
+        JsonText::of(raw).unwrap()
+    }
+
     fn event<'a>(status: &'a str, fault: Option<&'a str>) -> GuanceEvent<'a> {
         GuanceEvent {
             event_id: "event-2".into(),
             fault_id: fault.map(Cow::Borrowed),
-            title: "title".into(),
-            message: "message".into(),
+            title: text("title"),
+            message: text("message"),
             status: status.into(),
-            workspace_name: "orders".into(),
+            workspace_name: text("orders"),
             date: 1718680020000.0,
             dimension_tags: None,
         }

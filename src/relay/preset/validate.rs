@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::decode::{json_f64, json_str, kind, present};
+use super::decode::{JsonText, json_f64, json_str, kind, present};
 
 /// The only `df_source` the guance-easyops preset relays; other sources
 /// (`user`, `audit`, …) are not alerts.
@@ -48,10 +48,10 @@ pub(crate) struct GuanceEvent<'a> {
     pub event_id: Cow<'a, str>,
     /// `None` when absent or not a non-empty string.
     pub fault_id: Option<Cow<'a, str>>,
-    pub title: Cow<'a, str>,
-    pub message: Cow<'a, str>,
+    pub title: JsonText<'a>,
+    pub message: JsonText<'a>,
     pub status: Cow<'a, str>,
-    pub workspace_name: Cow<'a, str>,
+    pub workspace_name: JsonText<'a>,
     /// Epoch seconds or milliseconds, as sent.
     pub date: f64,
     /// `df_dimension_tags` as the JSON text it was sent as.
@@ -78,10 +78,10 @@ pub(crate) fn validate<'a>(f: &GuanceFields<'a>) -> Validated<'a> {
         return Validated::Skip(format!("df_source is '{s}', not '{ALERT_SOURCE}'"));
     }
     let event_id = required_str(f.df_event_id, "df_event_id", &mut errors);
-    let title = required_str(f.df_title, "df_title", &mut errors);
-    let message = required_str(f.df_message, "df_message", &mut errors);
+    let title = required_text(f.df_title, "df_title", &mut errors);
+    let message = required_text(f.df_message, "df_message", &mut errors);
     let status = required_str(f.df_status, "df_status", &mut errors);
-    let workspace_name = required_str(f.df_workspace_name, "df_workspace_name", &mut errors);
+    let workspace_name = required_text(f.df_workspace_name, "df_workspace_name", &mut errors);
     let date = match f.date {
         None => {
             errors.push("date: missing".to_string());
@@ -127,21 +127,30 @@ pub(crate) fn validate<'a>(f: &GuanceFields<'a>) -> Validated<'a> {
     }
 }
 
-/// A field that must be a non-empty string; records why not otherwise.
+/// A required string, decoded.
 fn required_str<'a>(
     raw: Option<&'a RawValue>,
     field: &str,
     errors: &mut Vec<String>,
 ) -> Option<Cow<'a, str>> {
+    required_text(raw, field, errors).map(|t| t.text())
+}
+
+/// A required string that goes into the alert as it came (`JsonText`).
+fn required_text<'a>(
+    raw: Option<&'a RawValue>,
+    field: &str,
+    errors: &mut Vec<String>,
+) -> Option<JsonText<'a>> {
     let Some(raw) = raw else {
         errors.push(format!("{field}: missing"));
         return None;
     };
-    match json_str(raw.get()) {
-        Some(s) if s.trim().is_empty() => errors.push(format!(
+    match JsonText::of(raw) {
+        Some(t) if t.is_blank() => errors.push(format!(
             "{field}: expected a non-empty string, got an empty one"
         )),
-        Some(s) => return Some(s),
+        Some(t) => return Some(t),
         None => errors.push(format!(
             "{field}: expected a string, got {}",
             kind(raw.get())
