@@ -41,12 +41,14 @@ pub(crate) fn align_right(t: &mut Table, columns: &[usize]) {
 }
 
 pub(crate) fn print_table(t: &Table) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    // One write for the table, not one per line (stdout is line-buffered).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // comfy-table pads the first column with one space; trim it per line so
     // the output starts at column 0 like kafka-topics.sh.
     for line in t.to_string().lines() {
         writeln!(out, "{}", line.strip_prefix(' ').unwrap_or(line).trim_end())?;
     }
+    out.flush()?;
     Ok(())
 }
 

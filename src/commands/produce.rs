@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 use super::input_lines;
 use crate::client::{KafkaContext, KafkaOpts};
@@ -104,7 +104,11 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
         failed: AtomicU64::new(0),
         out: Mutex::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
     };
-    let producer: ThreadedProducer<ReportContext> = opts
+    // Delivery reports are served on this thread, between batches of lines
+    // (`send`) and at the end (`drain`): a ThreadedProducer's thread sleeps
+    // up to 100 ms between polls and its drop waits for it, which made a
+    // run of 1,000 lines take 200 ms against kcat's 13.
+    let producer: BaseProducer<ReportContext> = opts
         .client()
         .set_default("message.timeout.ms", msg_timeout.to_string())
         .build(ctx, "the producer")?;
@@ -170,6 +174,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
             }
         }
         invalid += batch.skipped;
+        producer.poll(Duration::ZERO);
         progress.inc(if size.is_some() {
             batch.bytes
         } else {
@@ -178,7 +183,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
     }
 
     // Deliver everything that was queued before deciding the exit status.
-    let flush_result = producer.flush(Duration::from_millis(msg_timeout as u64 + 5_000));
+    let flush_result = drain(&producer, Duration::from_millis(msg_timeout as u64 + 5_000));
     progress.finish_and_clear();
     let ctx = producer.context();
     if let Ok(mut out) = ctx.out.lock() {
@@ -196,8 +201,8 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
         },
         started.elapsed()
     );
-    if let Err(e) = flush_result {
-        bail!("not every message was delivered before the timeout: {e}");
+    if let Err(left) = flush_result {
+        bail!("{left} message(s) were still undelivered when the timeout ran out");
     }
     match stopped {
         Some(Stop::Invalid(msg)) => bail!(
@@ -249,8 +254,25 @@ fn prepare(body: &[u8], raw: bool, key_field: Option<&str>) -> Result<Option<Vec
     }
 }
 
+/// Waits until every queued message has its delivery report, serving the
+/// reports as they come (rust-rdkafka's `flush` polls in steps of 100 ms);
+/// `Err` holds how many are left at the timeout.
+fn drain(producer: &BaseProducer<ReportContext>, timeout: Duration) -> Result<(), i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = producer.in_flight_count();
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(left);
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
 fn send(
-    producer: &ThreadedProducer<ReportContext>,
+    producer: &BaseProducer<ReportContext>,
     args: &Produce,
     key: Option<&[u8]>,
     body: &[u8],
@@ -271,9 +293,10 @@ fn send(
         match producer.send(record) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                // The local queue is full: let the background thread drain it.
+                // The local queue is full: serve delivery reports while
+                // librdkafka sends.
                 record = r;
-                std::thread::sleep(Duration::from_millis(1));
+                producer.poll(Duration::from_millis(1));
             }
             Err((e, _)) => bail!("line {line_no}: cannot queue the message: {e}"),
         }
