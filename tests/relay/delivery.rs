@@ -426,6 +426,32 @@ fn concurrency_bounds_the_requests_in_flight() {
     );
 }
 
+/// Once nothing is in processing, the handled offsets are committed at
+/// once, not at the next `commit_interval`: after a burst the group's lag
+/// reads 0 while the relay runs on.
+#[test]
+fn a_burst_is_committed_as_soon_as_it_is_handled() {
+    let topic = new_topic("settle", 2);
+    let group = unique("settle-g");
+    let target = Target::start(Script::default());
+    let recs: Vec<Rec> = (0..10)
+        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
+        .map(|e| Rec::event(&e))
+        .collect();
+    produce_records(&topic, &recs);
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .config("commit_interval = \"1h\"\n")
+        .start();
+    relay.wait_assigned();
+    wait_fully_committed(&group, &topic, Duration::from_secs(20));
+    assert!(
+        relay.wait_exit(Duration::ZERO).is_none(),
+        "committed by a running relay, not by its stop\n{}",
+        relay.stderr()
+    );
+    assert_eq!(target.distinct(), 10);
+}
+
 /// `Retry-After` from the target is honoured: the retry of a 503 with
 /// `Retry-After: 2` comes no sooner than 2 s later.
 #[test]

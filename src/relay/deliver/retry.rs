@@ -106,7 +106,10 @@ pub(crate) async fn deliver(
         let attempt = tokio::select! {
             biased;
             _ = ownership.revoked() => return Delivery::Interrupted,
-            attempt = webhook.post(slot, body.clone(), idempotency_key) => attempt,
+            // Boxed: an attempt's state (hyper's request and answer) is
+            // most of a delivery task's size, and a task's whole state is
+            // copied when it is spawned and when it ends.
+            attempt = Box::pin(webhook.post(slot, body.clone(), idempotency_key)) => attempt,
         };
         observer.attempt(&attempt, started.elapsed());
         let (reason, after, trouble) = match attempt.verdict {

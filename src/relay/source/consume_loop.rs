@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -50,8 +51,19 @@ pub(crate) async fn run(
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Messages taken into processing so far, for the committer to tell
+    // whether the relay settled since its last commit.
+    let taken = Arc::new(AtomicU64::new(0));
     let committer =
-        committer::spawn_periodic(Arc::downgrade(shared.consumer()), cfg.commit_interval);
+        committer::spawn_periodic(Arc::downgrade(shared.consumer()), cfg.commit_interval, {
+            let (permits, max_pending, taken) = (permits.clone(), cfg.max_pending, taken.clone());
+            move || {
+                // Counted first: every message counted holds its permit until
+                // it is handled, so all permits back means all counted handled.
+                let n = taken.load(Ordering::Acquire);
+                (permits.available_permits() == max_pending).then_some(n)
+            }
+        });
     let consumer = shared.consumer().clone();
 
     let stopped_by: Result<()> = loop {
@@ -100,7 +112,7 @@ pub(crate) async fn run(
                     drop(m);
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
-                            start(&shared, &mut tasks, origin, tp, permit);
+                            start(&shared, &mut tasks, &taken, origin, tp, permit);
                             // Let the delivery task just started run before
                             // the next message is taken: the events in
                             // flight (and memory) stay what the target needs,
@@ -119,7 +131,7 @@ pub(crate) async fn run(
                                 _ = shutdown.requested() => None,
                             };
                             if let Some(permit) = freed {
-                                start(&shared, &mut tasks, origin, tp, permit);
+                                start(&shared, &mut tasks, &taken, origin, tp, permit);
                                 continue;
                             }
                             if !backpressure.is_active() {
@@ -164,10 +176,12 @@ pub(crate) async fn run(
 fn start(
     shared: &Arc<Shared>,
     tasks: &mut JoinSet<()>,
+    taken: &AtomicU64,
     origin: Origin,
     partition: TopicPartition,
     permit: OwnedSemaphorePermit,
 ) {
+    taken.fetch_add(1, Ordering::Release);
     for job in intake::take(shared, origin, partition, permit) {
         tasks.spawn(run_chain(shared.clone(), job));
     }
