@@ -296,3 +296,36 @@ fn warn_about_proxies(url: &url::Url) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> url::Url {
+        url::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn host_names_the_port_only_when_it_is_not_the_scheme_s() {
+        assert_eq!(
+            host_header(&url("https://ops.example/a")).unwrap(),
+            "ops.example"
+        );
+        assert_eq!(
+            host_header(&url("http://127.0.0.1:8080/a")).unwrap(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(host_header(&url("http://[::1]:80/a")).unwrap(), "[::1]");
+    }
+
+    #[test]
+    fn url_user_info_becomes_basic_auth() {
+        assert!(url_credentials(&url("https://ops/a")).unwrap().is_none());
+        let value = url_credentials(&url("https://ops%40corp:p%3Ass@ops/a"))
+            .unwrap()
+            .unwrap();
+        let expected = base64::engine::general_purpose::STANDARD.encode("ops@corp:p:ss");
+        assert_eq!(value, format!("Basic {expected}").as_str());
+        assert!(value.is_sensitive());
+    }
+}
