@@ -54,29 +54,36 @@ def relay_figure(r, n):
 
 
 def profile_summary(data, top=25):
-    """Where a profiled run spent its CPU: the share of each part of the
-    program (kernel, libc, kbridge and its crates by name) and the top
-    symbols by self time."""
-    r = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,sym", "--stdio",
-                        "-g", "none", "--percent-limit", "0.3"], capture_output=True, text=True)
+    """Where a profiled run spent its CPU: the share of each binary (the
+    kernel, libc, kbridge), kbridge's share split by crate (symbols of at
+    least 0.05%; librdkafka is linked in), and the top symbols by self
+    time."""
+    def report(sort, limit):
+        r = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", sort, "--stdio",
+                            "-g", "none", "--percent-limit", limit], capture_output=True, text=True)
+        return r.stdout.splitlines()
+
+    dsos = []
+    for line in report("dso", "0.1"):
+        m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s*$", line)
+        if m:
+            dsos.append((m.group(2).replace("[kernel.kallsyms]", "kernel"), float(m.group(1))))
     rows = []
-    for line in r.stdout.splitlines():
+    for line in report("dso,sym", "0.05"):
         m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[(.)\]\s+(.*?)\s*$", line)
         if m:
             rows.append((float(m.group(1)), m.group(2), re.sub(r"\s+-\s+-\s*$", "", m.group(4))))
-    parts = {}
+    crates = {}
     for pct, dso, sym in rows:
-        if dso.startswith("[kernel"):
-            part = "kernel (TCP, scheduling, syscalls)"
-        elif dso.startswith("lib") or dso.startswith("[vdso"):
-            part = dso
-        elif sym.startswith("rd_"):
-            part = "librdkafka"
+        if dso.startswith("[") or dso.startswith("lib"):
+            continue
+        if sym.startswith("rd_") or sym.startswith("_rjem") or sym.startswith("je_"):
+            crate = "librdkafka" if sym.startswith("rd_") else "jemalloc"
         else:
-            crate = re.match(r"<?(?:&mut |&)?([a-z_][a-z0-9_]*)::", sym)
-            part = crate.group(1) if crate else "other (kbridge, inlined)"
-        parts[part] = parts.get(part, 0.0) + pct
-    return dict(parts=sorted(parts.items(), key=lambda kv: -kv[1])[:12],
+            m = re.match(r"<?(?:&mut |&)?([a-z_][a-z0-9_]*)::", sym)
+            crate = m.group(1) if m else "(inlined, unnamed)"
+        crates[crate] = crates.get(crate, 0.0) + pct
+    return dict(parts=dsos[:6], crates=sorted(crates.items(), key=lambda kv: -kv[1])[:12],
                 top=[(pct, sym[:110]) for pct, _, sym in rows[:top]])
 
 
@@ -729,6 +736,7 @@ class Bench:
                    "relay's CPU samples by part, then the top symbols by self time.", "",
                    "| part | share |", "|---|---|"]
             md += [f"| {part} | {pct:.1f}% |" for part, pct in prof["parts"]]
+            md += [f"| kbridge: {crate} | {pct:.1f}% |" for crate, pct in prof["crates"]]
             md += ["", "| self | symbol |", "|---|---|"]
             md += [f"| {pct:.1f}% | `{sym}` |" for pct, sym in prof["top"]]
             md.append("")
