@@ -46,12 +46,25 @@ impl Pool {
         Connection::new(stream).await
     }
 
-    /// Gives a connection that finished an exchange cleanly back.
+    /// Gives a connection that finished an exchange cleanly back, and
+    /// closes the one that rested longest if it rested too long: after a
+    /// burst, the connections it needed are not kept open (and, once the
+    /// server closed its side, half-closed) until the next burst.
     pub(crate) fn give_back(&self, mut conn: Connection) {
         conn.idle_since = std::time::Instant::now();
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-        }
+        let expired = match self.idle.lock() {
+            Ok(mut idle) => {
+                idle.push(conn);
+                // A stack: the bottom rested longest.
+                match idle.first() {
+                    Some(c) if c.idle_since.elapsed() >= IDLE_TIMEOUT => Some(idle.remove(0)),
+                    _ => None,
+                }
+            }
+            Err(_) => None,
+        };
+        // Closed outside the lock.
+        drop(expired);
     }
 
     fn pop(&self) -> Option<Connection> {

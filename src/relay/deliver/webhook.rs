@@ -318,6 +318,73 @@ mod tests {
         assert_eq!(host_header(&url("http://[::1]:80/a")).unwrap(), "[::1]");
     }
 
+    /// A server that answers the first request of each connection and
+    /// closes the connection on the second one without an answer, as a
+    /// server does whose keep-alive timeout ended just as the request came.
+    /// Returns its port and the requests it read.
+    fn closing_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    for n in 0.. {
+                        // Each request: headers, then a body of the
+                        // Content-Length they give.
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if stream.read(&mut byte).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        let head = String::from_utf8_lossy(&head).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        let mut body = vec![0; len];
+                        stream.read_exact(&mut body).unwrap();
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if n > 0 {
+                            return;
+                        }
+                        stream
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"code\":0}")
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        (port, requests)
+    }
+
+    #[tokio::test]
+    async fn a_reused_connection_the_server_closed_is_replaced_within_the_attempt() {
+        let (port, requests) = closing_server();
+        let cfg = WebhookConfig {
+            url: format!("http://127.0.0.1:{port}/alerts"),
+            ..Default::default()
+        };
+        let rules = std::sync::Arc::new(AnswerRules::new(None, None).unwrap());
+        let webhook = Webhook::new(&cfg, 1, StatusPolicy::default(), rules).unwrap();
+        for i in 0..3 {
+            let attempt = webhook
+                .post(webhook.slot().await, Bytes::from_static(b"{}"), "t-0-1")
+                .await;
+            assert_eq!(attempt.verdict, Verdict::Delivered, "post {i}: {attempt:?}");
+        }
+        // The first connection answered once; the second and third posts
+        // each found their connection closed and went on a new one.
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
+
     #[test]
     fn url_user_info_becomes_basic_auth() {
         assert!(url_credentials(&url("https://ops/a")).unwrap().is_none());
