@@ -192,6 +192,7 @@ const SETTLE_CHECK: Duration = Duration::from_millis(100);
 /// says how many messages were taken into processing so far when none is
 /// in processing (`None` while some are). Runs until the returned task is
 /// aborted.
+///
 /// It holds the consumer only while committing: the consumer must be
 /// dropped when the relay stops, since dropping it is what sends the
 /// LeaveGroup.

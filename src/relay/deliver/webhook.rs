@@ -107,7 +107,10 @@ impl Webhook {
         }
         if let Some(auth) = &cfg.basic_auth {
             let password = auth.password.resolve("webhook.basic_auth.password")?;
-            headers.insert(AUTHORIZATION, basic(&auth.user, &password)?);
+            headers.insert(
+                AUTHORIZATION,
+                basic(&auth.user, &password).context("webhook.basic_auth")?,
+            );
         }
         warn_about_proxies(&url);
         let connector = Connector::new(&url, &cfg.tls, cfg.timeout.min(Duration::from_secs(5)))?;
@@ -266,7 +269,9 @@ fn url_credentials(url: &url::Url) -> Result<Option<HeaderValue>> {
     }
     let user = percent_decode(url.username());
     let password = url.password().map(percent_decode).unwrap_or_default();
-    basic(&user, &password).map(Some)
+    basic(&user, &password)
+        .context("the user info of the webhook URL")
+        .map(Some)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -278,7 +283,7 @@ fn percent_decode(s: &str) -> String {
 fn basic(user: &str, password: &str) -> Result<HeaderValue> {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-        .context("webhook.basic_auth: the user or password is not valid in a header")?;
+        .context("the user or password is not valid in a header")?;
     value.set_sensitive(true);
     Ok(value)
 }

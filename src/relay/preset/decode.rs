@@ -105,8 +105,6 @@ pub(crate) fn json_str(json: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The number a JSON number (given as JSON text) holds; `None` when it is
-/// not a number.
 /// A JSON string as it came: its literal (quotes and escapes included) is
 /// copied into the alert as is, and decoded only when its text is needed —
 /// a 1 KB message with line breaks is neither unescaped nor escaped again.
@@ -117,6 +115,11 @@ impl<'a> JsonText<'a> {
     /// `raw` if it is a string.
     pub(crate) fn of(raw: &'a RawValue) -> Option<Self> {
         (kind(raw.get()) == "string").then_some(Self(raw))
+    }
+
+    /// The JSON literal, to be written into the alert as is.
+    pub(crate) fn raw(&self) -> &'a RawValue {
+        self.0
     }
 
     /// The decoded text.
@@ -155,6 +158,8 @@ impl serde::Serialize for JsonText<'_> {
     }
 }
 
+/// The number a JSON number (given as JSON text) holds; `None` when it is
+/// not a number.
 pub(crate) fn json_f64(json: &str) -> Option<f64> {
     match kind(json) {
         "number" => json.parse().ok(),

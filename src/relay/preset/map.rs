@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::decode::{JsonText, json_str, kind};
@@ -27,7 +27,9 @@ const MILLIS_THRESHOLD: f64 = 1e12;
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Alert<'a> {
     pub alert_id: &'a str,
-    pub alert_dims: BTreeMap<Key<'a>, Dim<'a>>,
+    /// The workspace name, then the tags (whose keys win), each value
+    /// copied through as the JSON it was sent as.
+    pub alert_dims: BTreeMap<Key<'a>, &'a RawValue>,
     pub metric_name: &'static str,
     pub value: &'static str,
     pub metric_unit: &'static str,
@@ -49,23 +51,6 @@ pub(crate) struct ExtInfo<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(transparent)]
 pub(crate) struct Key<'a>(#[serde(borrow)] pub Cow<'a, str>);
-
-/// A value of `alertDims`: the workspace name, or a tag's value copied
-/// through as the JSON it was sent as.
-#[derive(Debug)]
-pub(crate) enum Dim<'a> {
-    Text(JsonText<'a>),
-    Raw(&'a RawValue),
-}
-
-impl Serialize for Dim<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Dim::Text(t) => t.serialize(s),
-            Dim::Raw(r) => r.serialize(s),
-        }
-    }
-}
 
 /// The JSON text of the object in `df_dimension_tags`: Guance sends it as a
 /// string holding JSON, some producers inline; anything else is ignored
@@ -99,13 +84,13 @@ pub(crate) fn map<'e>(
     let mut dims = BTreeMap::new();
     dims.insert(
         Key(Cow::Borrowed("df_workspace_name")),
-        Dim::Text(e.workspace_name),
+        e.workspace_name.raw(),
     );
     // Tag keys win over df_workspace_name.
     let warning = match tags.map(parse_tags) {
         None => None,
         Some(Ok(tags)) => {
-            dims.extend(tags.into_iter().map(|(k, v)| (k, Dim::Raw(v))));
+            dims.extend(tags);
             None
         }
         Some(Err(w)) => Some(w),
