@@ -93,11 +93,19 @@ impl KafkaOpts {
         }
     }
 
-    pub(crate) fn admin(&self) -> Result<Admin> {
-        let admin: AdminClient<KafkaContext> = self
-            .client()
-            .build(KafkaContext::default(), "the Kafka client")?;
-        Ok(Admin(std::mem::ManuallyDrop::new(admin)))
+    pub(crate) fn admin(&self) -> Result<AdminClient<KafkaContext>> {
+        self.client()
+            .build(KafkaContext::default(), "the Kafka client")
+    }
+
+    /// A client for metadata alone. Not an `AdminClient`: that one polls
+    /// its queue on a thread that sleeps up to 100 ms between looks, and
+    /// dropping it waits for that thread — a tenth of a second added to
+    /// `topics list` (kcat's `-L` takes about 10 ms in all). A producer
+    /// with nothing to send has no such thread and closes at once.
+    pub(crate) fn metadata_client(&self) -> Result<BaseProducer<KafkaContext>> {
+        self.client()
+            .build(KafkaContext::default(), "the Kafka client")
     }
 
     /// Timeouts of an admin request: `--timeout` for both the request and
@@ -371,23 +379,6 @@ fn probe(brokers: &str, timeout: Duration) -> Option<String> {
         })
         .collect();
     (!findings.is_empty()).then(|| findings.join("; "))
-}
-
-/// An operator command's admin client, left for the process's exit to take
-/// down. rust-rdkafka's `AdminClient` polls its queue on a thread that
-/// sleeps up to 100 ms between looks, and dropping the client waits for
-/// that thread: a tenth of a second added to every `topics list` (kcat's
-/// `-L` takes about 10 ms in all). A command has every answer it asked for
-/// before it returns, so nothing is lost by not waiting; only the
-/// operator commands build one, once per process.
-pub(crate) struct Admin(std::mem::ManuallyDrop<AdminClient<KafkaContext>>);
-
-impl std::ops::Deref for Admin {
-    type Target = AdminClient<KafkaContext>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
 }
 
 /// Gives access to the last error librdkafka reported for a client.

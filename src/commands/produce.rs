@@ -3,22 +3,22 @@
 //! Lines are checked before they are sent, so a typo in line 5 000 of a
 //! replay file stops the run there with the line number rather than putting
 //! garbage on the topic. Lines are read and checked on one thread
-//! (`input_lines`), sent on this one, and librdkafka's threaded producer
-//! serves delivery reports on its own, which keeps throughput at kcat's
+//! (`input_lines`), sent on this one, and delivery reports are served on a
+//! third (`ReportThread`), which keeps throughput at kcat's
 //! level.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Read, Stdout, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 use super::input_lines;
 use crate::client::{KafkaContext, KafkaOpts};
@@ -104,15 +104,13 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
         failed: AtomicU64::new(0),
         out: Mutex::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
     };
-    // Delivery reports are served by the producer's own thread, beside the
-    // reading and sending. Its end is `drain`, then the process's exit
-    // instead of the producer's drop: rust-rdkafka's flush polls in steps
-    // of 100 ms and the drop waits for its thread's 100 ms poll, which made
-    // a run of 1,000 lines take 200 ms against kcat's 13.
-    let producer: ThreadedProducer<ReportContext> = opts
-        .client()
-        .set_default("message.timeout.ms", msg_timeout.to_string())
-        .build(ctx, "the producer")?;
+    let producer: Arc<BaseProducer<ReportContext>> = Arc::new(
+        opts.client()
+            .set_default("message.timeout.ms", msg_timeout.to_string())
+            .build(ctx, "the producer")?,
+    );
+    // Declared after the producer, so dropped (joined) before it.
+    let _reports = ReportThread::start(producer.clone());
 
     let md = opts.metadata(producer.client(), Some(&args.topic))?;
     opts.require_topics(&md, std::slice::from_ref(&args.topic))?;
@@ -201,12 +199,8 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
         },
         started.elapsed()
     );
-    match flush_result {
-        // Every message has its report: the drop would only wait for the
-        // producer's thread to end its 100 ms poll. The process exits
-        // soon and takes the client down.
-        Ok(()) => std::mem::forget(producer),
-        Err(left) => bail!("{left} message(s) were still undelivered when the timeout ran out"),
+    if let Err(left) = flush_result {
+        bail!("{left} message(s) were still undelivered when the timeout ran out");
     }
     match stopped {
         Some(Stop::Invalid(msg)) => bail!(
@@ -258,10 +252,47 @@ fn prepare(body: &[u8], raw: bool, key_field: Option<&str>) -> Result<Option<Vec
     }
 }
 
+/// Serves the producer's delivery reports on a thread of its own, beside
+/// the reading and sending, until dropped. rust-rdkafka's ThreadedProducer
+/// does the same in polls of 100 ms, and its drop waits for the last one
+/// (and its `flush` polls in 100 ms steps): 1,000 lines took 200 ms
+/// against kcat's 13. Here a poll lasts 1 ms, so the end is prompt, and the
+/// producer is still dropped properly afterwards (its TLS state must not
+/// outlive it into the process's exit).
+struct ReportThread {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReportThread {
+    fn start(producer: Arc<BaseProducer<ReportContext>>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                producer.poll(Duration::from_millis(1));
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ReportThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Waits until every queued message has its delivery report served by the
-/// producer's thread (`in_flight_count` counts a message until its report
+/// report thread (`in_flight_count` counts a message until its report
 /// was handled); `Err` holds how many are left at the timeout.
-fn drain(producer: &ThreadedProducer<ReportContext>, timeout: Duration) -> Result<(), i32> {
+fn drain(producer: &BaseProducer<ReportContext>, timeout: Duration) -> Result<(), i32> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = producer.in_flight_count();
@@ -276,7 +307,7 @@ fn drain(producer: &ThreadedProducer<ReportContext>, timeout: Duration) -> Resul
 }
 
 fn send(
-    producer: &ThreadedProducer<ReportContext>,
+    producer: &BaseProducer<ReportContext>,
     args: &Produce,
     key: Option<&[u8]>,
     body: &[u8],
@@ -297,8 +328,8 @@ fn send(
         match producer.send(record) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                // The local queue is full: let the producer's thread
-                // drain it.
+                // The local queue is full: let the report thread drain
+                // it.
                 record = r;
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use rdkafka::admin::{ConfigSource, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
@@ -29,8 +30,8 @@ struct TopicSummary {
 }
 
 pub(crate) fn list(opts: &KafkaOpts, json: bool, all: bool) -> Result<()> {
-    let admin = opts.admin()?;
-    let md = opts.metadata(admin.inner(), None)?;
+    let client = opts.metadata_client()?;
+    let md = opts.metadata(client.client(), None)?;
     let mut topics: Vec<TopicSummary> = md
         .topics()
         .iter()
