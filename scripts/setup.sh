@@ -9,14 +9,16 @@
 #   but libssl and libz);
 # - tests: Java 17 and Maven (a real Apache Kafka, its jars from Maven
 #   Central), kcat and Python's confluent-kafka (interoperability tests),
-#   openssl (the secured listeners' test certificates, scripts/test-certs.sh).
+#   openssl (the secured listeners' test certificates, scripts/test-certs.sh);
+# - the package test (tests/package.rs): cargo-deb, and man-db, systemd
+#   (systemd-analyze) and adduser to install and check the .deb.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-pkgs=(kcat build-essential pkg-config libssl-dev zlib1g-dev openssl)
+pkgs=(kcat build-essential pkg-config libssl-dev zlib1g-dev openssl man-db systemd adduser)
 command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || pkgs+=(maven)
 missing=()
@@ -33,6 +35,11 @@ if ! python3 -c 'import confluent_kafka' 2>/dev/null; then
   echo "setup: installing confluent-kafka"
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
     'confluent-kafka==2.16.1'
+fi
+
+if ! command -v cargo-deb >/dev/null; then
+  echo "setup: installing cargo-deb"
+  cargo install --quiet --locked cargo-deb@3.8.0
 fi
 
 # The broker: Kafka jars from Maven Central on first use (cached), then a

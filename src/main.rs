@@ -4,9 +4,10 @@
 //! Imports run one way: `main` → `cli` (what the user can type) →
 //! `commands` (the operator commands), `relay` (`kbridge run`; its module
 //! doc walks one event through it) and `demo` → the shared ground: `client`
-//! (every Kafka client), `headers`, `logging`, `output`, `time_spec`,
+//! (every Kafka client), `build_info`, `headers`, `logging`, `output`, `time_spec`,
 //! `topic_partition`, `error`. Nothing imports `cli` but `main`.
 
+mod build_info;
 mod cli;
 mod client;
 mod commands;

@@ -12,6 +12,7 @@ mod check;
 mod cluster;
 mod consume;
 mod groups;
+mod manual;
 mod output;
 mod produce;
 mod run;
@@ -33,7 +34,17 @@ use crate::time_spec::{parse_key_value, parse_timeout};
 #[command(
     name = "kbridge",
     version,
+    long_version = crate::build_info::long_version(),
     about = "Relay monitoring alerts from Kafka to an ops platform webhook, and run the everyday Kafka operations",
+    long_about = "Relay monitoring alerts from Kafka to an ops platform webhook, and run the everyday Kafka \
+                  operations.\n\n\
+                  `kbridge run` consumes alert events in a consumer group, validates and maps them, and posts \
+                  them to the webhook; an offset is committed only once its event was delivered, \
+                  dead-lettered or deliberately skipped. Its configuration is a TOML file \
+                  (/etc/kbridge/kbridge.toml when installed from the package); `kbridge check` tries one. \
+                  Beside it, the everyday Kafka operations: topics, produce, consume, groups and cluster.\n\n\
+                  Every command takes -b for the brokers and -X for any librdkafka property \
+                  (security.protocol, sasl.*, ssl.*), before or after the subcommand, as kcat does.",
     propagate_version = true,
     max_term_width = 100
 )]
@@ -90,6 +101,12 @@ enum Command {
         /// The shell to generate completions for
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages: kbridge(1) and one per subcommand
+    Manpages {
+        /// The directory to write them into (created if missing)
+        #[arg(value_name = "DIR")]
+        out_dir: std::path::PathBuf,
+    },
 }
 
 impl Cli {
@@ -136,6 +153,11 @@ impl Cli {
                 let mut script = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "kbridge", &mut script);
                 std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+            }
+            Command::Manpages { out_dir } => {
+                for page in manual::write_pages(Cli::command(), &out_dir)? {
+                    println!("{}", page.display());
+                }
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -157,12 +157,62 @@ fn help_and_version() {
         assert!(out.stdout_str().contains(opt), "{opt}:\n{}", out.describe());
     }
     let mut cmd = kbridge_without_brokers();
-    cmd.arg("--version");
+    cmd.arg("-V");
     let out = run_cmd(cmd, b"");
     assert_eq!(
         out.ok().stdout_str().trim(),
         format!("kbridge {}", env!("CARGO_PKG_VERSION"))
     );
+    // --version, as `kcat -V`: librdkafka's version and what it was built with.
+    let mut cmd = kbridge_without_brokers();
+    cmd.arg("--version");
+    let out = run_cmd(cmd, b"");
+    let text = out.ok().stdout_str();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("kbridge {} (", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("librdkafka 2."), "{text}");
+    for fact in [
+        "builtin.features=",
+        "ssl",
+        "sasl_scram",
+        "zstd",
+        "Kafka security: TLS",
+        "SASL/PLAIN",
+        "webhook: HTTP/1.1, TLS by OpenSSL",
+    ] {
+        assert!(text.contains(fact), "--version lacks {fact:?}:\n{text}");
+    }
+}
+
+#[test]
+fn manpages_are_written_for_every_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = kbridge_without_brokers();
+    cmd.arg("manpages").arg(dir.path());
+    let out = run_cmd(cmd, b"");
+    let listed = out.ok().lines();
+    for name in [
+        "kbridge.1",
+        "kbridge-run.1",
+        "kbridge-groups-reset-offsets.1",
+    ] {
+        let path = dir.path().join(name);
+        assert!(
+            listed.contains(&path.display().to_string()),
+            "{name} not in {listed:?}"
+        );
+    }
+    for page in &listed {
+        let check = run_tool("groff", &["-k", "-man", "-Tutf8", "-ww", "-z", page], b"");
+        assert!(
+            check.status.success() && check.stderr.is_empty(),
+            "groff finds {page} wrong:\n{}",
+            check.describe()
+        );
+    }
 }
 
 #[test]
