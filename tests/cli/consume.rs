@@ -176,6 +176,51 @@ fn consume_prints_header_keys_that_are_not_utf8() {
     assert_eq!(out.ok().stdout, b"{\"a\":1}\n", "{}", out.describe());
 }
 
+/// Records at the edges of what Kafka accepts: a 100 KB key that is not
+/// UTF-8, 300 headers, an empty key beside an absent one. Both formats print
+/// each record whole, in order, and nothing crashes.
+#[test]
+fn consume_prints_records_at_the_edges() {
+    let t = unique("kbt-cons-edges");
+    create_topic(&t, 1);
+    let big_key: Vec<u8> = (0..100 * 1024).map(|i| 0x80 + (i % 0x80) as u8).collect();
+    kcat_produce(
+        &t,
+        &RawRecord {
+            key: Some(big_key.clone()),
+            value: Some(br#"{"n":1}"#.to_vec()),
+            headers: vec![],
+        },
+    );
+    let headers: Vec<Value> = (0..300)
+        .map(|i| json!([format!("h{i}"), b64(format!("v{i}").as_bytes())]))
+        .collect();
+    python_produce(
+        &t,
+        &json!([
+            {"key": "", "value": b64(br#"{"n":2}"#), "headers": headers, "partition": 0},
+            {"value": b64(br#"{"n":3}"#), "partition": 0}
+        ]),
+    );
+    let recs = consume_json(&t, &[]);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    assert_eq!(recs[0]["key"], b64(&big_key));
+    assert_eq!(recs[0]["key_encoding"], "base64");
+    assert_eq!(recs[1]["key"], "", "an empty key is not an absent one");
+    let printed = recs[1]["headers"].as_array().expect("headers");
+    assert_eq!(printed.len(), 300);
+    assert_eq!(printed[0], json!({"key": "h0", "value": "v0"}));
+    assert_eq!(printed[299], json!({"key": "h299", "value": "v299"}));
+    assert_eq!(recs[2]["key"], Value::Null);
+    let out = run(&["consume", &t, "-e"], "");
+    assert_eq!(
+        out.ok().stdout_str(),
+        "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n",
+        "{}",
+        out.describe()
+    );
+}
+
 #[test]
 fn consume_start_offsets() {
     let t = unique("kbt-cons-offsets");

@@ -1,11 +1,12 @@
-//! `kbridge run` against the test broker's SASL_SSL listener, with the
+//! `kbridge run` against the test broker's secured listeners, with the
 //! settings in `[kafka]` of its config file and the password from the
-//! environment: it relays end to end, and a wrong password stops it at
-//! once with a line that names the user, not the password.
+//! environment: it relays end to end over SASL_SSL (SCRAM-SHA-512 and PLAIN)
+//! and over mutual TLS, and a wrong password stops it at once with a line
+//! that names the user, not the password.
 
 use std::time::{Duration, Instant};
 
-use support::broker::{SCRAM_PASSWORD, SCRAM_USER, secured, unique};
+use support::broker::{PLAIN_PASSWORD, PLAIN_USER, SCRAM_PASSWORD, SCRAM_USER, secured, unique};
 use support::events::alert_event;
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
@@ -13,30 +14,47 @@ use support::relay::RelayCmd;
 use support::target::{Script, Target};
 use support::wait::wait_until;
 
-/// The `[kafka]` block for SCRAM-SHA-512 over SASL_SSL, the password from
-/// `$KBRIDGE_TEST_KAFKA_PASSWORD`.
-fn kafka_block() -> String {
-    let s = secured();
+/// The `[kafka]` block for SASL_SSL with this mechanism and user, the
+/// password from `$KBRIDGE_TEST_KAFKA_PASSWORD`.
+fn sasl_block(mechanism: &str, user: &str) -> String {
     format!(
-        "[kafka]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"{SCRAM_USER}\"\n\"sasl.password\" = \"${{KBRIDGE_TEST_KAFKA_PASSWORD}}\"\n\"ssl.ca.location\" = \"{}\"\n",
-        s.cert("ca.pem")
+        "[kafka]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanisms\" = \"{mechanism}\"\n\"sasl.username\" = \"{user}\"\n\"sasl.password\" = \"${{KBRIDGE_TEST_KAFKA_PASSWORD}}\"\n\"ssl.ca.location\" = \"{}\"\n",
+        secured().cert("ca.pem")
     )
 }
 
-#[test]
-fn the_relay_runs_over_sasl_ssl_with_its_settings_in_the_config_file() {
-    let topic = new_topic("secured", 2);
-    let group = unique("secured-g");
+fn kafka_block() -> String {
+    sasl_block("SCRAM-SHA-512", SCRAM_USER)
+}
+
+/// The `[kafka]` block for SSL with the test client certificate (mTLS).
+fn mtls_block() -> String {
+    let s = secured();
+    format!(
+        "[kafka]\n\"security.protocol\" = \"SSL\"\n\"ssl.ca.location\" = \"{}\"\n\"ssl.certificate.location\" = \"{}\"\n\"ssl.key.location\" = \"{}\"\n",
+        s.cert("ca.pem"),
+        s.cert("client.pem"),
+        s.cert("client.key")
+    )
+}
+
+/// Six alerts relayed and committed through `brokers` with `kafka` as the
+/// config's `[kafka]` block; `password` (if any) never shows in the log.
+fn relays_end_to_end(name: &str, brokers: &str, kafka: &str, password: Option<&str>) {
+    let topic = new_topic(name, 2);
+    let group = unique(&format!("{name}-g"));
     let target = Target::start(Script::default());
     let recs: Vec<Rec> = (0..6)
         .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
         .collect();
     produce_records(&topic, &recs);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
-        .brokers(&secured().sasl_ssl)
-        .config(&kafka_block())
-        .env("KBRIDGE_TEST_KAFKA_PASSWORD", SCRAM_PASSWORD)
-        .start();
+        .brokers(brokers)
+        .config(kafka);
+    if let Some(password) = password {
+        relay = relay.env("KBRIDGE_TEST_KAFKA_PASSWORD", password);
+    }
+    let mut relay = relay.start();
     relay.wait_assigned();
     assert!(
         wait_until(Duration::from_secs(30), || target.distinct() == 6),
@@ -46,7 +64,34 @@ fn the_relay_runs_over_sasl_ssl_with_its_settings_in_the_config_file() {
     );
     wait_fully_committed(&group, &topic, Duration::from_secs(30));
     relay.stop();
-    assert!(!relay.stderr().contains(SCRAM_PASSWORD));
+    if let Some(password) = password {
+        assert!(!relay.stderr().contains(password));
+    }
+}
+
+#[test]
+fn the_relay_runs_over_sasl_ssl_with_its_settings_in_the_config_file() {
+    relays_end_to_end(
+        "secured",
+        &secured().sasl_ssl,
+        &kafka_block(),
+        Some(SCRAM_PASSWORD),
+    );
+}
+
+#[test]
+fn the_relay_runs_over_sasl_ssl_with_plain() {
+    relays_end_to_end(
+        "secured-plain",
+        &secured().sasl_ssl,
+        &sasl_block("PLAIN", PLAIN_USER),
+        Some(PLAIN_PASSWORD),
+    );
+}
+
+#[test]
+fn the_relay_runs_over_mutual_tls() {
+    relays_end_to_end("secured-mtls", &secured().ssl, &mtls_block(), None);
 }
 
 #[test]
