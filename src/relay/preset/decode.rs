@@ -66,7 +66,32 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
             Err(e) => DecodeError::InvalidJson(e.to_string()),
         });
     }
-    serde_json::from_str::<T>(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))
+    let fields =
+        serde_json::from_str::<T>(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    // serde_json checks the escapes of a skipped or raw string for syntax
+    // only: a `\ud800` without its pair passes, and a passed-through field
+    // would carry it to the target, whose parser refuses it (or a key would
+    // read as missing). Escapes in the surrogate range are rare (an emoji
+    // written as `\ud83d\ude00`); only then is the whole text read strictly,
+    // to find a lone one and say where.
+    if has_surrogate_escape(bytes)
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(text)
+    {
+        return Err(DecodeError::InvalidJson(e.to_string()));
+    }
+    Ok(fields)
+}
+
+/// Whether `bytes` may hold a `\uD800`–`\uDFFF` escape (an escaped
+/// backslash followed by such text also counts: a false alarm costs only
+/// the strict read).
+fn has_surrogate_escape(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', bytes).any(|at| {
+        matches!(
+            bytes.get(at + 1..at + 4),
+            Some([b'u', b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'])
+        )
+    })
 }
 
 /// For `#[serde(deserialize_with)]` on an `Option<&RawValue>` field: a JSON
@@ -124,7 +149,8 @@ impl<'a> JsonText<'a> {
 
     /// The decoded text.
     pub(crate) fn text(&self) -> Cow<'a, str> {
-        // The parser checked the literal, so it decodes.
+        // `decode` checked the literal, lone surrogates included, so it
+        // decodes.
         json_str(self.0.get()).unwrap_or_default()
     }
 
@@ -181,6 +207,28 @@ mod tests {
 
     fn dec(bytes: &[u8], limit: usize) -> Result<Option<String>, DecodeError> {
         decode::<Fields>(Some(bytes), limit).map(|f| f.a.map(|r| r.get().to_string()))
+    }
+
+    /// Found by the `preset` fuzz target: a lone surrogate escape in a
+    /// skipped or raw string passed the syntax check and made a body that
+    /// JSON readers refuse.
+    #[test]
+    fn a_lone_surrogate_anywhere_is_invalid_and_a_pair_is_not() {
+        for lone in [
+            br#"{"a":"x\ud800y"}"#.as_slice(),
+            br#"{"b":{"c":"\uDE8F"}}"#,
+            br#"{"a":1,"b":["\ud83d"]}"#,
+        ] {
+            let err = dec(lone, LIMIT).unwrap_err().to_string();
+            assert!(
+                err.starts_with("invalid JSON") && err.contains("column"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            dec(br#"{"a":"\ud83d\ude00","b":"\\ud800"}"#, LIMIT),
+            Ok(Some(r#""\ud83d\ude00""#.into()))
+        );
     }
 
     #[test]

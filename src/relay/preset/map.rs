@@ -90,8 +90,21 @@ pub(crate) fn map<'e>(
     let warning = match tags.map(parse_tags) {
         None => None,
         Some(Ok(tags)) => {
-            dims.extend(tags);
-            None
+            let mut unreadable = Vec::new();
+            for (key, value) in tags {
+                if readable(value) {
+                    dims.insert(key, value);
+                } else {
+                    unreadable.push(key.0);
+                }
+            }
+            (!unreadable.is_empty()).then(|| {
+                format!(
+                    "df_dimension_tags: {}: a number beyond a double's range \
+                     (JSON readers refuse it); ignored",
+                    unreadable.join(", ")
+                )
+            })
         }
         Some(Err(w)) => Some(w),
     };
@@ -121,6 +134,21 @@ pub(crate) fn epoch_seconds(date: f64) -> i64 {
         date
     };
     secs.trunc() as i64
+}
+
+/// Whether a tag's value reads back as JSON in the target's parser. The
+/// tags pass through as the text they were sent as, and the syntax check
+/// skips numbers without reading them: `1e999` or a 400-digit integer is
+/// JSON by its grammar, yet serde_json, Jackson and others refuse it, which
+/// would make the target refuse the whole alert. Strings, the usual tag
+/// values, are not looked at.
+fn readable(value: &RawValue) -> bool {
+    let text = value.get();
+    match text.as_bytes().first() {
+        Some(b'"' | b't' | b'f' | b'n') => true,
+        Some(b'[' | b'{') => serde_json::from_str::<serde_json::Value>(text).is_ok(),
+        _ => serde_json::from_str::<f64>(text).is_ok(),
+    }
 }
 
 /// The tags of a JSON object text (the last of duplicate keys wins).
@@ -247,6 +275,27 @@ mod tests {
             );
             assert!(w.unwrap().starts_with("df_dimension_tags:"), "{bad}");
         }
+    }
+
+    /// Found by the `preset` fuzz target: a tag `17319E8900` went out as
+    /// sent, and the body no longer parsed ("number out of range").
+    #[test]
+    fn a_tag_no_json_reader_accepts_is_dropped_with_a_warning() {
+        let tags = "{\"pod\":\"p1\",\"big\":17319E8900,\"deep\":[1,{\"x\":-1e999}],\"n\":2.5}";
+        let mut e = event("error", None);
+        e.dimension_tags = Some(tags);
+        let (a, w) = map(&e, Some(tags));
+        let body = serde_json::to_vec(&a).unwrap();
+        let a: Value = serde_json::from_slice(&body).expect("the body parses");
+        assert_eq!(
+            a["alertDims"],
+            json!({"df_workspace_name": "orders", "pod": "p1", "n": 2.5})
+        );
+        let w = w.unwrap();
+        assert!(
+            w.starts_with("df_dimension_tags: big, deep: a number"),
+            "{w}"
+        );
     }
 
     #[test]

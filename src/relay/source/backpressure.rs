@@ -210,4 +210,24 @@ mod tests {
         b.prune(&c, |_| None);
         assert!(!b.is_active());
     }
+
+    /// librdkafka refuses the seek here (the partition is not assigned to
+    /// this consumer), as it may when a fetch is in the way: the partition
+    /// must not resume, or the events between the last one taken and what
+    /// was fetched before the pause would be skipped.
+    #[test]
+    fn a_partition_that_could_not_be_rewound_stays_paused() {
+        let c = consumer();
+        let tp = TopicPartition::new("t", 0);
+        let mut b = Backpressure::default();
+        b.pause(&c, tp.clone(), 5, 1);
+        b.resume(&c);
+        b.resume(&c);
+        assert!(b.is_active(), "resumed without its rewind");
+        assert_eq!(b.len(), 1);
+        assert!(
+            b.holds(&c, &tp, || Some(1)),
+            "what it fetches is read again"
+        );
+    }
 }
