@@ -110,9 +110,81 @@ impl Jq {
     }
 }
 
-/// Parses one JSON document for a program.
+/// Parses one JSON document for a program. jaq reads strings as bytes
+/// (jq 1.7's byte strings) and would carry invalid UTF-8 into a body, so
+/// the value is checked first, with the reason the native preset gives.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Val, String> {
+    if simdutf8::basic::from_utf8(bytes).is_err() {
+        let at = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| 0);
+        return Err(format!(
+            "message value is not UTF-8 (invalid byte at position {at})"
+        ));
+    }
     jaq_json::read::parse_single(bytes).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// A map's output as a request body, or why it cannot be one. jaq writes
+/// what JSON has no words for as it is: `NaN` and `Infinity` (`1 / 0` is
+/// an error, but `1e308 * 10` is not), a number copied from the event
+/// beyond a double's range (`1e999`), byte strings that are not UTF-8.
+/// The target's parser would refuse the body, so the event is refused
+/// here, with the reason.
+pub(crate) fn body(v: &Val) -> Result<Vec<u8>, String> {
+    let out = to_json(v);
+    match serde_json::from_slice::<Strict>(&out) {
+        Ok(Strict) => Ok(out),
+        Err(e) => Err(format!(
+            "the map's output is not JSON a target can read ({e}): NaN, a number beyond a \
+             double's range, or a byte string?"
+        )),
+    }
+}
+
+/// Reads any JSON value as a strict reader would, without building it:
+/// numbers are read (so `1e999` is out of range), strings decoded (UTF-8
+/// and escapes checked). `IgnoredAny` only checks the syntax.
+struct Strict;
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
+    }
 }
 
 /// A value as compact JSON: written as bytes into a buffer sized for an
@@ -170,6 +242,42 @@ mod tests {
                 serde_json::json!({"a": "hé"}),
                 serde_json::json!({"b": [2, 4]})
             ]
+        );
+    }
+
+    /// What a strict JSON reader refuses never becomes a body: jaq reads
+    /// bytes that are not UTF-8, keeps a number beyond a double's range as
+    /// written, and writes NaN and Infinity as words.
+    #[test]
+    fn a_body_is_json_a_target_can_read() {
+        let err = parse(b"{\"t\":\"\xff\xfe\"}").unwrap_err();
+        assert_eq!(
+            err,
+            "message value is not UTF-8 (invalid byte at position 6)"
+        );
+        let run = |program: &str, input: &[u8]| -> Result<Vec<u8>, String> {
+            let out = Jq::compile(program).unwrap().run(&parse(input).unwrap())?;
+            body(&out[0])
+        };
+        for (program, input) in [
+            ("{v: .x}", br#"{"x":1e999}"#.as_slice()),
+            ("{v: (.x * 10)}", br#"{"x":1e308}"#),
+            ("{v: (.x * 10)}", br#"{"x":-1e308}"#),
+            ("{v: ((.x * 10) - (.x * 10))}", br#"{"x":1e308}"#),
+        ] {
+            let err = run(program, input).unwrap_err();
+            assert!(
+                err.starts_with("the map's output is not JSON"),
+                "{program}: {err}"
+            );
+        }
+        assert_eq!(
+            run(
+                "{v: .x, e: .e}",
+                br#"{"x":12345678901234567890123,"e":"\ud83d\ude00"}"#
+            )
+            .unwrap(),
+            "{\"v\":12345678901234567890123,\"e\":\"😀\"}".as_bytes()
         );
     }
 

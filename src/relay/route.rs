@@ -223,12 +223,18 @@ impl Route {
                 };
             }
         };
+        let bodies = match outputs.iter().map(jq::body).collect::<Result<Vec<_>, _>>() {
+            Ok(bodies) => bodies.into_iter().map(Bytes::from).collect(),
+            Err(reason) => {
+                return RouteDecision::Invalid {
+                    stage: Stage::Map,
+                    reason,
+                };
+            }
+        };
         RouteDecision::Deliver {
             key,
-            bodies: outputs
-                .iter()
-                .map(|o| Bytes::from(jq::to_json(o)))
-                .collect(),
+            bodies,
             warning: None,
         }
     }

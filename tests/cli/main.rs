@@ -1,6 +1,6 @@
 //! Integration tests of the kbridge CLI against a real Kafka broker: every
-//! command and option of `src/cli/`, error paths included (the relay's
-//! `run` and `demo` are tested elsewhere).
+//! command and option of `src/cli/`, error paths included, and `demo`
+//! (the relay's `run` is tested in `tests/relay/`).
 //!
 //! Each test uses its own topics and groups (`unique`), so tests run in
 //! parallel against one broker. Conditions on the broker are awaited by
@@ -16,6 +16,7 @@ mod printed;
 mod check;
 mod cluster;
 mod consume;
+mod demo;
 mod global;
 mod groups;
 mod produce;
