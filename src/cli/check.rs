@@ -11,7 +11,13 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub(super) struct CheckArgs {
     /// The relay's TOML config file
-    #[arg(long, short = 'c', env = "KBRIDGE_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "KBRIDGE_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
     /// Sample events, one JSON document per line ('-' reads stdin)
     #[arg(value_name = "EVENTS.jsonl")]

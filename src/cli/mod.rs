@@ -54,6 +54,7 @@ pub(crate) struct Cli {
         short = 'b',
         long,
         env = "KBRIDGE_BROKERS",
+        hide_env_values = true,
         global = true,
         value_name = "LIST"
     )]

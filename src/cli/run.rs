@@ -32,7 +32,13 @@ enum LogFormatArg {
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
     /// TOML config file (see examples/guance-easyops.toml)
-    #[arg(long, short = 'c', env = "KBRIDGE_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "KBRIDGE_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
     /// Topic to consume (repeatable) [config: topics]
     #[arg(long = "topic", short = 't', value_name = "T")]

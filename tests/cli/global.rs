@@ -187,6 +187,41 @@ fn help_and_version() {
     }
 }
 
+/// The environment's values are not part of the help (or of man pages
+/// generated on a build machine): a broker list can carry credentials.
+#[test]
+fn help_and_manpages_name_the_environment_but_not_its_values() {
+    let secret = "user:SECRET-IN-ENV@kafka:9094";
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["check", "--help"],
+        vec!["manpages", dir.path().to_str().unwrap()],
+    ] {
+        let mut cmd = kbridge_without_brokers();
+        cmd.args(&args)
+            .env("KBRIDGE_BROKERS", secret)
+            .env("KBRIDGE_CONFIG", "/secret/path.toml");
+        let out = run_cmd(cmd, b"");
+        let text = out.ok().stdout_str();
+        assert!(
+            !text.contains("SECRET") && !text.contains("/secret/"),
+            "{args:?}:\n{text}"
+        );
+    }
+    let run_help = {
+        let mut cmd = kbridge_without_brokers();
+        cmd.args(["run", "--help"]);
+        run_cmd(cmd, b"").ok().stdout_str()
+    };
+    assert!(run_help.contains("[env: KBRIDGE_BROKERS]"), "{run_help}");
+    for page in std::fs::read_dir(dir.path()).unwrap() {
+        let text = std::fs::read_to_string(page.unwrap().path()).unwrap();
+        assert!(!text.contains("SECRET") && !text.contains("/secret/"));
+    }
+}
+
 #[test]
 fn manpages_are_written_for_every_command() {
     let dir = tempfile::tempdir().expect("tempdir");
