@@ -326,11 +326,28 @@ impl ClientBuilder<'_> {
             config.set(k, v);
         }
         T::from_config_and_context(&config, context).map_err(|e| {
+            let error = e.to_string();
             anyhow!(
-                "cannot create {what}: {e}; check {}",
+                "cannot create {what}: {error}{}; check {}",
+                file_hint(&error),
                 self.opts.source.hint()
             )
         })
+    }
+}
+
+/// What a certificate or key file error from OpenSSL (through librdkafka,
+/// as `ssl.key.location failed: …PEM lib`) most likely means.
+fn file_hint(error: &str) -> &'static str {
+    if error.contains("ssl.key.location failed") {
+        " (the client key could not be read: for an encrypted key, ssl.key.password is wrong or \
+         missing; otherwise the file is not a PEM private key)"
+    } else if error.contains("ssl.certificate.location failed") {
+        " (the client certificate could not be read: not a PEM certificate?)"
+    } else if error.contains("ssl.ca.location failed") {
+        " (the CA file could not be read: not PEM certificates?)"
+    } else {
+        ""
     }
 }
 

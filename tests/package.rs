@@ -190,6 +190,36 @@ fn the_debian_package_installs_a_working_service_and_removes_cleanly() {
         "{}",
         check.stderr_str()
     );
+    // A token written in place: the relay (group kbridge) reads it without
+    // a warning, as the package installs the file; anyone else in another
+    // group is warned (here root, whose group is not kbridge).
+    ok(root("sed").args([
+        "-i",
+        "s|^Authorization = \"Bearer ${OPS_API_TOKEN}\"|Authorization = \"Bearer literal-token\"|",
+        DEB_CONFIG,
+    ]));
+    let as_service = ok(root("runuser").args([
+        "-u",
+        "kbridge",
+        "--",
+        "/usr/bin/kbridge",
+        "check",
+        "--config",
+        DEB_CONFIG,
+    ]));
+    assert!(
+        !as_service.stderr_str().contains("warning"),
+        "{}",
+        as_service.stderr_str()
+    );
+    let as_root = ok(root("/usr/bin/kbridge").args(["check", "--config", DEB_CONFIG]));
+    assert!(
+        as_root
+            .stderr_str()
+            .contains("holds secrets in place (webhook.headers.Authorization)"),
+        "{}",
+        as_root.stderr_str()
+    );
     let stranger = run(root("runuser").args([
         "-u",
         "nobody",

@@ -222,3 +222,53 @@ fn no_password_appears_at_full_verbosity() {
         assert!(!all.contains(secret), "{secret} appears");
     }
 }
+
+/// A client key encrypted with a password (`ssl.key.password`): the
+/// commands work with the right password and say what is wrong with a wrong
+/// one, and neither password appears at full verbosity.
+#[test]
+fn an_encrypted_client_key_works_and_its_password_never_shows() {
+    let s = secured();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("client-encrypted.key");
+    let password = "key-pw-6d6d6d6d";
+    let made = support::tools::run_tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            &s.cert("client.key"),
+            "-aes256",
+            "-passout",
+            &format!("pass:{password}"),
+            "-out",
+            key.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(made.status.success(), "{}", made.describe());
+    let props = |pw: &str| {
+        let mut p = with(s.mtls(), "ssl.key.location", Some(key.to_str().unwrap()));
+        p.push(format!("ssl.key.password={pw}"));
+        p.push("debug=all".into());
+        p
+    };
+    let mut cmd = kb(&s.ssl, &props(password), &["topics", "list"]);
+    cmd.arg("-vvv");
+    let good = run_cmd(cmd, b"");
+    good.ok();
+    let wrong = "wrong-key-pw-2b2b2b2b";
+    let mut cmd = kb(
+        &s.ssl,
+        &props(wrong),
+        &["--timeout", "5s", "topics", "list"],
+    );
+    cmd.arg("-vvv");
+    let bad = run_cmd(cmd, b"");
+    bad.exit(1)
+        .stderr_has("ssl.key.password is wrong or missing");
+    for (out, secret) in [(&good, password), (&bad, wrong)] {
+        let all = format!("{}{}", out.stdout_str(), out.stderr_str());
+        assert!(!all.contains(secret), "{secret} appears:\n{all}");
+    }
+}

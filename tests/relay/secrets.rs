@@ -3,7 +3,8 @@
 //! a header, another in the URL's query and a basic-auth password from a
 //! file, through a refused attempt (401), a delivery and a dead letter —
 //! and none of them appears
-//! in its output, its metrics or the dead letter.
+//! in its output, its metrics or the dead letter. And `/metrics` on a bare
+//! port listens on loopback only.
 
 use std::time::Duration;
 
@@ -104,4 +105,50 @@ fn no_secret_appears_in_logs_metrics_or_dead_letters() {
             );
         }
     }
+}
+
+/// The local addresses of the TCP sockets listening on `port`, from the
+/// kernel's tables (`/proc/net/tcp`, `tcp6`): IPv4 as dotted quads, IPv6
+/// as the kernel's hex.
+fn listening_on(port: u16) -> Vec<String> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (cols.get(1), cols.get(3)) else {
+                continue;
+            };
+            let Some((addr, p)) = local.split_once(':') else {
+                continue;
+            };
+            if *state != "0A" || u16::from_str_radix(p, 16) != Ok(port) {
+                continue;
+            }
+            found.push(match u32::from_str_radix(addr, 16) {
+                Ok(v) if addr.len() == 8 => std::net::Ipv4Addr::from(v.swap_bytes()).to_string(),
+                _ => addr.to_string(),
+            });
+        }
+    }
+    found
+}
+
+/// `/metrics` given as a bare port listens on 127.0.0.1 only: metrics name
+/// topics, groups and routes, and are nobody else's business unless an
+/// interface is named.
+#[test]
+fn metrics_on_a_bare_port_listen_on_loopback_only() {
+    let topic = new_topic("metrics-bind", 1);
+    let target = Target::start(Script::default());
+    let port = free_port();
+    let mut relay = RelayCmd::new(&topic, &unique("metrics-bind-g"), &target.url())
+        .start_with(&["--metrics-addr", &port.to_string()]);
+    assert!(
+        wait_until(Duration::from_secs(20), || get(port, "/healthz").is_some()),
+        "{}",
+        relay.stderr()
+    );
+    assert_eq!(listening_on(port), ["127.0.0.1"], "{}", relay.stderr());
+    relay.stop();
 }
