@@ -697,9 +697,9 @@ class Bench:
             "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
             "kafka": f"Apache Kafka 4.4.0 (KRaft, one combined broker/controller started by scripts/test-kafka.sh, "
                      f"-Xmx512m), same host, at {self.brokers}",
-            "kbridge": sh(f"'{self.kb}' --version") + " (src of commit " + sh(f"cd '{ROOT}' && git log -1 --format=%h -- src Cargo.toml Cargo.lock")
+            "kbridge": sh(f"'{self.kb}' -V") + " (src of commit " + sh(f"cd '{ROOT}' && git log -1 --format=%h -- src Cargo.toml Cargo.lock")
                        + "), librdkafka " + sh(f"grep -A1 'name = \"rdkafka-sys\"' '{ROOT}/Cargo.lock' | sed -n 's/.*+\\(.*\\)\"/\\1/p'"),
-            **({"kbridge": f"{sh(repr(self.kb) + ' --version')}, binary given by KBRIDGE_BIN={os.environ['KBRIDGE_BIN']}"}
+            **({"kbridge": f"{sh(repr(self.kb) + ' -V')}, binary given by KBRIDGE_BIN={os.environ['KBRIDGE_BIN']}"}
                if os.environ.get("KBRIDGE_BIN") else {}),
             "kcat": "kcat " + sh("kcat -V 2>&1 | grep -o 'Version [0-9.]*' | cut -d' ' -f2") + ", "
                     + sh("kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*'"),
