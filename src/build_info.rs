@@ -13,7 +13,9 @@ use std::sync::LazyLock;
 use rdkafka::bindings as rdsys;
 
 /// `kbridge --version`: the version line, then the libraries and features.
-/// Computed once, and only when clap renders it.
+/// clap takes it whenever it builds the command, so it is computed once per
+/// process, on every run: a configuration object read and freed, no client
+/// (`kbridge -V` took 4.3 ms with it, 4.4 ms without).
 pub(crate) fn long_version() -> &'static str {
     static TEXT: LazyLock<String> = LazyLock::new(|| {
         let (_, librdkafka) = rdkafka::util::get_rdkafka_version();

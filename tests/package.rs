@@ -41,6 +41,9 @@ fn root(program: &str) -> Command {
     }
 }
 
+/// Runs a command under the deadline. Takes `&mut` so that a builder chain
+/// (`root("dpkg").args([…])`) can be passed as it is; the command is moved
+/// out of it.
 fn run(cmd: &mut Command) -> Output {
     let cmd = std::mem::replace(cmd, Command::new("true"));
     output_within(cmd, b"", DEADLINE)

@@ -10,15 +10,8 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub(super) struct CheckArgs {
-    /// The relay's TOML config file
-    #[arg(
-        long,
-        short = 'c',
-        env = "KBRIDGE_CONFIG",
-        hide_env_values = true,
-        value_name = "FILE"
-    )]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: super::run::ConfigFile,
     /// Sample events, one JSON document per line ('-' reads stdin)
     #[arg(value_name = "EVENTS.jsonl")]
     events: Option<PathBuf>,
@@ -33,7 +26,7 @@ pub(super) struct CheckArgs {
 impl CheckArgs {
     pub(super) fn execute(self) -> Result<ExitCode> {
         crate::relay::check::run(
-            self.config.as_deref(),
+            self.config.config.as_deref(),
             self.events.as_deref(),
             self.topic.as_deref(),
             self.json,

@@ -29,9 +29,12 @@ enum LogFormatArg {
     Json,
 }
 
+/// The relay's config file, as `run` and `check` take it. The value of
+/// KBRIDGE_CONFIG is not shown in the help (nor in man pages generated on a
+/// build machine).
 #[derive(Debug, Args)]
-pub(super) struct RunArgs {
-    /// TOML config file (see examples/guance-easyops.toml)
+pub(super) struct ConfigFile {
+    /// The relay's TOML config file (see examples/guance-easyops.toml)
     #[arg(
         long,
         short = 'c',
@@ -39,7 +42,13 @@ pub(super) struct RunArgs {
         hide_env_values = true,
         value_name = "FILE"
     )]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    #[command(flatten)]
+    config: ConfigFile,
     /// Topic to consume (repeatable) [config: topics]
     #[arg(long = "topic", short = 't', value_name = "T")]
     topics: Vec<String>,
@@ -92,7 +101,7 @@ impl RunArgs {
     }
 
     pub(super) async fn execute(self, kafka: KafkaOpts, brokers_given: bool) -> Result<ExitCode> {
-        let config = self.config.clone();
+        let config = self.config.config.clone();
         let overrides = self.overrides(kafka, brokers_given);
         crate::relay::run(config.as_deref(), &overrides).await
     }

@@ -10,6 +10,8 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 
+use super::preset::strict_json;
+
 type Data = data::JustLut<Val>;
 
 /// A compiled jq program.
@@ -131,59 +133,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Val, String> {
 /// here, with the reason.
 pub(crate) fn body(v: &Val) -> Result<Vec<u8>, String> {
     let out = to_json(v);
-    match serde_json::from_slice::<Strict>(&out) {
-        Ok(Strict) => Ok(out),
+    match strict_json(&out) {
+        Ok(()) => Ok(out),
         Err(e) => Err(format!(
             "the map's output is not JSON a target can read ({e}): NaN, a number beyond a \
              double's range, or a byte string?"
         )),
-    }
-}
-
-/// Reads any JSON value as a strict reader would, without building it:
-/// numbers are read (so `1e999` is out of range), strings decoded (UTF-8
-/// and escapes checked). `IgnoredAny` only checks the syntax.
-struct Strict;
-
-impl<'de> serde::Deserialize<'de> for Strict {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = Strict;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_unit<E>(self) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-        while seq.next_element::<Strict>()?.is_some() {}
-        Ok(Strict)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-        while map.next_entry::<Strict, Strict>()?.is_some() {}
-        Ok(Strict)
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use support::broker::unique;
-use support::events::{alert_event, sample};
+use support::events::{alert_event, event, sample};
 use support::http::{free_port, get_status};
 use support::kafka::{
     committed, fully_committed, log_end_offsets, message_count, new_topic, wait_fully_committed,
@@ -250,9 +250,7 @@ fn backpressure_pauses_and_resumes_without_losing_events() {
         .start();
     relay.wait_assigned();
 
-    let events: Vec<_> = (0..40)
-        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
-        .collect();
+    let events: Vec<_> = (0..40).map(event).collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);
@@ -409,9 +407,7 @@ fn concurrency_bounds_the_requests_in_flight() {
         delay: Duration::from_millis(300),
         ..Default::default()
     });
-    let events: Vec<_> = (0..20)
-        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
-        .collect();
+    let events: Vec<_> = (0..20).map(event).collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     produce_records(&topic, &recs);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
@@ -434,10 +430,7 @@ fn a_burst_is_committed_as_soon_as_it_is_handled() {
     let topic = new_topic("settle", 2);
     let group = unique("settle-g");
     let target = Target::start(Script::default());
-    let recs: Vec<Rec> = (0..10)
-        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
-        .map(|e| Rec::event(&e))
-        .collect();
+    let recs: Vec<Rec> = (0..10).map(|i| Rec::event(&event(i))).collect();
     produce_records(&topic, &recs);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .config("commit_interval = \"1h\"\n")
@@ -511,9 +504,7 @@ fn answers_decide_between_dead_letter_and_retry() {
         ],
         ..Default::default()
     });
-    let events: Vec<_> = (1..=9)
-        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
-        .collect();
+    let events: Vec<_> = (1..=9).map(event).collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let coords = produce_records(&topic, &recs);
     let keys = event_keys(&topic, &coords);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 
 use support::broker::{secured, unique};
-use support::events::alert_event;
+use support::events::{alert_event, event};
 use support::https::HttpsTarget;
 use support::kafka::{committed, message_count, new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
@@ -23,9 +23,7 @@ const EVENTS: usize = 3;
 fn relay(name: &str, target: &HttpsTarget, config: &str) -> (String, String, Relay) {
     let topic = new_topic(name, 1);
     let group = unique(&format!("{name}-g"));
-    let recs: Vec<Rec> = (0..EVENTS)
-        .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
-        .collect();
+    let recs: Vec<Rec> = (0..EVENTS).map(|i| Rec::event(&event(i))).collect();
     produce_records(&topic, &recs);
     let relay = RelayCmd::new(&topic, &group, &target.url())
         .config(config)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::broker::unique;
-use support::events::alert_event;
+use support::events::{alert_event, event};
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
 use support::relay::{RelayCmd, event_keys};
@@ -26,9 +26,7 @@ fn takeover(name: &str, wrapper: &[&str]) -> (BTreeMap<String, usize>, String) {
         serial: true,
         ..Default::default()
     });
-    let events: Vec<_> = (0..EVENTS)
-        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
-        .collect();
+    let events: Vec<_> = (0..EVENTS).map(event).collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let keys = event_keys(&topic, &produce_records(&topic, &recs));
     let cmd = RelayCmd::new(&topic, &group, &target.url());

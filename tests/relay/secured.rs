@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use support::broker::{PLAIN_PASSWORD, PLAIN_USER, SCRAM_PASSWORD, SCRAM_USER, secured, unique};
-use support::events::alert_event;
+use support::events::event;
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
 use support::relay::RelayCmd;
@@ -44,9 +44,7 @@ fn relays_end_to_end(name: &str, brokers: &str, kafka: &str, password: Option<&s
     let topic = new_topic(name, 2);
     let group = unique(&format!("{name}-g"));
     let target = Target::start(Script::default());
-    let recs: Vec<Rec> = (0..6)
-        .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
-        .collect();
+    let recs: Vec<Rec> = (0..6).map(|i| Rec::event(&event(i))).collect();
     produce_records(&topic, &recs);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .brokers(brokers)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::broker::unique;
-use support::events::alert_event;
+use support::events::{alert_event, event};
 use support::kafka::{committed, describe_group, new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
 use support::relay::{RelayCmd, event_keys};
@@ -182,9 +182,7 @@ fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
         serial: true,
         ..Default::default()
     });
-    let events: Vec<_> = (0..15)
-        .map(|i| alert_event(i, &format!("fault-{i}"), "critical"))
-        .collect();
+    let events: Vec<_> = (0..15).map(event).collect();
     let recs: Vec<Rec> = events.iter().map(Rec::event).collect();
     let keys = event_keys(&topic, &produce_records(&topic, &recs));
     let cmd = RelayCmd::new(&topic, &group, &target.url()).config("drain_timeout = \"1s\"\n");
@@ -296,9 +294,7 @@ fn a_drain_timeout_still_leaves_the_group() {
             serial: true,
             ..Default::default()
         });
-        let recs: Vec<Rec> = (0..15)
-            .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
-            .collect();
+        let recs: Vec<Rec> = (0..15).map(|i| Rec::event(&event(i))).collect();
         produce_records(&topic, &recs);
         let mut relay = RelayCmd::new(&topic, &group, &target.url())
             .config("drain_timeout = \"1s\"\n")

@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::decode::{JsonText, json_str, kind};
+use super::decode::{JsonText, json_str, kind, strict_json};
 use super::validate::GuanceEvent;
 
 /// `df_status` values that mean "the fault is over".
@@ -141,14 +141,9 @@ pub(crate) fn epoch_seconds(date: f64) -> i64 {
 /// skips numbers without reading them: `1e999` or a 400-digit integer is
 /// JSON by its grammar, yet serde_json, Jackson and others refuse it, which
 /// would make the target refuse the whole alert. Strings, the usual tag
-/// values, are not looked at.
+/// values, are not looked at (`decode` checked their escapes).
 fn readable(value: &RawValue) -> bool {
-    let text = value.get();
-    match text.as_bytes().first() {
-        Some(b'"' | b't' | b'f' | b'n') => true,
-        Some(b'[' | b'{') => serde_json::from_str::<serde_json::Value>(text).is_ok(),
-        _ => serde_json::from_str::<f64>(text).is_ok(),
-    }
+    value.get().starts_with('"') || strict_json(value.get().as_bytes()).is_ok()
 }
 
 /// The tags of a JSON object text (the last of duplicate keys wins).
