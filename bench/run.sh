@@ -4,7 +4,7 @@
 #   bench/run.sh [--quick] [--only sink,relay,seed,latency,backlog,cli] [--keep]
 #
 # Installs what it needs when missing (apt: nginx-light, wrk, kcat, time,
-# golang-go; pip: confluent-kafka, requests), builds kbridge in release mode,
+# golang-go; pip: confluent-kafka, requests), builds kbridge with the release-lto profile (what ships),
 # starts a private test broker (scripts/test-kafka.sh, Apache Kafka 4.4),
 # builds the latency sink (bench/latsink, Go, standard
 # library only), then runs bench/bench.py: relay throughput against nginx,
@@ -76,11 +76,11 @@ if [[ -n ${KBRIDGE_BIN:-} ]]; then
   say "using $KBRIDGE_BIN"
   cp "$KBRIDGE_BIN" "$WORK/bin/kbridge"
 else
-  say "building kbridge (release)"
+  say "building kbridge (release-lto, the profile that ships)"
   # The path cargo reports for this build (honours CARGO_TARGET_DIR and
   # .cargo/config). Do not share a target dir with another work tree while
-  # benchmarking: the last build of either owns target/release/kbridge.
-  BIN=$(cd "$ROOT" && cargo build --release --locked --message-format=json-render-diagnostics \
+  # benchmarking: the last build of either owns target/release-lto/kbridge.
+  BIN=$(cd "$ROOT" && cargo build --profile release-lto --features jemalloc --locked --message-format=json-render-diagnostics \
     | python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -2,7 +2,7 @@
 # Installs what kbridge's build and tests need on a fresh Debian machine, and
 # starts the test broker. Idempotent: installs only what is missing.
 #
-#   scripts/setup.sh && cargo test --locked
+#   scripts/setup.sh && cargo test --locked     (scripts/test.sh does both, then stops the brokers it started)
 #
 # - build: a C toolchain, pkg-config, OpenSSL and zlib headers (rdkafka builds
 #   librdkafka 2.12 from its bundled sources; nothing is linked dynamically

@@ -2,7 +2,7 @@
 # Real Apache Kafka (KRaft) brokers for kbridge's integration tests.
 #
 #   scripts/test-kafka.sh start  [--cluster] [--node N]
-#   scripts/test-kafka.sh stop   [--cluster] [--node N]
+#   scripts/test-kafka.sh stop   [--cluster] [--node N] | --all
 #   scripts/test-kafka.sh status [--cluster]
 #   scripts/test-kafka.sh env    [--cluster]
 #
@@ -27,6 +27,8 @@
 #         cluster are down, only those are restarted, keeping their data.
 #         --node N (re)starts one node only, keeping its data (failover tests).
 # stop    TERM, wait, then KILL. --node N stops only node N (failover tests).
+#         --all stops every test broker of both modes (what `cargo test` started:
+#         the single node and the 3-node cluster).
 # status  Prints the state of every node; exit 0 only if all are up.
 # env     Prints `export KBRIDGE_TEST_BROKERS=...` for
 #         eval "$(scripts/test-kafka.sh env)". With --cluster it also prints
@@ -491,11 +493,12 @@ cmd_env() {
 
 main() {
   [[ $# -ge 1 ]] || usage
-  local cmd=$1 mode=single node=""
+  local cmd=$1 mode=single node="" all=""
   shift
   while [[ $# -gt 0 ]]; do
     case $1 in
       --cluster) mode=cluster ;;
+      --all) all=1 ;;
       --node)
         [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || die "--node needs a node id"
         node=$2
@@ -506,6 +509,12 @@ main() {
     esac
     shift
   done
+  if [[ -n $all ]]; then
+    [[ $cmd == stop && $mode == single && -z $node ]] || die "--all goes with stop alone"
+    "${BASH_SOURCE[0]}" stop
+    "${BASH_SOURCE[0]}" stop --cluster
+    return
+  fi
   select_mode "$mode"
   if [[ -n $node && -z ${BROKER_PORT[$node]:-} ]]; then
     die "no node $node in $mode mode (nodes: ${NODE_IDS[*]})"

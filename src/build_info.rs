@@ -63,6 +63,14 @@ fn builtin_features() -> String {
     }
 }
 
+/// The memory allocator: jemalloc in what ships (the `jemalloc` feature),
+/// the system's in the everyday build.
+const ALLOCATOR: &str = if cfg!(all(feature = "jemalloc", not(target_env = "msvc"))) {
+    "jemalloc"
+} else {
+    "system (build with --features jemalloc for what ships)"
+};
+
 /// The text of `--version` (clap prints "kbridge " before it).
 fn render(librdkafka: &str, features: &str, openssl: &str) -> String {
     let has = |name: &str| features.split(',').any(|f| f == name);
@@ -102,8 +110,10 @@ fn render(librdkafka: &str, features: &str, openssl: &str) -> String {
          librdkafka {librdkafka} (builtin.features={features})\n\
          Kafka security: {security}\n\
          Kafka compression: {compression}\n\
-         webhook: HTTP/1.1, TLS by {openssl}",
+         webhook: HTTP/1.1, TLS by {openssl}\n\
+         allocator: {allocator}",
         version = env!("CARGO_PKG_VERSION"),
+        allocator = ALLOCATOR,
         arch = std::env::consts::ARCH,
         os = std::env::consts::OS,
         security = none(&security),

@@ -11,7 +11,6 @@ mod build_info;
 mod cli;
 mod client;
 mod commands;
-mod connect_failure;
 mod demo;
 mod error;
 mod headers;
@@ -29,8 +28,8 @@ use clap::Parser;
 use cli::Cli;
 use error::UsageError;
 
-/// See Cargo.toml for why jemalloc.
-#[cfg(not(target_env = "msvc"))]
+/// What ships uses jemalloc (the `jemalloc` feature; Cargo.toml says why).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 use crate::client::{KafkaContext, KafkaOpts};
 use crate::output::outln;
 use crate::relay::config::{
-    OffsetReset, Overrides, Preset, RelayConfig, RouteConfig, WebhookConfig, WebhookOverrides,
+    OffsetReset, Overrides, Preset, RateLimit, RelayConfig, RouteConfig, WebhookConfig,
+    WebhookOverrides,
 };
 use crate::relay::report::{Outcome, Report};
 use crate::relay::service::serve;
@@ -240,7 +241,10 @@ fn routes(urls: &receiver::Urls) -> Vec<RouteConfig> {
             map: Some(include_str!("../../examples/pipelines/guance-feishu.jq").into()),
             map_file: None,
             key: Some(".df_fault_id // .df_event_id".into()),
-            rate_limit: Some("100/min".into()),
+            rate_limit: Some(RateLimit {
+                requests: 100,
+                per: Duration::from_secs(60),
+            }),
             webhook: WebhookConfig {
                 success: Some("(.code // .StatusCode) == 0".into()),
                 ..webhook(&urls.robot)

@@ -12,13 +12,16 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use crate::error::UsageError;
 use crate::relay::config::{Overrides, RelayConfig};
-use crate::relay::route::{self, Event, RouteDecision};
+use crate::relay::live_route::LiveRoute;
+use crate::relay::route::{Event, RouteDecision};
+use crate::relay::telemetry::Totals;
 
 pub(crate) fn run(
     config: Option<&Path>,
@@ -31,11 +34,7 @@ pub(crate) fn run(
     // What `run` builds before it connects: the routes' jq programs, and
     // their webhook clients, which read the header secrets and TLS files
     // named in the config.
-    let routes = route::compile(&cfg).map_err(invalid)?;
-    for r in &routes {
-        let policy = cfg.retry.status_policy().map_err(invalid)?;
-        r.client(cfg.concurrency, policy).map_err(invalid)?;
-    }
+    let routes = LiveRoute::build_all(&cfg, &Arc::new(Totals::default())).map_err(invalid)?;
     for notice in &cfg.notices {
         eprintln!("kbridge: warning: {notice}");
     }
@@ -65,9 +64,12 @@ pub(crate) fn run(
             continue;
         }
         let event = Event::of_bytes(line, cfg.max_message_bytes);
-        for r in routes.iter().filter(|r| topic.is_none_or(|t| r.takes(t))) {
-            let decision = r.decide(&event);
-            let verdict = verdict(i + 1, &r.name, &decision);
+        for r in routes
+            .iter()
+            .filter(|r| topic.is_none_or(|t| r.route.takes(t)))
+        {
+            let decision = r.route.decide(&event);
+            let verdict = verdict(i + 1, r.name(), &decision);
             if json {
                 writeln!(out, "{verdict}")?;
             } else {

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::relay::blocking::off_the_runtime;
 use crate::relay::commit::committer::{COMMIT_WAIT, commit_now};
-use crate::relay::commit::point::shown;
+use crate::relay::commit::shown;
 use crate::relay::shared::Shared;
 use crate::relay::shutdown::{Abort, StopClock};
 use crate::relay::systemd;

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::relay::commit::ordering::OrderKey;
-use crate::relay::commit::ownership::Ownership;
-use crate::relay::deliver::target::Target;
-use crate::relay::origin::Origin;
-use crate::relay::route::Event;
+use crate::relay::commit::{OrderKey, Ownership};
+use crate::relay::live_route::LiveRoute;
+use crate::relay::route::{Event, EventKey};
+use crate::relay::source::Origin;
 use crate::relay::stage::Stage;
 use crate::topic_partition::TopicPartition;
 
@@ -27,8 +26,8 @@ pub(crate) struct Job {
     pub ownership: Ownership,
     /// The original message, shared by the event's jobs.
     pub origin: Arc<Origin>,
-    /// Where it goes: the route's webhook, pace and name.
-    pub target: Arc<Target>,
+    /// Its route: what it does with the event, and where it goes.
+    pub route: Arc<LiveRoute>,
     /// The ordering key: jobs with one key on one route run in offset
     /// order; `None` runs at once (dead letters, routes without a key).
     pub order: Option<OrderKey>,
@@ -43,11 +42,11 @@ pub(crate) enum Work {
         bodies: Vec<Bytes>,
     },
     /// Run the route's jq filter and map first (`Route::later`), here
-    /// rather than in the consume loop; `key_error`: the `key` program
-    /// failed at intake (the event is invalid unless the filter skips it).
+    /// rather than in the consume loop; `key` is what the route's `key`
+    /// program said at intake.
     Map {
         event: Arc<Event>,
-        key_error: Option<String>,
+        key: EventKey,
     },
     DeadLetter {
         stage: Stage,

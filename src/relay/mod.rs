@@ -43,13 +43,11 @@ mod blocking;
 pub(crate) mod check;
 mod commit;
 pub(crate) mod config;
+mod consume_loop;
 mod deliver;
 mod drain;
-mod intake;
 mod job;
-mod jq;
-mod origin;
-mod preset;
+mod live_route;
 pub(crate) mod report;
 mod route;
 pub(crate) mod service;
@@ -67,6 +65,7 @@ use anyhow::Result;
 
 use crate::error::UsageError;
 use config::{Overrides, RelayConfig};
+use live_route::LiveRoute;
 
 /// Entry point of `kbridge run`: load the configuration (file, environment,
 /// flags), set up logging, run until a signal.
@@ -77,7 +76,7 @@ pub(crate) async fn run(config_file: Option<&Path>, overrides: &Overrides) -> Re
         RelayConfig::load(config_file, overrides).map_err(|e| UsageError(format!("{e:#}")))?;
     // The jq programs (answer rules) compile now: a mistake is a
     // configuration error, exit 2.
-    route::compile(&cfg).map_err(|e| UsageError(format!("{e:#}")))?;
+    LiveRoute::check_programs(&cfg).map_err(|e| UsageError(format!("{e:#}")))?;
     let _guard =
         crate::logging::init_service(cfg.log.format, &cfg.log.level, cfg.log.file.as_ref())?;
     for notice in &cfg.notices {

@@ -10,10 +10,10 @@ use tokio::sync::mpsc;
 
 use crate::redact;
 use crate::relay::config::RelayConfig;
+use crate::relay::consume_loop;
 use crate::relay::report::Report;
 use crate::relay::shared::Shared;
 use crate::relay::shutdown::{Abort, STOP_RESERVE, Shutdown};
-use crate::relay::source::consume_loop;
 use crate::relay::systemd;
 use crate::relay::telemetry::{self, Totals};
 

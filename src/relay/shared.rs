@@ -6,19 +6,14 @@ use std::sync::Arc;
 use anyhow::Result;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::relay::commit::committer;
-use crate::relay::commit::ordering::OrderKey;
-use crate::relay::commit::partitions::Partitions;
+use crate::relay::commit::{OrderKey, Partitions, committer};
 use crate::relay::config::{RelayConfig, RetryConfig};
-use crate::relay::deliver::dead_letter::DeadLetters;
-use crate::relay::deliver::pace::Pace;
-use crate::relay::deliver::target::Target;
+use crate::relay::deliver::DeadLetters;
 use crate::relay::job::Job;
-use crate::relay::origin::Origin;
+use crate::relay::live_route::LiveRoute;
 use crate::relay::report::{Outcome, Report};
-use crate::relay::route::{self, Route};
 use crate::relay::shutdown::Abort;
-use crate::relay::source::consumer::{self, RelayConsumer};
+use crate::relay::source::{self, Origin, RelayConsumer};
 use crate::relay::stage::Stage;
 use crate::relay::telemetry::Totals;
 use crate::topic_partition::TopicPartition;
@@ -26,10 +21,9 @@ use crate::topic_partition::TopicPartition;
 pub(crate) struct Shared {
     consumer: Arc<RelayConsumer<Job>>,
     partitions: Arc<Partitions<Job>>,
-    /// The routes, compiled (what each does with an event) …
-    routes: Vec<Route>,
-    /// … and their targets, index for index (where its requests go).
-    targets: Vec<Arc<Target>>,
+    /// The routes, in configuration order: each what it does with an
+    /// event and where its requests go.
+    routes: Vec<Arc<LiveRoute>>,
     retry: RetryConfig,
     dead_letters: Option<DeadLetters>,
     totals: Arc<Totals>,
@@ -53,28 +47,12 @@ impl Shared {
         reports: Option<mpsc::UnboundedSender<Report>>,
         abort: &Abort,
     ) -> Result<Self> {
-        let routes = route::compile(cfg)?;
-        let keyed_by_route = !cfg.routes.is_empty();
-        let targets = routes
-            .iter()
-            .enumerate()
-            .map(|(id, r)| {
-                let webhook = r.client(cfg.concurrency, cfg.retry.status_policy()?)?;
-                Ok(Arc::new(Target::new(
-                    id,
-                    &r.name,
-                    webhook,
-                    r.rate_limit.map(Pace::new),
-                    keyed_by_route,
-                    totals.clone(),
-                )))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let routes = LiveRoute::build_all(cfg, &totals)?;
         let kafka = cfg.kafka_opts();
         let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(abort.token()));
-        let consumer = consumer::create(
+        let consumer = source::create_consumer(
             &kafka,
-            consumer::Membership {
+            source::Membership {
                 group: &cfg.group,
                 instance_id: cfg.group_instance_id.as_deref(),
             },
@@ -90,7 +68,6 @@ impl Shared {
             consumer,
             partitions,
             routes,
-            targets,
             retry: cfg.retry.clone(),
             dead_letters,
             totals,
@@ -114,13 +91,8 @@ impl Shared {
         &self.partitions
     }
 
-    pub(crate) fn routes(&self) -> &[Route] {
+    pub(crate) fn routes(&self) -> &[Arc<LiveRoute>] {
         &self.routes
-    }
-
-    /// The target of the route at `index` (of [`Shared::routes`]).
-    pub(crate) fn target(&self, index: usize) -> &Arc<Target> {
-        &self.targets[index]
     }
 
     pub(crate) fn retry(&self) -> &RetryConfig {

@@ -15,8 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::relay::deliver::answer::{Rejection, Trouble, Verdict};
-use crate::relay::deliver::webhook::Attempt;
+use crate::relay::deliver::{Attempt, Reach, Rejection, Trouble, Verdict};
 use crate::relay::stage::Stage;
 
 /// What one webhook attempt came to, as the `outcome` label says it.
@@ -35,18 +34,18 @@ pub(crate) enum AttemptOutcome {
 
 impl AttemptOutcome {
     pub(crate) fn of(attempt: &Attempt) -> Self {
-        match (&attempt.verdict, attempt.connection_failed) {
+        match (&attempt.verdict, attempt.reach) {
             (Verdict::Delivered, _) => AttemptOutcome::Delivered,
             (Verdict::Rejected { .. }, _) => AttemptOutcome::Rejected,
-            (Verdict::Retry { .. }, true) => AttemptOutcome::ConnectionError,
+            (Verdict::Retry { .. }, Reach::ConnectionFailed) => AttemptOutcome::ConnectionError,
             (
                 Verdict::Retry {
                     trouble: Trouble::Misconfigured,
                     ..
                 },
-                false,
+                _,
             ) => AttemptOutcome::TargetError,
-            (Verdict::Retry { .. }, false) => AttemptOutcome::Retryable,
+            (Verdict::Retry { .. }, _) => AttemptOutcome::Retryable,
         }
     }
 
@@ -193,7 +192,7 @@ impl Totals {
     /// the target's fault (for the route's readiness, `deliver::target`).
     pub(crate) fn attempt(&self, route: &Arc<str>, attempt: &Attempt, elapsed: Duration) -> bool {
         let outcome = AttemptOutcome::of(attempt);
-        metrics::counter!("kbridge_delivery_attempts_total", "route" => label(route), "outcome" => outcome.label(), "status" => status_label(attempt.status))
+        metrics::counter!("kbridge_delivery_attempts_total", "route" => label(route), "outcome" => outcome.label(), "status" => status_label(attempt.status()))
             .increment(1);
         metrics::histogram!("kbridge_request_duration_seconds", "route" => label(route))
             .record(elapsed.as_secs_f64());

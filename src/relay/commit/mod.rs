@@ -1,4 +1,5 @@
-//! Stage 5, commit: when an event's offset may be committed, and how.
+//! Commit, the last stage of an event's trip: when its offset may be
+//! committed, and how.
 //!
 //! An offset is committed only when its event and every earlier one of its
 //! partition was delivered, dead-lettered or skipped. The commit half of
@@ -25,9 +26,19 @@
 //!    the lock is released, within a deadline. Every commit passes through
 //!    one [`CommitGate`](committer::CommitGate), one at a time.
 
+//!
+//! What it offers: [`Partitions`] (the per-partition state: accept, submit,
+//! finish, revoke), the [`Ownership`] a job carries and its [`OrderKey`],
+//! and `committer` (store, commit now, commit periodically, one at a time).
+
 pub(crate) mod committer;
 mod offsets;
-pub(crate) mod ordering;
-pub(crate) mod ownership;
-pub(crate) mod partitions;
-pub(crate) mod point;
+mod ordering;
+mod ownership;
+mod partitions;
+mod point;
+
+pub(crate) use ordering::OrderKey;
+pub(crate) use ownership::Ownership;
+pub(crate) use partitions::{Partitions, Refused};
+pub(crate) use point::shown;

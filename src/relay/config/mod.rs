@@ -14,10 +14,14 @@ mod preset;
 mod route;
 mod schema;
 mod secret;
+mod status_policy;
 mod webhook;
 
 pub(crate) use overrides::{LogOverrides, MetricsOverrides, Overrides, WebhookOverrides};
 pub(crate) use preset::Preset;
 pub(crate) use route::{Mapping, RateLimit, RouteConfig};
 pub(crate) use schema::{OffsetReset, RelayConfig, RetryConfig};
+#[cfg(test)]
+pub(crate) use status_policy::StatusSpec;
+pub(crate) use status_policy::{StatusPolicy, Treatment};
 pub(crate) use webhook::{WebhookConfig, WebhookTls};

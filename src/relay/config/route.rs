@@ -15,6 +15,9 @@ use super::de::one_or_many_opt;
 use super::preset::Preset;
 use super::webhook::WebhookConfig;
 
+/// The name of the one route of a configuration without `[[route]]`.
+pub(crate) const DEFAULT_ROUTE: &str = "default";
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouteConfig {
@@ -36,9 +39,10 @@ pub(crate) struct RouteConfig {
     /// jq: the ordering key (events with one key are sent in order).
     #[serde(default)]
     pub key: Option<String>,
-    /// `N/s`, `N/min` or `N/h`: a token bucket toward the target.
-    #[serde(default)]
-    pub rate_limit: Option<String>,
+    /// `N/s`, `N/min` or `N/h`: requests to the target spaced at least
+    /// period / N apart (`deliver::pace`), per relay process.
+    #[serde(default, deserialize_with = "rate_limit")]
+    pub rate_limit: Option<RateLimit>,
     pub webhook: WebhookConfig,
 }
 
@@ -54,6 +58,22 @@ pub(crate) enum Mapping {
 }
 
 impl RouteConfig {
+    /// The one route of a configuration without `[[route]]`: every topic,
+    /// the top-level `preset` and `[webhook]`.
+    pub(crate) fn default_route(preset: Preset, webhook: &WebhookConfig) -> Self {
+        Self {
+            name: DEFAULT_ROUTE.to_string(),
+            topics: None,
+            filter: None,
+            preset: Some(preset),
+            map: None,
+            map_file: None,
+            key: None,
+            rate_limit: None,
+            webhook: webhook.clone(),
+        }
+    }
+
     /// The route's mapping, reading `map_file`; exactly one of `preset`,
     /// `map`, `map_file` must be set.
     pub(crate) fn mapping(&self) -> Result<Mapping> {
@@ -79,6 +99,14 @@ impl RouteConfig {
             _ => bail!("route '{name}': set exactly one of preset, map and map_file"),
         }
     }
+}
+
+/// `rate_limit = "20/min"`, parsed once, when the config is read.
+fn rate_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RateLimit>, D::Error> {
+    let text = String::deserialize(d)?;
+    RateLimit::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// A rate limit: so many requests per period.

@@ -13,15 +13,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::de::{duration, one_or_many};
 use super::preset::Preset;
-use super::route::{RateLimit, RouteConfig};
+use super::route::RouteConfig;
 use super::secret::redacted;
+use super::status_policy::{StatusPolicy, StatusSpec, default_reject_on, default_retry_on};
 use super::webhook::WebhookConfig;
 use crate::client::{KafkaOpts, PropertySource};
 use crate::error::UsageError;
 use crate::logging::LogFormat;
-use crate::relay::deliver::status_policy::{
-    StatusPolicy, StatusSpec, default_reject_on, default_retry_on,
-};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,7 +156,8 @@ impl PoisonAfter {
 }
 
 impl RetryConfig {
-    /// `retry_on` and `reject_on`, checked.
+    /// `retry_on` and `reject_on`, checked (a status in both lists is a
+    /// configuration error).
     pub(crate) fn status_policy(&self) -> Result<StatusPolicy> {
         StatusPolicy::new(&self.retry_on, &self.reject_on).map_err(|e| UsageError(e).into())
     }
@@ -284,6 +283,16 @@ mod defaults {
 }
 
 impl RelayConfig {
+    /// The routes as configured, or the one `default` route of a config
+    /// without `[[route]]` (its top-level `preset` and `[webhook]`).
+    pub(crate) fn route_configs(&self) -> std::borrow::Cow<'_, [RouteConfig]> {
+        if self.routes.is_empty() {
+            vec![RouteConfig::default_route(self.preset, &self.webhook)].into()
+        } else {
+            self.routes.as_slice().into()
+        }
+    }
+
     /// The Kafka connection settings of the relay's clients: `brokers`,
     /// the `[kafka]` properties, and `topic_wait` as the cluster timeout.
     pub(crate) fn kafka_opts(&self) -> KafkaOpts {
@@ -318,10 +327,6 @@ impl RelayConfig {
                         self.topics.join(", ")
                     )));
                 }
-            }
-            if let Some(rate) = &r.rate_limit {
-                RateLimit::parse(rate)
-                    .map_err(|e| UsageError(format!("route '{}': {e}", r.name)))?;
             }
             r.webhook.check(&format!("route '{}' webhook", r.name))?;
         }

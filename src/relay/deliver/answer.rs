@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::status_policy::{StatusPolicy, Treatment};
+use crate::relay::config::{StatusPolicy, Treatment};
 
 /// The verdict on one HTTP exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ pub(super) fn snippet(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::deliver::status_policy::StatusSpec;
+    use crate::relay::config::StatusSpec;
 
     fn classify(status: u16, body: &[u8], retry_after: Option<&str>) -> Verdict {
         super::classify(status, body, retry_after, &StatusPolicy::default())

@@ -14,7 +14,7 @@
 use anyhow::{Result, anyhow};
 
 use super::answer::{Rejection, Verdict, snippet};
-use crate::relay::jq::{self, Jq};
+use crate::relay::route::jq::{self, Jq};
 
 #[derive(Debug, Default)]
 pub(crate) struct AnswerRules {

@@ -15,11 +15,12 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
+use super::Interrupted;
 use super::retry::backoff;
 use crate::client::{KafkaContext, KafkaOpts};
-use crate::relay::commit::ownership::Ownership;
+use crate::relay::commit::Ownership;
 use crate::relay::config::RetryConfig;
-use crate::relay::origin::Origin;
+use crate::relay::source::Origin;
 use crate::relay::stage::Stage;
 
 pub(crate) struct DeadLetters {
@@ -81,8 +82,8 @@ impl DeadLetters {
 
     /// Sends one dead letter and waits for its acknowledgement, retrying
     /// until it is acknowledged or the partition's `ownership` ends (then
-    /// `false`: the event stays uncommitted and is read again by the next
-    /// owner or after the restart).
+    /// `Interrupted`: the event stays uncommitted and is read again by the
+    /// next owner or after the restart).
     pub(crate) async fn send(
         &self,
         origin: &Origin,
@@ -91,7 +92,7 @@ impl DeadLetters {
         reason: &str,
         retry: &RetryConfig,
         ownership: &Ownership,
-    ) -> bool {
+    ) -> Result<(), Interrupted> {
         let mut headers = Self::headers(origin, route, stage, reason);
         let mut omit_value = false;
         let mut delays = backoff(retry);
@@ -105,14 +106,14 @@ impl DeadLetters {
                 record = record.payload(p.as_slice());
             }
             if ownership.is_ending() {
-                return false;
+                return Err(Interrupted);
             }
             let sent = tokio::select! {
                 sent = self.producer.send(record, Timeout::Never) => sent,
-                _ = ownership.revoked() => return false,
+                _ = ownership.revoked() => return Err(Interrupted),
             };
             match sent {
-                Ok(_) => return true,
+                Ok(_) => return Ok(()),
                 // Too large for the producer or the topic: retrying cannot
                 // help, so keep the event's coordinates and reason but not
                 // its value (the original stays readable in its topic until
@@ -147,7 +148,7 @@ impl DeadLetters {
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = ownership.ending() => return false,
+                        _ = ownership.ending() => return Err(Interrupted),
                     }
                 }
             }

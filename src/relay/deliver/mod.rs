@@ -1,28 +1,35 @@
-//! Stage 4, deliver: one job's trip to the webhook — or to the dead-letter
-//! topic — and on to the commit.
+//! Deliver, the third stage of an event's trip: one job to the webhook —
+//! or to the dead-letter topic — and on to the commit.
 //!
 //! [`run_chain`] is the delivery task: it handles a job, marks its offset
 //! handled (`Shared::finish`, which moves the commit point), and goes on with
-//! the next job of the same alert, if one waited. One POST is `webhook`, what
-//! its answer means is `answer`, the waits between attempts are `retry`,
-//! and an event that can never be delivered becomes a `dead_letter`.
+//! the next job of the same alert, if one waited. One POST is `http`, what
+//! its answer means is `answer` (and the route's `answer_rules`), the waits
+//! between attempts are `retry` at the route's `pace`, and an event that can
+//! never be delivered becomes a `dead_letter`. A route's client, pace and
+//! readiness are its [`Target`].
+//!
+//! What it offers: [`run_chain`]; [`Target`] (built once per route) and the
+//! route's [`answer_rules`]; [`DeadLetters`]; and, for the metrics, what an
+//! attempt came to ([`Attempt`], [`Reach`], [`Verdict`], [`Trouble`],
+//! [`Rejection`]).
 
-pub(crate) mod answer;
-pub(crate) mod answer_rules;
-pub(crate) mod connection;
-pub(crate) mod connector;
-pub(crate) mod dead_letter;
-pub(crate) mod pace;
-pub(crate) mod pool;
-pub(crate) mod retry;
-pub(crate) mod status_policy;
-pub(crate) mod target;
-pub(crate) mod webhook;
+mod answer;
+mod answer_rules;
+mod dead_letter;
+mod http;
+mod pace;
+mod retry;
+mod target;
 
 use std::sync::Arc;
 
-use answer::Rejection;
 use retry::Delivery;
+
+pub(crate) use answer::{Rejection, Trouble, Verdict};
+pub(crate) use dead_letter::DeadLetters;
+pub(crate) use http::{Attempt, Reach};
+pub(crate) use target::{Target, TargetSettings, answer_rules};
 
 use crate::relay::job::{Job, Work};
 use crate::relay::report::Outcome;
@@ -31,16 +38,23 @@ use crate::relay::shared::Shared;
 use crate::relay::stage::Stage;
 use crate::relay::telemetry::RejectReason;
 
+/// A delivery stopped before its job was handled: its partition's
+/// ownership ended (a revoke, the drain's abort). Not handled, so not
+/// committed; the partition's next owner (or the restart) sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interrupted;
+
+/// Whether a job was handled (delivered, skipped, dead-lettered or
+/// dropped), or interrupted.
+type Handled = Result<(), Interrupted>;
+
 /// Handles a job, then the jobs queued behind it for the same key.
 pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
     // Taken before anything looks at the ownership: a revoke from now on
     // waits for this task (see `commit::ownership`).
     let _running = job.ownership.run();
     loop {
-        if !handle(&shared, &job).await {
-            // Interrupted by a revoke or the drain's abort: not handled, so
-            // not committed; the partition's next owner (or the restart)
-            // sends it.
+        if handle(&shared, &job).await == Err(Interrupted) {
             return;
         }
         let next = shared.finish(
@@ -61,20 +75,18 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
     }
 }
 
-/// Maps (a jq route), delivers or dead-letters one event on one route;
-/// false if interrupted.
-async fn handle(shared: &Shared, job: &Job) -> bool {
+/// Maps (a jq route), delivers or dead-letters one event on one route.
+async fn handle(shared: &Shared, job: &Job) -> Handled {
     match &job.work {
         Work::DeadLetter { stage, reason } => dead_letter(shared, job, *stage, reason).await,
         Work::Deliver { bodies } => deliver(shared, job, bodies).await,
-        Work::Map { event, key_error } => {
-            let key = key_error.clone().map_or(Ok(None), Err);
-            let route = &job.target.name;
-            match shared.routes()[job.target.id].later(event, key) {
+        Work::Map { event, key } => {
+            let route = job.route.name();
+            match job.route.route.later(event, key) {
                 RouteDecision::Deliver { bodies, .. } => deliver(shared, job, &bodies).await,
                 RouteDecision::Skip(reason) => {
                     shared.skip(&job.origin, Some(route), reason);
-                    true
+                    Ok(())
                 }
                 // Dead-lettered, or without a dead-letter topic dropped
                 // (`dead_letter` says so).
@@ -87,12 +99,12 @@ async fn handle(shared: &Shared, job: &Job) -> bool {
     }
 }
 
-/// Sends the event's bodies on its route, in turn; false if interrupted.
-/// An output the target refuses does not keep the others from being sent,
-/// and the event is dead-lettered once for all that failed.
-async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> bool {
+/// Sends the event's bodies on its route, in turn. An output the target
+/// refuses does not keep the others from being sent, and the event is
+/// dead-lettered once for all that failed.
+async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Handled {
     let coordinates = job.origin.coordinates();
-    let target = &*job.target;
+    let target = &job.route.target;
     let route = &target.name;
     let key = job.key();
     let outputs = bodies.len();
@@ -148,7 +160,7 @@ async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> bool {
                     "poison alert: failed {attempts} times over {failing:.0?} while other alerts were delivered: {reason}"
                 )
             }
-            Delivery::Interrupted => return false,
+            Delivery::Interrupted => return Err(Interrupted),
         };
         failures.push(if outputs > 1 {
             format!("output {} of {outputs}: {failure}", i + 1)
@@ -162,24 +174,24 @@ async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> bool {
             bodies: bodies.to_vec(),
             attempts: tries,
         });
-        return true;
+        return Ok(());
     }
     dead_letter(shared, job, Stage::Deliver, &failures.join("; ")).await
 }
 
 /// Writes the event's dead letter for this route (or, without a
-/// dead-letter topic, logs and drops it); false if interrupted before it
-/// was acknowledged.
-async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> bool {
+/// dead-letter topic, logs and drops it); interrupted if the ownership
+/// ended before the dead letter was acknowledged.
+async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> Handled {
     let reason = reason.to_string();
-    let route = &job.target.name;
+    let route = job.route.name();
     let Some(dead_letters) = shared.dead_letters() else {
         tracing::warn!(event = %job.origin.coordinates(), %route, stage = stage.as_str(), "no dead-letter topic configured; event dropped: {reason}");
         shared.report(&job.origin, Some(route), || Outcome::Dropped {
             stage,
             reason,
         });
-        return true;
+        return Ok(());
     };
     let sent = dead_letters
         .send(
@@ -191,12 +203,11 @@ async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> 
             &job.ownership,
         )
         .await;
-    if sent {
-        shared.totals().dead_lettered(route, stage);
-        shared.report(&job.origin, Some(route), || Outcome::DeadLettered {
-            stage,
-            reason,
-        });
-    }
-    sent
+    sent?;
+    shared.totals().dead_lettered(route, stage);
+    shared.report(&job.origin, Some(route), || Outcome::DeadLettered {
+        stage,
+        reason,
+    });
+    Ok(())
 }

@@ -13,9 +13,9 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 
 use super::answer::{Rejection, Trouble, Verdict};
+use super::http::AttemptObserver;
 use super::target::Target;
-use super::webhook::AttemptObserver;
-use crate::relay::commit::ownership::Ownership;
+use crate::relay::commit::Ownership;
 use crate::relay::config::RetryConfig;
 
 /// The longest `Retry-After` we honour; a target asking for more is
@@ -112,12 +112,13 @@ pub(crate) async fn deliver(
             attempt = Box::pin(webhook.post(slot, body.clone(), idempotency_key)) => attempt,
         };
         observer.attempt(&attempt, started.elapsed());
+        let status = attempt.status();
         let (reason, after, trouble) = match attempt.verdict {
             Verdict::Delivered => return Delivery::Delivered { attempts },
             Verdict::Rejected { kind, reason } => {
                 return Delivery::Rejected {
                     kind,
-                    status: attempt.status,
+                    status,
                     reason,
                 };
             }

@@ -1,18 +1,22 @@
-//! A route's delivery side: its webhook client, its pace (`rate_limit`),
-//! and what its attempts tell the operator — metrics labelled with the
-//! route's name, and the route's share of readiness.
+//! A route's delivery side: its webhook client (with the route's answer
+//! rules), its pace (`rate_limit`), and what its attempts tell the
+//! operator — metrics labelled with the route's name, and the route's share
+//! of readiness. Built once per route at start; every job of the route
+//! reaches it through its `LiveRoute`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anyhow::{Result, anyhow};
+
+use super::answer_rules::AnswerRules;
+use super::http::{Attempt, AttemptObserver, Webhook};
 use super::pace::Pace;
-use super::webhook::{Attempt, AttemptObserver, Webhook};
+use crate::relay::config::{RateLimit, RouteConfig, StatusPolicy};
 use crate::relay::telemetry::Totals;
 
 pub(crate) struct Target {
-    /// The route's index: what its jobs are ordered by (`OrderKey`).
-    pub id: usize,
     /// The route's name: logs, metrics labels, the dead letter's
     /// `kbridge.route` header.
     pub name: Arc<str>,
@@ -21,29 +25,57 @@ pub(crate) struct Target {
     /// Whether idempotency keys name the route: with `[[route]]`, one event
     /// may go to several routes, each its own request.
     keyed_by_route: bool,
+    /// For `kbridge check`: the rate limit, the rules, the URL.
+    description: String,
     /// The last attempt failed as the target's fault (not ready).
     failing: AtomicBool,
     totals: Arc<Totals>,
 }
 
+/// What every route's target shares: the relay-wide settings that shape a
+/// webhook client.
+pub(crate) struct TargetSettings {
+    /// `concurrency`: requests in flight at once, per route.
+    pub concurrency: usize,
+    /// `retry.retry_on` / `retry.reject_on`.
+    pub policy: StatusPolicy,
+    /// Whether the config has `[[route]]`s (idempotency keys name the route).
+    pub keyed_by_route: bool,
+}
+
 impl Target {
+    /// The route's HTTP client: its headers, secrets, TLS files and answer
+    /// rules, read and built now (`run`, and `check` to validate them).
     pub(crate) fn new(
-        id: usize,
-        name: &str,
-        webhook: Webhook,
-        pace: Option<Pace>,
-        keyed_by_route: bool,
+        route: &RouteConfig,
+        settings: &TargetSettings,
         totals: Arc<Totals>,
-    ) -> Self {
-        Self {
-            id,
-            name: Arc::from(name),
+    ) -> Result<Self> {
+        let name = &route.name;
+        let webhook = &route.webhook;
+        let rules = answer_rules(route)?;
+        let client = Webhook::new(
             webhook,
-            pace,
-            keyed_by_route,
+            settings.concurrency,
+            settings.policy.clone(),
+            Arc::new(rules),
+        )
+        .map_err(|e| e.context(format!("route '{name}'")))?;
+        Ok(Self {
+            name: Arc::from(name.as_str()),
+            webhook: client,
+            pace: route.rate_limit.map(Pace::new),
+            keyed_by_route: settings.keyed_by_route,
+            description: describe(route.rate_limit, webhook),
             failing: AtomicBool::new(false),
             totals,
-        }
+        })
+    }
+
+    /// Where the route's requests go, for `kbridge check`: the URL (its
+    /// credentials redacted), with the rate limit and the answer rules.
+    pub(crate) fn describe(&self) -> &str {
+        &self.description
     }
 
     /// The `Idempotency-Key` of one request: the event's coordinates
@@ -66,6 +98,37 @@ impl Target {
             key.push_str(&(output + 1).to_string());
         }
         key
+    }
+}
+
+/// The route's answer rules (`success`, `reject`), compiled; an error
+/// names the route. `run` calls it before anything starts, so that a
+/// mistake in a rule is a configuration error.
+pub(crate) fn answer_rules(route: &RouteConfig) -> Result<AnswerRules> {
+    let webhook = &route.webhook;
+    AnswerRules::new(webhook.success.as_deref(), webhook.reject.as_deref())
+        .map_err(|e| anyhow!("route '{}': {e}", route.name))
+}
+
+fn describe(
+    rate_limit: Option<RateLimit>,
+    webhook: &crate::relay::config::WebhookConfig,
+) -> String {
+    let mut extras = Vec::new();
+    if let Some(r) = rate_limit {
+        extras.push(format!("at most {} requests per {:?}", r.requests, r.per));
+    }
+    if webhook.success.is_some() {
+        extras.push("success rule".to_string());
+    }
+    if webhook.reject.is_some() {
+        extras.push("reject rule".to_string());
+    }
+    let url = crate::redact::url(&webhook.url);
+    if extras.is_empty() {
+        url
+    } else {
+        format!("{url} ({})", extras.join(", "))
     }
 }
 

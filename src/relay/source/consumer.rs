@@ -18,8 +18,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::client::{KafkaContext, KafkaOpts, LastError, LibrdkafkaLogs};
+use crate::relay::commit::Partitions;
 use crate::relay::commit::committer::{CommitGate, CommitsInTurn};
-use crate::relay::commit::partitions::Partitions;
 use crate::relay::config::OffsetReset;
 use crate::relay::telemetry::Totals;
 

@@ -1,9 +1,18 @@
-//! Stage 0, Kafka in: the group consumer (`consumer`), what a rebalance
-//! does (`rebalance`), the loop that reads messages and starts their
-//! processing (`consume_loop`), and pausing when too many events are in
-//! processing (`backpressure`).
+//! Source — Kafka in, the first stage of an event's trip: the group
+//! consumer (`consumer`), what a rebalance does (`rebalance`), pausing
+//! partitions when too many events are in processing (`backpressure`), and
+//! the consumed message as every later stage sees it (`origin`). The loop
+//! that reads from it and starts each message's processing is the relay's
+//! orchestrator, `consume_loop`.
+//!
+//! What it offers: [`create_consumer`] and the [`RelayConsumer`] it
+//! builds, [`Backpressure`], and [`Origin`].
 
 mod backpressure;
-pub(crate) mod consume_loop;
-pub(crate) mod consumer;
+mod consumer;
+mod origin;
 mod rebalance;
+
+pub(crate) use backpressure::Backpressure;
+pub(crate) use consumer::{Membership, RelayConsumer, create as create_consumer};
+pub(crate) use origin::Origin;

@@ -19,14 +19,13 @@ use http::header::{
 };
 use http_body_util::Full;
 
-use super::answer::{Trouble, Verdict, classify};
-use super::answer_rules::AnswerRules;
 use super::connection::Answer;
 use super::connector::Connector;
 use super::pool::Pool;
-use super::status_policy::StatusPolicy;
 use crate::redact;
-use crate::relay::config::WebhookConfig;
+use crate::relay::config::{StatusPolicy, WebhookConfig};
+use crate::relay::deliver::answer::{Trouble, Verdict, classify};
+use crate::relay::deliver::answer_rules::AnswerRules;
 
 /// The header that lets the target drop duplicates: stable across retries
 /// and restarts, because it is the event's Kafka coordinates.
@@ -69,13 +68,33 @@ pub(crate) trait AttemptObserver: Send + Sync {
 /// A request slot, held while one request is in flight.
 pub(crate) struct Slot<'a>(#[allow(dead_code)] Option<tokio::sync::SemaphorePermit<'a>>);
 
-/// The outcome of one attempt: a verdict plus whether the failure was at the
-/// connection level (for readiness).
+/// The outcome of one attempt: a verdict, and how far the request got.
 #[derive(Debug)]
 pub(crate) struct Attempt {
     pub verdict: Verdict,
-    pub status: Option<u16>,
-    pub connection_failed: bool,
+    pub reach: Reach,
+}
+
+/// How far one attempt got: readiness and the metrics tell a target that
+/// cannot be reached from one that answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// No connection, or it failed before an answer came.
+    ConnectionFailed,
+    /// No answer within the webhook's timeout.
+    TimedOut,
+    /// An answer with this HTTP status.
+    Answered(u16),
+}
+
+impl Attempt {
+    /// The answer's HTTP status, if there was an answer.
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self.reach {
+            Reach::Answered(status) => Some(status),
+            Reach::ConnectionFailed | Reach::TimedOut => None,
+        }
+    }
 }
 
 impl Webhook {
@@ -158,8 +177,7 @@ impl Webhook {
                             after: None,
                             trouble: Trouble::Unavailable,
                         },
-                        status: None,
-                        connection_failed: true,
+                        reach: Reach::ConnectionFailed,
                     };
                 }
                 Err(_) => {
@@ -169,8 +187,7 @@ impl Webhook {
                             after: None,
                             trouble: Trouble::Unavailable,
                         },
-                        status: None,
-                        connection_failed: false,
+                        reach: Reach::TimedOut,
                     };
                 }
             };
@@ -195,8 +212,7 @@ impl Webhook {
         }
         Attempt {
             verdict,
-            status: Some(status),
-            connection_failed: false,
+            reach: Reach::Answered(status),
         }
     }
 

@@ -10,7 +10,7 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 
-use super::preset::strict_json;
+use super::strict_json::strict_json;
 
 type Data = data::JustLut<Val>;
 

@@ -18,6 +18,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+use crate::relay::route::strict_json::strict_json;
+
 /// Why a message could not be decoded. The `Display` text goes into logs and
 /// the dead letter's `kbridge.error` header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,60 +82,6 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
         return Err(DecodeError::InvalidJson(e.to_string()));
     }
     Ok(fields)
-}
-
-/// Reads a JSON text as a strict reader (serde_json, Jackson) would, without
-/// building it: numbers are read, so `1e999` is out of range, and strings
-/// are decoded, so a lone surrogate is an error. `IgnoredAny` and
-/// `RawValue` only check the syntax, and what they pass may still be
-/// refused by the target.
-pub(crate) fn strict_json(json: &[u8]) -> Result<(), serde_json::Error> {
-    serde_json::from_slice::<Strict>(json).map(|Strict| ())
-}
-
-/// Any JSON value, read and dropped (see [`strict_json`]).
-struct Strict;
-
-impl<'de> serde::Deserialize<'de> for Strict {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = Strict;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_unit<E>(self) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-        while seq.next_element::<Strict>()?.is_some() {}
-        Ok(Strict)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-        while map.next_entry::<Strict, Strict>()?.is_some() {}
-        Ok(Strict)
-    }
 }
 
 /// Whether `bytes` may hold a `\uD800`–`\uDFFF` escape (an escaped

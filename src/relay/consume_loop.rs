@@ -1,10 +1,12 @@
-//! The relay's loop: read a message, take it into processing (`intake`),
-//! start its delivery task (`deliver`), until shutdown; then `drain`.
+//! The relay's orchestrator: read a message (`source`), take it into
+//! processing (`route::take`), start its delivery tasks (`deliver`), until
+//! shutdown; then `drain`.
 //!
 //! One task reads from Kafka and decides; deliveries run as tasks, at most
 //! one per alert id and partition at a time (the rest wait in order behind
 //! it). A semaphore of `max_pending` permits bounds the events in
-//! processing; when it is exhausted the loop applies `backpressure`.
+//! processing; when it is exhausted the loop applies backpressure
+//! (`source::Backpressure`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,15 +21,14 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::backpressure::Backpressure;
 use crate::relay::commit::committer;
 use crate::relay::config::RelayConfig;
 use crate::relay::deliver::run_chain;
 use crate::relay::drain::drain;
-use crate::relay::intake;
-use crate::relay::origin::Origin;
+use crate::relay::route;
 use crate::relay::shared::Shared;
 use crate::relay::shutdown::{Abort, Shutdown, StopClock};
+use crate::relay::source::{Backpressure, Origin};
 use crate::relay::systemd::Heartbeat;
 use crate::topic_partition::TopicPartition;
 
@@ -182,7 +183,7 @@ fn start(
     permit: OwnedSemaphorePermit,
 ) {
     taken.fetch_add(1, Ordering::Release);
-    for job in intake::take(shared, origin, partition, permit) {
+    for job in route::take(shared, origin, partition, permit) {
         tasks.spawn(run_chain(shared.clone(), job));
     }
 }

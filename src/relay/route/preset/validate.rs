@@ -162,7 +162,7 @@ fn required_text<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::preset::decode::decode;
+    use crate::relay::route::preset::decode::decode;
     use serde_json::{Value, json};
 
     fn event() -> Value {

@@ -1,6 +1,7 @@
 //! Taking one message into processing: every route that takes its topic
-//! looks at it (`route::Route::intake`), its offset is accepted as that many
-//! pieces of work (`commit`), and on each route the event is either
+//! looks at it ([`Route::intake`](super::Route::intake)), its offset is
+//! accepted as that many pieces of work (`commit`), and on each route the
+//! event is either
 //! finished at once (skipped, or invalid without a dead-letter topic) or
 //! becomes a job for `deliver`, queued behind its key's earlier events on
 //! that route. This runs in the consume loop, one message after another:
@@ -10,13 +11,13 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::relay::commit::ordering::OrderKey;
-use crate::relay::commit::partitions::Refused;
+use super::{Event, Intake, RouteDecision};
+use crate::relay::commit::{OrderKey, Refused};
 use crate::relay::job::{Job, Work};
-use crate::relay::origin::Origin;
+use crate::relay::live_route::LiveRoute;
 use crate::relay::report::Outcome;
-use crate::relay::route::{Event, Intake, RouteDecision};
 use crate::relay::shared::Shared;
+use crate::relay::source::Origin;
 use crate::topic_partition::TopicPartition;
 
 /// Decides what to do with one message; returns the jobs to start now.
@@ -36,12 +37,11 @@ pub(crate) fn take(
         origin.clone(),
         shared.max_message_bytes(),
     ));
-    let decisions: Vec<(usize, Intake)> = shared
+    let decisions: Vec<(&Arc<LiveRoute>, Intake)> = shared
         .routes()
         .iter()
-        .enumerate()
-        .filter(|(_, r)| r.takes(&partition.topic))
-        .map(|(i, r)| (i, r.intake(&event)))
+        .filter(|r| r.route.takes(&partition.topic))
+        .map(|r| (r, r.route.intake(&event)))
         .collect();
     let dead_letters = shared.dead_letters().is_some();
     let parts = decisions
@@ -83,20 +83,18 @@ pub(crate) fn take(
     }
     let mut jobs = Vec::with_capacity(parts);
     for (route, intake) in decisions {
-        let target = shared.target(route);
-        let name = &target.name;
+        let name = route.name();
         let (work, order) = match intake {
             // A jq route: ordered now, mapped in its job.
             Intake::Later(key) => {
-                let (key, key_error) = match key {
-                    Ok(key) => (key, None),
-                    Err(e) => (None, Some(e)),
-                };
+                let order = key
+                    .ordering()
+                    .map(|k| OrderKey::new(route.id, k.to_string()));
                 let work = Work::Map {
                     event: event.clone(),
-                    key_error,
+                    key,
                 };
-                (work, key.map(|k| OrderKey::new(target.id, k)))
+                (work, order)
             }
             Intake::Decided(RouteDecision::Skip(reason)) => {
                 shared.skip(&origin, Some(name), reason);
@@ -120,7 +118,7 @@ pub(crate) fn take(
                 }
                 (
                     Work::Deliver { bodies },
-                    key.map(|k| OrderKey::new(target.id, k)),
+                    key.map(|k| OrderKey::new(route.id, k)),
                 )
             }
         };
@@ -128,7 +126,7 @@ pub(crate) fn take(
             partition: partition.clone(),
             ownership: ownership.clone(),
             origin: origin.clone(),
-            target: target.clone(),
+            route: route.clone(),
             order: order.clone(),
             work,
             permit: permit.clone(),

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use crate::relay::config::Preset;
 use crate::relay::stage::Stage;
 use decode::decode;
-pub(crate) use decode::strict_json;
 use map::{map, tags_json};
 use validate::{GuanceFields, Validated, validate};
 

@@ -12,8 +12,9 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::decode::{JsonText, json_str, kind, strict_json};
+use super::decode::{JsonText, json_str, kind};
 use super::validate::GuanceEvent;
+use crate::relay::route::strict_json::strict_json;
 
 /// `df_status` values that mean "the fault is over".
 pub(crate) const RECOVERY_STATUSES: [&str; 4] = ["ok", "nodata_ok", "nodata_as_ok", "manual_ok"];

@@ -8,7 +8,8 @@
 //! not throw every alert away until someone notices (vector#24543). A
 //! status in neither list is retried too, as the target's fault: losing an
 //! alert is worse than waiting for someone to say what that status means.
-//! 2xx answers are not configurable (see `answer`).
+//! 2xx answers are not configurable (see `deliver::answer`, which asks
+//! [`StatusPolicy::treat`] about every other status).
 
 use std::fmt;
 

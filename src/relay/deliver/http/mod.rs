@@ -1,0 +1,15 @@
+//! The webhook's HTTP client: one POST of one alert body (`webhook`), over
+//! HTTP/1.1 connections driven by the delivery task that holds them
+//! (`connection`), opened by `connector` (TCP, TLS by the system's OpenSSL)
+//! and kept between requests by `pool`. What an answer means is decided by
+//! `deliver`'s pure core (`answer`, `answer_rules`), which `webhook` asks.
+//!
+//! What it offers: [`Webhook`] (built once per route), the [`Attempt`] one
+//! POST comes to, and the [`AttemptObserver`] that sees every attempt.
+
+mod connection;
+mod connector;
+mod pool;
+mod webhook;
+
+pub(crate) use webhook::{Attempt, AttemptObserver, Reach, Webhook};

@@ -1,0 +1,295 @@
+//! Route — decode → validate → map, per route: what each route does with
+//! one event. The second stage of an event's trip, after `source` and
+//! before `deliver`.
+//!
+//! What it offers:
+//! - [`Route`], compiled once from a `[[route]]` (or the `default` route of
+//!   a config without them), and its pure decision on one [`Event`]:
+//!   [`Route::intake`] in the consume loop, [`Route::later`] in the delivery
+//!   task for a jq route, [`Route::decide`] for both at once (`kbridge
+//!   check`). The native mapping is `preset` (decode → validate → map in
+//!   Rust); jq programs are `jq`; `strict_json` is the JSON check both use.
+//! - [`take`] (`intake.rs`), the stage's I/O edge: a consumed message asked
+//!   of every route that takes its topic, its offset accepted as that many
+//!   jobs, each job queued behind its alert's earlier events.
+//!
+//! Nothing here knows where requests go: a route's target (webhook, rate
+//! limit, answer rules) is `deliver`'s, and `LiveRoute` holds the two
+//! together.
+
+mod event;
+mod intake;
+pub(crate) mod jq;
+mod preset;
+mod strict_json;
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use bytes::Bytes;
+
+use crate::relay::config::{Mapping, Preset, RouteConfig};
+use crate::relay::stage::Stage;
+use preset::{Decision, decide};
+
+pub(crate) use event::Event;
+pub(crate) use intake::take;
+use jq::Jq;
+
+/// One route, compiled: which events it takes and how each becomes
+/// request bodies.
+pub(crate) struct Route {
+    pub name: Arc<str>,
+    /// The topics it takes; `None`: all of the relay's.
+    pub topics: Option<Vec<String>>,
+    filter: Option<Jq>,
+    mapping: Compiled,
+    key: Option<Jq>,
+}
+
+enum Compiled {
+    Preset(Preset),
+    Jq(Jq),
+}
+
+/// What one route does with one event.
+#[derive(Debug, PartialEq)]
+pub(crate) enum RouteDecision {
+    Skip(String),
+    Invalid {
+        stage: Stage,
+        reason: String,
+    },
+    Deliver {
+        /// The ordering key: events with one key go out in order.
+        key: Option<String>,
+        bodies: Vec<Bytes>,
+        warning: Option<String>,
+    },
+}
+
+/// What a route knows about an event in the consume loop.
+pub(crate) enum Intake {
+    Decided(RouteDecision),
+    /// Filter and map in the delivery task ([`Route::later`]); the key is
+    /// known now.
+    Later(EventKey),
+}
+
+/// What a jq route's `key` program said about an event, at intake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EventKey {
+    /// No `key` program, or it gave `null`: the event is not ordered.
+    Unkeyed,
+    Key(String),
+    /// The program failed: the event is invalid at map, unless the
+    /// route's filter skips it.
+    Failed(String),
+}
+
+impl EventKey {
+    /// The key to order by, if any.
+    pub(crate) fn ordering(&self) -> Option<&str> {
+        match self {
+            EventKey::Key(k) => Some(k),
+            EventKey::Unkeyed | EventKey::Failed(_) => None,
+        }
+    }
+}
+
+impl Route {
+    /// One `[[route]]`, its jq programs compiled (and `map_file` read).
+    pub(crate) fn compile(r: &RouteConfig) -> Result<Self> {
+        let name = &r.name;
+        let mapping = match r.mapping()? {
+            Mapping::Preset(p) => Compiled::Preset(p),
+            Mapping::Jq { code, origin } => {
+                Compiled::Jq(Jq::compile(&code).map_err(|e| anyhow!("{origin}: {e}"))?)
+            }
+        };
+        Ok(Route {
+            name: Arc::from(name.as_str()),
+            topics: r.topics.clone(),
+            filter: program(name, "filter", r.filter.as_deref())?,
+            mapping,
+            key: program(name, "key", r.key.as_deref())?,
+        })
+    }
+
+    /// What the route does, for `kbridge check`: its topics, mapping and
+    /// programs (`topics → mapping (filter, key)`).
+    pub(crate) fn describe(&self) -> String {
+        let topics = self
+            .topics
+            .as_ref()
+            .map_or("every topic".to_string(), |t| t.join(", "));
+        let mapping = match &self.mapping {
+            Compiled::Preset(p) => format!("preset {}", p.as_str()),
+            Compiled::Jq(_) => "jq map".to_string(),
+        };
+        let programs: Vec<&str> = [("filter", &self.filter), ("key", &self.key)]
+            .into_iter()
+            .filter(|(_, p)| p.is_some())
+            .map(|(name, _)| name)
+            .collect();
+        if programs.is_empty() {
+            format!("{topics} → {mapping}")
+        } else {
+            format!("{topics} → {mapping} ({})", programs.join(", "))
+        }
+    }
+
+    /// Whether the route takes events of `topic`.
+    pub(crate) fn takes(&self, topic: &str) -> bool {
+        self.topics
+            .as_ref()
+            .is_none_or(|ts| ts.iter().any(|t| t == topic))
+    }
+
+    /// What this route knows about an event in offset order, in the
+    /// consume loop: enough to queue it behind its key's earlier events.
+    /// A preset route decides everything here (the native mapping is
+    /// cheap); a jq route only computes its key, and filters and maps later
+    /// ([`Route::later`]) in the delivery task, on any runtime worker — jq
+    /// is the expensive part, and the consume loop is one task.
+    pub(crate) fn intake(&self, event: &Event) -> Intake {
+        match &self.mapping {
+            Compiled::Preset(p) => Intake::Decided(self.preset(*p, event)),
+            // Not JSON: the map says so, later.
+            Compiled::Jq(_) => {
+                Intake::Later(event.json().map_or(EventKey::Unkeyed, |v| self.key_of(v)))
+            }
+        }
+    }
+
+    /// What this route does with an event: both stages at once (`kbridge
+    /// check`).
+    pub(crate) fn decide(&self, event: &Event) -> RouteDecision {
+        match self.intake(event) {
+            Intake::Decided(d) => d,
+            Intake::Later(key) => self.later(event, &key),
+        }
+    }
+
+    /// A jq route's filter and map, after [`Route::intake`] gave `key`.
+    pub(crate) fn later(&self, event: &Event, key: &EventKey) -> RouteDecision {
+        let map = match &self.mapping {
+            Compiled::Jq(map) => map,
+            Compiled::Preset(p) => return self.preset(*p, event),
+        };
+        if let Some(d) = self.filtered(event) {
+            return d;
+        }
+        let v = match event.json() {
+            Ok(v) => v,
+            Err(invalid) => return invalid,
+        };
+        let outputs = match map.run(v) {
+            Ok(o) => o,
+            Err(reason) => return invalid_at_map(reason),
+        };
+        if outputs.is_empty() {
+            return RouteDecision::Skip("the route's map produced nothing".into());
+        }
+        let key = match key {
+            EventKey::Unkeyed => None,
+            EventKey::Key(k) => Some(k.clone()),
+            EventKey::Failed(reason) => return invalid_at_map(format!("key: {reason}")),
+        };
+        match outputs.iter().map(jq::body).collect::<Result<Vec<_>, _>>() {
+            Ok(bodies) => RouteDecision::Deliver {
+                key,
+                bodies: bodies.into_iter().map(Bytes::from).collect(),
+                warning: None,
+            },
+            Err(reason) => invalid_at_map(reason),
+        }
+    }
+
+    /// A preset route's whole decision: filter, the native mapping, the
+    /// key (the route's own, or the preset's alert id).
+    fn preset(&self, preset: Preset, event: &Event) -> RouteDecision {
+        if let Some(d) = self.filtered(event) {
+            return d;
+        }
+        match decide(preset, event.value(), event.max_bytes) {
+            Decision::Skip(reason) => RouteDecision::Skip(reason),
+            Decision::Reject { stage, reason } => RouteDecision::Invalid { stage, reason },
+            Decision::Deliver {
+                alert_id,
+                body,
+                warning,
+            } => {
+                let key = match &self.key {
+                    None => Some(alert_id),
+                    Some(_) => match event.json().map(|v| self.key_of(v)) {
+                        Ok(EventKey::Unkeyed) => None,
+                        Ok(EventKey::Key(k)) => Some(k),
+                        Ok(EventKey::Failed(reason)) => {
+                            return invalid_at_map(format!("key: {reason}"));
+                        }
+                        Err(invalid) => return invalid,
+                    },
+                };
+                RouteDecision::Deliver {
+                    key,
+                    bodies: vec![body],
+                    warning,
+                }
+            }
+        }
+    }
+
+    /// The filter's verdict when it does not take the event.
+    fn filtered(&self, event: &Event) -> Option<RouteDecision> {
+        let filter = self.filter.as_ref()?;
+        let v = match event.json() {
+            Ok(v) => v,
+            Err(invalid) => return Some(invalid),
+        };
+        match filter.holds(v) {
+            Ok(true) => None,
+            Ok(false) => Some(RouteDecision::Skip("the route's filter is false".into())),
+            Err(reason) => Some(invalid_at_map(format!("filter: {reason}"))),
+        }
+    }
+
+    /// The route's `key` program on the event: its first output as text.
+    fn key_of(&self, v: &jaq_json::Val) -> EventKey {
+        let Some(p) = &self.key else {
+            return EventKey::Unkeyed;
+        };
+        match p.run(v) {
+            Ok(keys) => keys
+                .first()
+                .and_then(key_text)
+                .map_or(EventKey::Unkeyed, EventKey::Key),
+            Err(reason) => EventKey::Failed(reason),
+        }
+    }
+}
+
+fn program(route: &str, what: &str, code: Option<&str>) -> Result<Option<Jq>> {
+    code.map(|c| Jq::compile(c).map_err(|e| anyhow!("route '{route}': {what}: {e}")))
+        .transpose()
+}
+
+fn invalid_at_map(reason: String) -> RouteDecision {
+    RouteDecision::Invalid {
+        stage: Stage::Map,
+        reason,
+    }
+}
+
+/// A key value as text: a string as is, `null` as no key, anything else
+/// as its JSON.
+fn key_text(v: &jaq_json::Val) -> Option<String> {
+    match v {
+        jaq_json::Val::Null => None,
+        jaq_json::Val::TStr(s) => Some(String::from_utf8_lossy(s).into_owned()),
+        other => Some(String::from_utf8_lossy(&jq::to_json(other)).into_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
