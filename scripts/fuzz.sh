@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of fuzz/ for a while (cargo fuzz, libFuzzer, on
-# nightly; not part of CI) and prints one line per target: executions,
+# nightly; CI only checks that they build) and prints one line per target: executions,
 # corpus size, and any crash (its input is kept in fuzz/artifacts/<target>/).
 #
 #   scripts/fuzz.sh              # every target, 120 s each

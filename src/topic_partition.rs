@@ -13,6 +13,14 @@ pub(crate) struct TopicPartition {
     pub partition: i32,
 }
 
+/// As JSON, `["topic", 0]`: the pair the consumer protocol and
+/// `groups describe --json` speak of.
+impl serde::Serialize for TopicPartition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&*self.topic, self.partition).serialize(s)
+    }
+}
+
 impl TopicPartition {
     pub(crate) fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
         Self {

@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use support::broker::{cluster_brokers, test_kafka, unique};
 use support::events::event;
+use support::http_target::{Script, Target};
 use support::kbridge::{kbridge_at, run_cmd};
 use support::output::OutputExt;
-use support::relay::RelayCmd;
-use support::target::{Script, Target};
+use support::relay_cmd::RelayCmd;
 use support::wait::wait_until;
 
 /// Failover (leader election, the group coordinator moving) takes seconds;

@@ -12,10 +12,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use support::broker::unique;
 use support::events::event;
+use support::http_target::{Script, Target};
 use support::records::{Rec, produce_records_with};
-use support::relay::RelayCmd;
+use support::relay_cmd::RelayCmd;
 use support::relay_process::Relay;
-use support::target::{Script, Target};
 use support::wait::{WAIT, wait_until};
 
 /// A one-broker mock cluster with a two-partition topic, a group name and

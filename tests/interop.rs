@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use support::broker::{brokers, unique};
 use support::events::numbered;
-use support::kafka::{consume_json, create_topic, describe_group, produce};
+use support::kafka::{consume_json, create_topic, describe_group, produce, reset_offsets};
 use support::kbridge::run;
 use support::output::OutputExt;
 use support::reports::reports;
@@ -259,20 +259,7 @@ c.close()
     assert_eq!(d["total_lag"], 2);
 
     // kbridge resets it; python sees the new offset.
-    run(
-        &[
-            "groups",
-            "reset-offsets",
-            &g,
-            "--topic",
-            &t,
-            "--to-offset",
-            "1",
-            "--execute",
-        ],
-        "",
-    )
-    .ok();
+    reset_offsets(&g, &[&t], &["--to-offset", "1"], true).ok();
     let out = python(
         r#"
 import sys

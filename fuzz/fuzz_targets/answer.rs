@@ -5,12 +5,19 @@
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
-#[path = "../../src/relay/deliver/status_policy.rs"]
+#[path = "../../src/relay/config/status_policy.rs"]
 mod status_policy;
 
 #[allow(dead_code)]
 #[path = "../../src/relay/deliver/answer.rs"]
 mod answer;
+
+/// What the answer's classification names of the rest of the crate.
+mod relay {
+    pub mod config {
+        pub use crate::status_policy::{StatusPolicy, Treatment};
+    }
+}
 
 use answer::{classify, parse_retry_after};
 use status_policy::{StatusPolicy, StatusSpec};

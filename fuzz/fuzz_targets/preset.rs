@@ -9,8 +9,12 @@ use libfuzzer_sys::fuzz_target;
 mod stage;
 
 #[allow(dead_code)]
-#[path = "../../src/relay/preset/mod.rs"]
+#[path = "../../src/relay/route/preset/mod.rs"]
 mod preset;
+
+#[allow(dead_code)]
+#[path = "../../src/relay/route/strict_json.rs"]
+mod strict_json;
 
 /// What the preset names of the rest of the crate.
 mod relay {
@@ -19,6 +23,9 @@ mod relay {
         pub enum Preset {
             GuanceEasyops,
         }
+    }
+    pub mod route {
+        pub(crate) use crate::strict_json;
     }
     pub(crate) use super::stage;
 }

@@ -16,6 +16,7 @@ use super::assignment::parse_assignment;
 use crate::client::{KafkaContext, KafkaOpts, partitions_of};
 use crate::error::Reported;
 use crate::output::{align_right, opt, outln, print_json, print_table, table};
+use crate::topic_partition::TopicPartition;
 
 /// A reset of a group's committed offsets.
 #[derive(Debug)]
@@ -96,7 +97,7 @@ struct Member {
     consumer_id: String,
     host: String,
     client_id: String,
-    assignment: Vec<(String, i32)>,
+    assignment: Vec<TopicPartition>,
 }
 
 #[derive(Serialize)]
@@ -156,7 +157,7 @@ fn committed_offsets(
     client: &BaseConsumer<KafkaContext>,
     opts: &KafkaOpts,
     topics: &[String],
-) -> Result<BTreeMap<(String, i32), i64>> {
+) -> Result<BTreeMap<TopicPartition, i64>> {
     let md = opts.metadata(client.client(), None)?;
     let mut tpl = TopicPartitionList::new();
     for t in md.topics().iter().filter(|t| {
@@ -176,7 +177,7 @@ fn committed_offsets(
         .elements()
         .iter()
         .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+            Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
             _ => None,
         })
         .collect();
@@ -195,13 +196,13 @@ pub(crate) fn describe(opts: &KafkaOpts, group: &str, json: bool) -> Result<()> 
         );
     }
 
-    let mut owner: HashMap<(String, i32), &Member> = HashMap::new();
+    let mut owner: HashMap<TopicPartition, &Member> = HashMap::new();
     for m in &members {
         for tp in &m.assignment {
             owner.insert(tp.clone(), m);
         }
     }
-    let mut keys: Vec<(String, i32)> = committed.keys().cloned().collect();
+    let mut keys: Vec<TopicPartition> = committed.keys().cloned().collect();
     keys.extend(
         owner
             .keys()
@@ -212,17 +213,17 @@ pub(crate) fn describe(opts: &KafkaOpts, group: &str, json: bool) -> Result<()> 
 
     let mut partitions = Vec::new();
     let mut total_lag = 0;
-    for (topic, partition) in keys {
+    for tp in keys {
         let (_, high) = client
-            .fetch_watermarks(&topic, partition, opts.timeout)
-            .with_context(|| format!("cannot read the log end of {topic}/{partition}"))?;
-        let current = committed.get(&(topic.clone(), partition)).copied();
+            .fetch_watermarks(&tp.topic, tp.partition, opts.timeout)
+            .with_context(|| format!("cannot read the log end of {tp}"))?;
+        let current = committed.get(&tp).copied();
         let lag = current.map(|c| (high - c).max(0));
         total_lag += lag.unwrap_or(0);
-        let m = owner.get(&(topic.clone(), partition));
+        let m = owner.get(&tp);
         partitions.push(PartitionLag {
-            topic,
-            partition,
+            topic: tp.topic.to_string(),
+            partition: tp.partition,
             current_offset: current,
             log_end_offset: high,
             lag,
@@ -309,11 +310,11 @@ pub(crate) fn reset_offsets(opts: &KafkaOpts, args: &Reset) -> Result<()> {
     };
     let mut changes = Vec::new();
     for (i, tp) in all.into_iter().enumerate() {
-        let (topic, partition) = (tp.topic.to_string(), tp.partition);
         let (low, high) = client
-            .fetch_watermarks(&topic, partition, opts.timeout)
-            .with_context(|| format!("cannot read the watermarks of {topic}/{partition}"))?;
-        let current = committed.get(&(topic.clone(), partition)).copied();
+            .fetch_watermarks(&tp.topic, tp.partition, opts.timeout)
+            .with_context(|| format!("cannot read the watermarks of {tp}"))?;
+        let current = committed.get(&tp).copied();
+        let (topic, partition) = (tp.topic.to_string(), tp.partition);
         let target = match args.to {
             ResetTo::Earliest => low,
             ResetTo::Latest => high,

@@ -1,11 +1,10 @@
 //! The input of `kbridge produce`: lines read and checked on a thread of
 //! their own and handed over in batches, so that parsing each line as JSON
-//! overlaps sending the previous ones (on one thread, the checked path ran
-//! at 0.81× kcat's speed; `--raw` at 1.00×).
+//! overlaps sending the previous ones (bench/results.md has the figures).
 
 use std::io::{BufRead, BufReader, Read};
 use std::ops::Range;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 /// Lines per batch at most, and bytes of line data after which a batch is
 /// handed over: small enough to start sending at once, large enough that
@@ -59,6 +58,37 @@ impl Batch {
     fn is_full(&self) -> bool {
         self.lines.len() >= BATCH_LINES || self.data.len() >= BATCH_BYTES
     }
+
+    /// The batch emptied, its buffers kept.
+    fn cleared(mut self) -> Self {
+        self.data.clear();
+        self.lines.clear();
+        self.bytes = 0;
+        self.read = 0;
+        self.skipped = 0;
+        self
+    }
+}
+
+/// The checked input, batch by batch. Sent batches come back through
+/// [`Input::recycle`], so that their buffers (a quarter of a megabyte of
+/// line data each) are reused rather than allocated, page-faulted in and
+/// freed again for every batch.
+pub(crate) struct Input {
+    chunks: Receiver<Chunk>,
+    spent: Sender<Batch>,
+}
+
+impl Input {
+    /// The next chunk; `None` once the input ended (or the reader stopped).
+    pub(crate) fn next_chunk(&self) -> Option<Chunk> {
+        self.chunks.recv().ok()
+    }
+
+    /// Hands a batch back once its lines were sent.
+    pub(crate) fn recycle(&self, batch: Batch) {
+        let _ = self.spent.send(batch);
+    }
 }
 
 /// What the reading thread hands over.
@@ -76,16 +106,17 @@ pub(crate) type Check = dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, String> + Send;
 /// Reads `input` on a new thread. Lines are trimmed of their line ending;
 /// empty lines are left out. With `skip_invalid`, an invalid line is
 /// reported through `on_skip` and left out; otherwise reading stops there.
-/// Dropping the receiver stops the thread at its next handover.
+/// Dropping the [`Input`] stops the thread at its next handover.
 pub(crate) fn spawn(
     input: Box<dyn Read + Send>,
     check: Box<Check>,
     skip_invalid: bool,
     on_skip: Box<dyn Fn(&str) + Send>,
-) -> Receiver<Chunk> {
-    let (tx, rx) = sync_channel(QUEUED_BATCHES);
-    std::thread::spawn(move || read(input, &*check, skip_invalid, &*on_skip, &tx));
-    rx
+) -> Input {
+    let (tx, chunks) = sync_channel(QUEUED_BATCHES);
+    let (spent, recycled) = channel();
+    std::thread::spawn(move || read(input, &*check, skip_invalid, &*on_skip, &tx, &recycled));
+    Input { chunks, spent }
 }
 
 fn read(
@@ -94,10 +125,16 @@ fn read(
     skip_invalid: bool,
     on_skip: &(dyn Fn(&str) + Send),
     tx: &SyncSender<Chunk>,
+    recycled: &Receiver<Batch>,
 ) {
+    let fresh = || {
+        recycled
+            .try_recv()
+            .map_or_else(|_| Batch::default(), Batch::cleared)
+    };
     let mut input = BufReader::with_capacity(256 * 1024, input);
     let mut line = Vec::with_capacity(4096);
-    let mut batch = Batch::default();
+    let mut batch = fresh();
     let mut no = 0usize;
     loop {
         line.clear();
@@ -130,7 +167,11 @@ fn read(
                 batch.skipped += 1;
             }
         }
-        if batch.is_full() && tx.send(Chunk::Lines(std::mem::take(&mut batch))).is_err() {
+        if batch.is_full()
+            && tx
+                .send(Chunk::Lines(std::mem::replace(&mut batch, fresh())))
+                .is_err()
+        {
             return;
         }
     }
@@ -155,16 +196,17 @@ mod tests {
                 Ok(b.first().map(|c| vec![*c]))
             }
         });
-        let rx = spawn(Box::new(input), check, skip_invalid, Box::new(|_| {}));
+        let input = spawn(Box::new(input), check, skip_invalid, Box::new(|_| {}));
         let mut lines = Vec::new();
         let mut stop = None;
-        for chunk in rx {
+        while let Some(chunk) = input.next_chunk() {
             match chunk {
                 Chunk::Lines(b) => {
                     for l in &b.lines {
                         assert_eq!(b.key(l), Some(&b.body(l)[..1]));
                         lines.push((l.no, String::from_utf8_lossy(b.body(l)).into_owned()));
                     }
+                    input.recycle(b);
                 }
                 Chunk::Invalid(m) => stop = Some(m),
                 Chunk::ReadError(e) => stop = Some(e.to_string()),

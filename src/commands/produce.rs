@@ -4,8 +4,7 @@
 //! replay file stops the run there with the line number rather than putting
 //! garbage on the topic. Lines are read and checked on one thread
 //! (`input_lines`), sent on this one, and delivery reports are served on a
-//! third (`ReportThread`), which keeps throughput at kcat's
-//! level.
+//! third (`ReportThread`); bench/results.md compares it with kcat.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Read, Stdout, Write};
@@ -35,6 +34,13 @@ struct ReportContext {
 }
 
 crate::client::wraps_kafka_context!(ReportContext);
+
+impl ReportContext {
+    /// Delivery reports served so far.
+    fn served(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}
 
 impl ProducerContext for ReportContext {
     /// The input line number, for reports that point back at the source.
@@ -153,7 +159,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
     let fixed_key = args.key.as_deref().map(str::as_bytes);
     let mut invalid = 0u64;
     let mut stopped: Option<Stop> = None;
-    'input: for chunk in input {
+    'input: while let Some(chunk) = input.next_chunk() {
         let batch = match chunk {
             input_lines::Chunk::Lines(batch) => batch,
             input_lines::Chunk::Invalid(msg) => {
@@ -178,6 +184,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
         } else {
             batch.read
         });
+        input.recycle(batch);
     }
 
     // Deliver everything that was queued before deciding the exit status.
@@ -253,24 +260,42 @@ fn prepare(body: &[u8], raw: bool, key_field: Option<&str>) -> Result<Option<Vec
 }
 
 /// Serves the producer's delivery reports on a thread of its own, beside
-/// the reading and sending, until dropped. rust-rdkafka's ThreadedProducer
-/// does the same in polls of 100 ms, and its drop waits for the last one
-/// (and its `flush` polls in 100 ms steps): 1,000 lines took 200 ms
-/// against kcat's 13. Here a poll lasts 1 ms, so the end is prompt, and the
-/// producer is still dropped properly afterwards (its TLS state must not
-/// outlive it into the process's exit).
+/// the reading and sending, until dropped: reports are handled as they
+/// come, the end is prompt, and the producer is still dropped properly
+/// afterwards (its TLS state must not outlive it into the process's exit).
+///
+/// rust-rdkafka's `poll(timeout)` hands librdkafka the time left rounded
+/// down to whole milliseconds and loops until the deadline: a wait shorter
+/// than a millisecond polls without blocking, so `poll(1 ms)` in a loop is
+/// a busy loop that took a core from the sender and librdkafka's broker
+/// thread. A longer wait cannot be cut short at the end (rust-rdkafka's
+/// ThreadedProducer polls 100 ms at a time and its drop waits for the last
+/// poll). So this thread polls without waiting and sleeps briefly only when
+/// there was nothing to serve.
 struct ReportThread {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// How long the report thread rests when no report was waiting.
+const REPORT_IDLE: Duration = Duration::from_millis(1);
+
+/// How long the sender rests when librdkafka's queue is full and no
+/// delivery report was waiting to be served.
+const QUEUE_FULL_REST: Duration = Duration::from_micros(100);
 
 impl ReportThread {
     fn start(producer: Arc<BaseProducer<ReportContext>>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
+            let ctx = producer.context();
             while !stopped.load(Ordering::Relaxed) {
-                producer.poll(Duration::from_millis(1));
+                let served = ctx.served();
+                producer.poll(Duration::ZERO);
+                if ctx.served() == served {
+                    std::thread::sleep(REPORT_IDLE);
+                }
             }
         });
         Self {
@@ -296,8 +321,8 @@ impl Drop for ReportThread {
 /// librdkafka sends a partly filled batch once `linger.ms` (5 ms) has
 /// passed, but at once while a flush is under way: so the wait starts with
 /// `rd_kafka_flush`, which (rust-rdkafka takes reports as events) only
-/// waits for the report thread to have served them all. The last batch of
-/// 1,000 lines goes out 5 ms sooner.
+/// waits for the report thread to have served them all, and the last
+/// batch goes out without waiting for `linger.ms`.
 fn drain(producer: &BaseProducer<ReportContext>, timeout: Duration) -> Result<(), i32> {
     let deadline = Instant::now() + timeout;
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
@@ -338,10 +363,17 @@ fn send(
         match producer.send(record) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                // The local queue is full: let the report thread drain
-                // it.
+                // The local queue is full (`queue.buffering.max.messages`)
+                // until delivery reports are served: serve them here too,
+                // as kcat does, and rest only if none was waiting. A rest
+                // of a whole millisecond each time cost a tenth of the
+                // throughput.
                 record = r;
-                std::thread::sleep(Duration::from_millis(1));
+                let served = producer.context().served();
+                producer.poll(Duration::ZERO);
+                if producer.context().served() == served {
+                    std::thread::sleep(QUEUE_FULL_REST);
+                }
             }
             Err((e, _)) => bail!("line {line_no}: cannot queue the message: {e}"),
         }

@@ -3,16 +3,19 @@
 //! [`Shutdown`]: the first SIGTERM or SIGINT (or the demo, when it is done)
 //! asks the relay to stop. It stops fetching, lets in-flight deliveries
 //! finish within the drain timeout, commits and leaves the group. A second
-//! signal exits at once with a non-zero status. (The seed closed its
-//! consumer from inside the signal handler, racing its own poll loop.)
+//! signal exits at once with a non-zero status. (The Python service kbridge
+//! replaces closed its consumer from inside the signal handler, racing its
+//! own poll loop.)
 //!
 //! [`Abort`]: when the drain timeout expires, the deliveries still running
 //! stop — waiting to retry, writing a dead letter or on the wire; their
 //! events stay uncommitted and are read again after the restart.
 //!
-//! The stop request is a `watch` channel of one flag, as in mini-redis's
-//! `shutdown.rs`: cheap to clone into every task, and a task that starts
-//! listening late still sees a flag already raised.
+//! The stop request is a `watch` channel of one flag. mini-redis's
+//! `shutdown.rs` listens on a `broadcast` channel, which a task that
+//! subscribes after the send never hears; a `watch` keeps its value, so a
+//! task that starts listening late still sees the flag already raised, and
+//! it is as cheap to clone into every task.
 
 use std::time::{Duration, Instant};
 

@@ -7,11 +7,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use support::broker::unique;
+use support::http_target::{Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
-use support::relay::RelayCmd;
+use support::relay_cmd::RelayCmd;
 use support::relay_process::Relay;
 use support::stream::{Sent, Stream};
-use support::target::{Script, Target};
 
 /// Alerts per second in every scenario's stream.
 pub const RATE: u32 = 40;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use support::target::Script;
+use support::http_target::Script;
 use support::wait::wait_until;
 
 use crate::fleet::{Fleet, RATE, exclusive};

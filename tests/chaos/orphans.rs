@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use support::events::alert_event;
+use support::http_target::Script;
 use support::records::{Rec, produce_records};
 use support::stream::Sent;
-use support::target::Script;
 use support::wait::wait_until;
 
 use crate::fleet::{Fleet, exclusive};

@@ -10,9 +10,9 @@ use rdkafka::mocking::{MockCluster, MockCoordinator};
 
 use support::broker::unique;
 use support::events::event;
+use support::http_target::{Script, Target};
 use support::records::{Rec, produce_records_with};
-use support::relay::RelayCmd;
-use support::target::{Script, Target};
+use support::relay_cmd::RelayCmd;
 use support::wait::wait_until;
 
 use crate::fleet::exclusive;

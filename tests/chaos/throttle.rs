@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::target::{Request, Script};
+use support::http_target::{Request, Script};
 use support::wait::wait_until;
 
 use crate::fleet::{Fleet, RATE, exclusive};

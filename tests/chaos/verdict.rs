@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use support::http_target::{Request, Target};
 use support::stream::Sent;
-use support::target::{Request, Target};
 
 #[derive(Debug)]
 pub struct Verdict {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use support::broker::unique;
 use support::events::numbered;
-use support::kafka::{consume_json, create_topic, describe_group, produce};
+use support::kafka::{consume_json, create_topic, describe_group, produce, reset_offsets};
 use support::kbridge::run;
 use support::output::OutputExt;
 use support::time::{now_ms, rfc3339_utc};
@@ -390,20 +390,7 @@ fn consume_offset_none_needs_committed_offsets_and_a_group() {
         .stderr_has("-o none needs a group (-g)");
 
     // Once offsets are set, -o none starts there.
-    run(
-        &[
-            "groups",
-            "reset-offsets",
-            &g,
-            "--topic",
-            &t,
-            "--to-offset",
-            "1",
-            "--execute",
-        ],
-        "",
-    )
-    .ok();
+    reset_offsets(&g, &[&t], &["--to-offset", "1"], true).ok();
     assert_eq!(ns(&consume_json(&t, &["-g", &g, "-o", "none"])), [1]);
 }
 

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use support::broker::unique;
 use support::child::Background;
 use support::events::numbered;
-use support::kafka::{consume_json, create_topic, describe_group, produce, watermarks};
+use support::kafka::{
+    consume_json, create_topic, describe_group, produce, reset_offsets, watermarks,
+};
 use support::kbridge::run;
 use support::output::OutputExt;
 use support::time::{now_ms, rfc3339_utc};
@@ -153,17 +155,10 @@ fn groups_with_an_active_member() {
     );
 
     // Offsets of an active group cannot be reset, nor can it be deleted.
-    for extra in [&[][..], &["--execute"][..]] {
-        let mut args = vec![
-            "groups",
-            "reset-offsets",
-            g.as_str(),
-            "--topic",
-            t.as_str(),
-            "--to-earliest",
-        ];
-        args.extend_from_slice(extra);
-        run(&args, "").exit(1).stderr_has("1 active member(s)");
+    for execute in [false, true] {
+        reset_offsets(&g, &[&t], &["--to-earliest"], execute)
+            .exit(1)
+            .stderr_has("1 active member(s)");
     }
     run(&["groups", "delete", &g], "")
         .exit(1)
@@ -183,34 +178,13 @@ fn groups_with_an_active_member() {
     assert_eq!(committed(&g, &t, 2), [Some(1), Some(1)]);
 
     // Now the offsets can be reset: a dry run changes nothing…
-    let out = run(
-        &[
-            "groups",
-            "reset-offsets",
-            &g,
-            "--topic",
-            &t,
-            "--to-earliest",
-        ],
-        "",
-    );
+    let out = reset_offsets(&g, &[&t], &["--to-earliest"], false);
     out.ok().stderr_has("dry run");
     assert_eq!(committed(&g, &t, 2), [Some(1), Some(1)]);
     // …--execute does.
-    run(
-        &[
-            "groups",
-            "reset-offsets",
-            &g,
-            "--topic",
-            &t,
-            "--to-earliest",
-            "--execute",
-        ],
-        "",
-    )
-    .ok()
-    .stderr_has(&format!("offsets of group '{g}' reset"));
+    reset_offsets(&g, &[&t], &["--to-earliest"], true)
+        .ok()
+        .stderr_has(&format!("offsets of group '{g}' reset"));
     assert_eq!(committed(&g, &t, 2), [Some(0), Some(0)]);
 
     // And the group can be deleted.
@@ -245,12 +219,7 @@ fn groups_reset_offsets_to_every_target() {
     assert_eq!(committed(&g, &t, 2), [Some(5), Some(5)]);
 
     let reset = |target: &[&str], execute: bool| -> std::process::Output {
-        let mut args = vec!["groups", "reset-offsets", g.as_str(), "--topic", t.as_str()];
-        args.extend_from_slice(target);
-        if execute {
-            args.push("--execute");
-        }
-        let out = run(&args, "");
+        let out = reset_offsets(&g, &[&t], target, execute);
         out.ok();
         out
     };
@@ -338,24 +307,9 @@ fn groups_reset_offsets_to_every_target() {
     let t2 = unique("kbt-grp-reset2");
     create_topic(&t2, 1);
     produce(&t2, &numbered(0..2), &[]);
-    let changes = run(
-        &[
-            "groups",
-            "reset-offsets",
-            &g,
-            "--topic",
-            &t,
-            "--topic",
-            &t2,
-            "--to-offset",
-            "1",
-            "--execute",
-            "--json",
-        ],
-        "",
-    )
-    .ok()
-    .json();
+    let changes = reset_offsets(&g, &[&t, &t2], &["--to-offset", "1", "--json"], true)
+        .ok()
+        .json();
     assert_eq!(
         changes,
         json!([

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use support::broker::unique;
 use support::events::event;
+use support::http_target::{Rule, Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records, read_all};
-use support::relay::RelayCmd;
-use support::target::{Rule, Script, Target};
+use support::relay_cmd::RelayCmd;
 use support::wait::wait_until;
 
 #[test]

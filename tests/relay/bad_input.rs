@@ -7,13 +7,13 @@ use serde_json::json;
 
 use support::broker::unique;
 use support::events::alert_event;
+use support::http_target::{Script, Target};
 use support::kafka::{consume_json, new_topic, new_topic_with, wait_fully_committed};
 use support::kbridge::run_bytes;
 use support::output::OutputExt;
 use support::records::{Consumed, Rec, produce_records, produce_records_with, read_all};
-use support::relay::RelayCmd;
+use support::relay_cmd::RelayCmd;
 use support::reports::reports;
-use support::target::{Script, Target};
 use support::tools::{RawRecord, b64, kcat_produce};
 use support::wait::wait_until;
 

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use support::broker::unique;
 use support::events::{alert_event, event, sample};
-use support::http::{free_port, get_status};
+use support::http_get::{free_port, get_status};
+use support::http_target::{Request, Reserved, Rule, Script, Target};
 use support::kafka::{
     committed, fully_committed, log_end_offsets, message_count, new_topic, wait_fully_committed,
 };
 use support::records::{Rec, commit_offsets, produce_records, read_all};
-use support::relay::{RelayCmd, event_keys};
+use support::relay_cmd::{RelayCmd, event_keys};
 use support::relay_process::Relay;
-use support::target::{Request, Reserved, Rule, Script, Target};
 use support::wait::wait_until;
 
 /// Every key answered 2xx exactly once; every attempt for a key carried
@@ -344,10 +344,7 @@ fn backpressure_during_the_initial_offset_reset_repeats_nothing() {
             pause_during_offset_reset(&format!("resetdup{round}"), "earliest", false);
         let ends = log_end_offsets(&topic);
         wait_fully_committed(&group, &topic, Duration::from_secs(20));
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for r in target.delivered() {
-            *counts.entry(r.key().to_string()).or_insert(0) += 1;
-        }
+        let counts = target.delivered_counts();
         let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
         let stale = relay.count_logs("timed offset query");
         assert!(

@@ -9,10 +9,10 @@ use base64::Engine;
 
 use support::broker::{secured, unique};
 use support::events::{alert_event, event};
-use support::https::HttpsTarget;
+use support::https_target::HttpsTarget;
 use support::kafka::{committed, message_count, new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
-use support::relay::RelayCmd;
+use support::relay_cmd::RelayCmd;
 use support::relay_process::Relay;
 use support::wait::wait_until;
 

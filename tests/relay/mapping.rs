@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 
 use support::broker::unique;
 use support::events::{sample, sample_names};
+use support::http_target::{Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
-use support::relay::{RelayCmd, event_keys};
-use support::target::{Script, Target};
+use support::relay_cmd::{RelayCmd, event_keys};
 use support::wait::wait_until;
 
 /// The alert body each sample must become, written out by hand from the

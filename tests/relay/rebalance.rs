@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use support::broker::unique;
 use support::events::{alert_event, event};
+use support::http_target::{Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
-use support::relay::{RelayCmd, event_keys};
-use support::target::{Script, Target};
+use support::relay_cmd::{RelayCmd, event_keys};
 use support::wait::wait_until;
 
 const EVENTS: usize = 40;
@@ -54,16 +54,8 @@ fn takeover(name: &str, wrapper: &[&str]) -> (BTreeMap<String, usize>, String) {
         "only the partitions that move are revoked: {revoked_line}"
     );
     wait_fully_committed(&group, &topic, Duration::from_secs(25));
-    let mut counts = BTreeMap::new();
-    for r in target.delivered() {
-        *counts.entry(r.key().to_string()).or_insert(0) += 1;
-    }
-    let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
-    assert!(
-        missing.is_empty(),
-        "lost in the rebalance: {missing:?}\n{}",
-        target.dump()
-    );
+    target.assert_none_missing(&keys, "lost in the rebalance");
+    let counts = target.delivered_counts();
     assert!(
         delivered_when_b_started + 10 < EVENTS,
         "B joined too late to move partitions mid-flight ({delivered_when_b_started} delivered)"

@@ -9,12 +9,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::broker::unique;
 use support::events::{alert_event, event};
-use support::http::{free_port, get, get_status};
+use support::http_get::{free_port, get, get_status};
+use support::http_target::{Request, Reserved, Script, Target};
 use support::kafka::{committed, new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records, read_all};
-use support::relay::RelayCmd;
+use support::relay_cmd::RelayCmd;
 use support::repo_root;
-use support::target::{Request, Reserved, Script, Target};
 use support::wait::wait_until;
 
 /// A chat-robot route: a text message per event, keyed by fault.

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use support::broker::{SCRAM_PASSWORD, SCRAM_USER, secured, unique};
 use support::events::alert_event;
-use support::http::{free_port, get};
+use support::http_get::{free_port, get};
+use support::http_target::{Script, Target};
 use support::kafka::new_topic;
 use support::records::{Rec, produce_records, read_all};
-use support::relay::RelayCmd;
-use support::target::{Script, Target};
+use support::relay_cmd::RelayCmd;
 use support::wait::wait_until;
 
 const HEADER_TOKEN: &str = "hdr-tok-8c1f2e3d4b5a6978";

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use support::broker::{PLAIN_PASSWORD, PLAIN_USER, SCRAM_PASSWORD, SCRAM_USER, secured, unique};
 use support::events::event;
+use support::http_target::{Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
-use support::relay::RelayCmd;
-use support::target::{Script, Target};
+use support::relay_cmd::RelayCmd;
 use support::wait::wait_until;
 
 /// The `[kafka]` block for SASL_SSL with this mechanism and user, the

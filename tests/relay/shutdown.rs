@@ -1,15 +1,14 @@
 //! Stopping mid-flight: SIGTERM drains and commits (no duplicates after a
 //! restart), SIGKILL loses nothing (bounded duplicates after a restart).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::broker::unique;
 use support::events::{alert_event, event};
-use support::kafka::{committed, describe_group, new_topic, wait_fully_committed};
+use support::http_target::{Reserved, Script, Target};
+use support::kafka::{committed, describe_group, new_topic};
 use support::records::{Rec, produce_records};
-use support::relay::{RelayCmd, event_keys};
-use support::target::{Reserved, Script, Target};
+use support::relay_cmd::{RelayCmd, event_keys};
 use support::wait::wait_until;
 
 const EVENTS: usize = 50;
@@ -35,18 +34,9 @@ fn setup(name: &str) -> (String, String, Target, Vec<String>, RelayCmd) {
     (topic, group, target, keys, cmd)
 }
 
-/// How many 2xx answers each key got.
-fn ok_counts(target: &Target) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for r in target.delivered() {
-        *m.entry(r.key().to_string()).or_insert(0) += 1;
-    }
-    m
-}
-
 #[test]
 fn sigterm_mid_flight_drains_commits_and_a_restart_repeats_nothing() {
-    let (topic, group, target, keys, cmd) = setup("term");
+    let (_, _, target, keys, cmd) = setup("term");
     // At most 8 events in processing: at the signal some are in flight and
     // the rest were never taken, so the restart has work left to do.
     let cmd = cmd.config("max_pending = 8\n");
@@ -93,9 +83,7 @@ fn sigterm_mid_flight_drains_commits_and_a_restart_repeats_nothing() {
         target.delivered().len(),
         first_run.len()
     );
-    let mut again = cmd.start();
-    again.wait_assigned();
-    wait_fully_committed(&group, &topic, Duration::from_secs(20));
+    let mut again = cmd.start_until_committed(Duration::from_secs(20));
     again.signal("TERM");
     assert_eq!(
         again.expect_exit(Duration::from_secs(20)).code(),
@@ -104,9 +92,8 @@ fn sigterm_mid_flight_drains_commits_and_a_restart_repeats_nothing() {
         again.stderr()
     );
 
-    let counts = ok_counts(&target);
-    let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "never delivered: {missing:?}");
+    target.assert_none_missing(&keys, "after a SIGTERM and a restart");
+    let counts = target.delivered_counts();
     let repeated: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         repeated.is_empty(),
@@ -118,7 +105,7 @@ fn sigterm_mid_flight_drains_commits_and_a_restart_repeats_nothing() {
 
 #[test]
 fn sigkill_mid_flight_then_restart_loses_nothing() {
-    let (topic, group, target, keys, cmd) = setup("kill");
+    let (_, _, target, keys, cmd) = setup("kill");
     let mut relay = cmd.start();
     relay.wait_assigned();
     assert!(
@@ -130,17 +117,9 @@ fn sigkill_mid_flight_then_restart_loses_nothing() {
     relay.expect_exit(Duration::from_secs(5));
     let before = target.delivered().len();
 
-    let mut again = cmd.start();
-    again.wait_assigned();
-    wait_fully_committed(&group, &topic, Duration::from_secs(25));
-
-    let counts = ok_counts(&target);
-    let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
-    assert!(
-        missing.is_empty(),
-        "lost after SIGKILL: {missing:?}\n{}",
-        target.dump()
-    );
+    let _again = cmd.start_until_committed(Duration::from_secs(25));
+    target.assert_none_missing(&keys, "lost after SIGKILL");
+    let counts = target.delivered_counts();
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
     assert!(
         duplicates < EVENTS,
@@ -204,16 +183,8 @@ fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
     );
     assert!(relay.has_log("drain timeout"), "{}", relay.stderr());
 
-    let mut again = cmd.start();
-    again.wait_assigned();
-    wait_fully_committed(&group, &topic, Duration::from_secs(25));
-    let counts = ok_counts(&target);
-    let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
-    assert!(
-        missing.is_empty(),
-        "lost after a drain timeout: {missing:?}\n{}",
-        target.dump()
-    );
+    let _again = cmd.start_until_committed(Duration::from_secs(25));
+    target.assert_none_missing(&keys, "lost after a drain timeout");
 }
 
 /// While draining (the target is down, so the delivery keeps retrying), a
@@ -260,9 +231,7 @@ fn a_second_signal_exits_at_once_and_the_event_is_not_lost() {
     );
 
     let target = Target::start_on(port, Script::default());
-    let mut again = cmd.start();
-    again.wait_assigned();
-    wait_fully_committed(&group, &topic, Duration::from_secs(20));
+    let _again = cmd.start_until_committed(Duration::from_secs(20));
     let key = event_keys(&topic, &coords).remove(0);
     assert_eq!(
         target.delivered().iter().filter(|r| r.key() == key).count(),

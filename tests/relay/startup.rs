@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use support::broker::unique;
 use support::events::alert_event;
+use support::http_target::{Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
 use support::records::{Rec, produce_records};
-use support::relay::RelayCmd;
-use support::target::{Script, Target};
+use support::relay_cmd::RelayCmd;
 
 #[test]
 fn offset_reset_none_with_a_fresh_group_fails_with_advice() {

@@ -1,7 +1,7 @@
-//! Stage 4, the answer: what the webhook's answer means — delivered,
+//! The answer: what the webhook's answer means — delivered,
 //! rejected for good, or worth another try (and whose fault it is). Pure, so
 //! every rule of the target's contract is unit-tested. Which statuses are
-//! about the alert and which about the target is `status_policy`'s.
+//! about the alert and which about the target is `config::StatusPolicy`'s.
 
 use std::time::Duration;
 

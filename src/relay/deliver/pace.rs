@@ -1,10 +1,13 @@
-//! A route's rate limit toward its target (`rate_limit = "20/min"`):
-//! requests are spaced evenly — one every 3 s for 20/min — so that no
-//! period ever sees more than its share, the way chat robots count
-//! (DingTalk and WeCom refuse the 21st message of a minute, and DingTalk
-//! then blocks the robot for minutes). An event over the rate waits, holding
-//! its processing slot; when the window fills, consumption pauses
-//! (`source::backpressure`): nothing is dropped.
+//! A route's rate limit toward its target (`rate_limit = "20/min"`), in
+//! this process: each request waits until at least period / N has passed
+//! since the previous one started — 3 s for 20/min, a burst of one (GCRA) —
+//! so no window of the period sees more than N from this process, the way
+//! chat robots count (DingTalk and WeCom refuse the 21st message of a
+//! minute, and DingTalk then blocks the robot for minutes). Several
+//! instances in one group each keep their own pace: the limit is per
+//! process, not per fleet. An event over the rate waits, holding its
+//! processing slot; when the window fills, consumption pauses
+//! (`source::Backpressure`): nothing is dropped.
 //!
 //! Retries count too: the target counts every request it receives.
 

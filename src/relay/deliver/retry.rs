@@ -1,4 +1,4 @@
-//! Stage 4, retries: how long to wait between attempts and when to give up.
+//! Retries: how long to wait between attempts and when to give up.
 //!
 //! Kept apart from request building (`webhook.rs`): exponential backoff
 //! with jitter from `backon`, stretched to honour the target's

@@ -3,6 +3,7 @@
 //! consumed as JSON lines, and a group's committed offsets.
 
 use std::collections::BTreeMap;
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -110,6 +111,20 @@ pub fn produce(topic: &str, lines: &[String], extra: &[&str]) {
     run(&args, &input)
         .ok()
         .stderr_has(&format!("{} message(s) delivered", lines.len()));
+}
+
+/// `groups reset-offsets GROUP --topic TOPIC… TO…`, with `--execute` when
+/// `execute` (else the dry run): the command's output, not yet checked.
+pub fn reset_offsets(group: &str, topics: &[&str], to: &[&str], execute: bool) -> Output {
+    let mut args = vec!["groups", "reset-offsets", group];
+    for t in topics {
+        args.extend_from_slice(&["--topic", t]);
+    }
+    args.extend_from_slice(to);
+    if execute {
+        args.push("--execute");
+    }
+    run(&args, "")
 }
 
 /// `consume TOPIC -e -f json EXTRA…`: the printed records.

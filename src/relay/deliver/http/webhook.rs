@@ -1,4 +1,4 @@
-//! Stage 4, the sink: one POST of one alert, its answer classified by
+//! The sink: one POST of one alert, its answer classified by
 //! `answer`.
 //!
 //! A few long-lived HTTP/1.1 connections for the whole route (`pool`),

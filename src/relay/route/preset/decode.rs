@@ -1,4 +1,4 @@
-//! Stage 1, decode: Kafka bytes → the fields a preset reads, or a precise
+//! decode: Kafka bytes → the fields a preset reads, or a precise
 //! reason why not.
 //!
 //! Everything here is pure and total: any byte string yields `Ok` or a

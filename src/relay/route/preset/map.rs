@@ -1,4 +1,4 @@
-//! Stage 3, map: a valid Guance event → the ops platform's alert body.
+//! map: a valid Guance event → the ops platform's alert body.
 //!
 //! Reproduces the seed's `clean_data`, with two fixes: `alertId` is the
 //! fault id (which ties a trigger to its recovery; the seed's per-event id

@@ -1,9 +1,10 @@
-//! Stages 1–3, decode → validate → map: the built-in pipelines. A preset
+//! decode → validate → map, natively: the built-in pipelines. A preset
 //! turns one message value into a decision: skip it, reject it (with the
 //! stage and reason), or deliver this body under this alert id.
 //!
-//! Pure, and total over any bytes: the I/O around it lives in `intake`
-//! (which calls [`decide`]) and `deliver`.
+//! Pure, and total over any bytes: a preset route's `Route::intake` (in
+//! `route/mod.rs`) calls [`decide`]; the I/O around it is `route::take`
+//! and `deliver`.
 
 mod decode;
 mod map;

@@ -1,4 +1,4 @@
-//! Stage 2, validate: a decoded JSON object → a typed Guance event, a
+//! validate: a decoded JSON object → a typed Guance event, a
 //! deliberate skip, or every reason it is invalid.
 //!
 //! The seed's `check_fields` used Python truthiness (`not data.get(f)`), so a

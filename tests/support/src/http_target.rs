@@ -7,7 +7,7 @@
 //! before each answer; answering one request at a time. A target can also
 //! start late on a port `Reserved` earlier (down, then up).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -226,6 +226,27 @@ impl Target {
         ids.sort();
         ids.dedup();
         ids
+    }
+
+    /// How many times each event (Idempotency-Key) was answered 2xx.
+    pub fn delivered_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for r in self.delivered() {
+            *counts.entry(r.key().to_string()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Asserts that every event of `keys` was answered 2xx at least once;
+    /// the failure says `what` lost them and shows every request.
+    pub fn assert_none_missing(&self, keys: &[String], what: &str) {
+        let counts = self.delivered_counts();
+        let missing: Vec<&String> = keys.iter().filter(|k| !counts.contains_key(*k)).collect();
+        assert!(
+            missing.is_empty(),
+            "{what}: {missing:?} never delivered\n{}",
+            self.dump()
+        );
     }
 
     /// How many distinct events (Idempotency-Keys) were answered 2xx.

@@ -3,8 +3,10 @@
 //! running process is `relay_process::Relay`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::broker;
+use crate::kafka::wait_fully_committed;
 use crate::kbridge::kbridge_via;
 use crate::relay_process::Relay;
 
@@ -100,6 +102,15 @@ impl RelayCmd {
 
     pub fn start(&self) -> Relay {
         self.start_with(&[])
+    }
+
+    /// Starts the relay (again, after a stop or a crash) and waits until it
+    /// owns partitions and its group committed every offset of its topic.
+    pub fn start_until_committed(&self, timeout: Duration) -> Relay {
+        let mut relay = self.start();
+        relay.wait_assigned();
+        wait_fully_committed(&self.group, &self.topic, timeout);
+        relay
     }
 
     /// Starts with extra `run` options.
