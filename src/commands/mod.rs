@@ -1,5 +1,6 @@
 //! The everyday Kafka operations, one module per command family, plus
-//! what one of them needs of its own (`assignment`, `input_lines`, `render`).
+//! what one of them needs of its own (`assignment`, `input_lines`,
+//! `topic_handle`, `render`).
 
 mod assignment;
 pub(crate) mod cluster;
@@ -8,4 +9,5 @@ pub(crate) mod groups;
 mod input_lines;
 pub(crate) mod produce;
 pub(crate) mod render;
+mod topic_handle;
 pub(crate) mod topics;

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 
 use super::input_lines;
+use super::topic_handle::TopicHandle;
 use crate::client::{KafkaContext, KafkaOpts};
 use crate::error::{Reported, UsageError};
 
@@ -140,12 +141,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
         Source::Stdin => (Box::new(std::io::stdin()), None),
     };
     let progress = progress_bar(size, args.quiet);
-    let headers = args.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-        h.insert(Header {
-            key: k,
-            value: Some(v.as_bytes()),
-        })
-    });
+    let topic = TopicHandle::new(&producer, &args.topic, &args.headers)?;
 
     let started = Instant::now();
     let (raw, key_field) = (args.raw, args.key_field.clone());
@@ -173,7 +169,14 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
         };
         for line in &batch.lines {
             let key = batch.key(line).or(fixed_key);
-            if let Err(e) = send(&producer, args, key, batch.body(line), &headers, line.no) {
+            if let Err(e) = send(
+                &producer,
+                &topic,
+                args.partition,
+                key,
+                batch.body(line),
+                line.no,
+            ) {
                 stopped = Some(Stop::Unsendable(format!("{e:#}")));
                 break 'input;
             }
@@ -341,41 +344,32 @@ fn drain(producer: &BaseProducer<ReportContext>, timeout: Duration) -> Result<()
     }
 }
 
+/// Queues one line, serving delivery reports while librdkafka's queue is
+/// full.
 fn send(
     producer: &BaseProducer<ReportContext>,
-    args: &Produce,
+    topic: &TopicHandle<'_>,
+    partition: Option<i32>,
     key: Option<&[u8]>,
     body: &[u8],
-    headers: &OwnedHeaders,
     line_no: usize,
 ) -> Result<()> {
-    let mut record = BaseRecord::with_opaque_to(&args.topic, line_no).payload(body);
-    if let Some(k) = key {
-        record = record.key(k);
-    }
-    if let Some(p) = args.partition {
-        record = record.partition(p);
-    }
-    if !args.headers.is_empty() {
-        record = record.headers(headers.clone());
-    }
     loop {
-        match producer.send(record) {
+        match topic.send(body, key, partition, line_no) {
             Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+            Err(RDKafkaErrorCode::QueueFull) => {
                 // The local queue is full (`queue.buffering.max.messages`)
                 // until delivery reports are served: serve them here too,
                 // as kcat does, and rest only if none was waiting. A rest
                 // of a whole millisecond each time cost a tenth of the
                 // throughput.
-                record = r;
                 let served = producer.context().served();
                 producer.poll(Duration::ZERO);
                 if producer.context().served() == served {
                     std::thread::sleep(QUEUE_FULL_REST);
                 }
             }
-            Err((e, _)) => bail!("line {line_no}: cannot queue the message: {e}"),
+            Err(e) => bail!("line {line_no}: cannot queue the message: {e}"),
         }
     }
 }
