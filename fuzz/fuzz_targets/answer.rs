@@ -15,7 +15,7 @@ mod answer;
 /// What the answer's classification names of the rest of the crate.
 mod relay {
     pub mod config {
-        pub use crate::status_policy::{StatusPolicy, Treatment};
+        pub(crate) use crate::status_policy::{StatusPolicy, Treatment};
     }
 }
 

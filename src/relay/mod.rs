@@ -1,43 +1,49 @@
 //! `kbridge run`: the alert relay.
 //!
-//! One event's trip, folder by folder (each stage a pure core with its I/O
-//! at the edges):
+//! One event's trip, folder by folder, in the order the folders are named
+//! here (each stage a pure core with its I/O at the edges; ARCHITECTURE.md
+//! has the same walk for a newcomer):
 //!
-//! - **Kafka in** — `source/`: the group consumer (`source::consumer::create`)
-//!   is polled by `source::consume_loop::run`, which takes a processing slot
-//!   for each message (or pauses its partition: `source::backpressure`) and
-//!   hands it to `intake::take`. Rebalances are `source::rebalance`.
-//! - **decode → validate → map** — `intake::take` asks every route that
-//!   takes the message's topic (`route::Route::intake`): the native preset
-//!   (`preset::decide`) decodes the bytes (`preset/decode.rs`), validates
-//!   the fields (`preset/validate.rs`) and maps them to the alert body
-//!   (`preset/map.rs`) — or says why not (`stage::Stage`); a jq route
-//!   (`jq`) computes the event's ordering key and leaves its filter and map
-//!   to the delivery task. The offset is accepted as one part per job
-//!   (`commit::partitions::Partitions::accept`); a skip is finished at
-//!   once; anything else becomes a `job::Job` per route.
-//! - **deliver** — `deliver::run_chain` maps a jq route's event, POSTs the
-//!   bodies to the route's target (`deliver/target.rs`, `deliver/webhook.rs`,
-//!   at the route's `deliver/pace.rs`), classifies the answer
-//!   (`deliver/answer.rs`, `deliver/answer_rules.rs`), waits and tries again
-//!   (`deliver/retry.rs`), or writes a dead letter (`deliver/dead_letter.rs`)
-//!   carrying the original message (`origin::Origin`).
-//! - **commit** — `shared::Shared::finish` marks the offset handled and,
-//!   when the partition's contiguous prefix moved, stores the new commit
-//!   point (`commit::committer::store`). Stored points are committed every
+//! - **Kafka in** — `source/`: the group consumer
+//!   (`source::create_consumer`) is polled by `consume_loop::run`, the
+//!   relay's orchestrator, which takes a processing slot for each message
+//!   (or pauses its partition: `source::Backpressure`) and hands it, as an
+//!   `Origin`, to `route::take`. Rebalances are `source/rebalance.rs`.
+//! - **route: decode → validate → map** — `route::take` asks every
+//!   `LiveRoute` that takes the message's topic (`Route::intake`): a preset
+//!   route decodes the bytes, validates the fields and maps them to the
+//!   alert body (`route/preset/`) — or says why not (`stage::Stage`); a jq
+//!   route computes the event's ordering key (`EventKey`) and leaves its
+//!   filter and map to the delivery task. The offset is accepted as one
+//!   part per job (`commit::Partitions::accept`); a skip is finished at
+//!   once; anything else becomes a `job::Job`, which holds its route.
+//! - **deliver** — `deliver::run_chain` maps a jq route's event
+//!   (`Route::later`), POSTs the bodies to the route's `Target`
+//!   (`deliver/http/`, at the route's `deliver/pace.rs`), classifies the
+//!   answer (`deliver/answer.rs`, `deliver/answer_rules.rs`), waits and
+//!   tries again (`deliver/retry.rs`), or writes a dead letter
+//!   (`deliver/dead_letter.rs`) carrying the original record.
+//! - **commit** — `Shared::finish` marks the offset handled and, when the
+//!   partition's contiguous prefix moved, stores the new commit point
+//!   (`commit::committer::store`). Stored points are committed every
 //!   `commit_interval` by `commit::committer::spawn_periodic`; a revoke
-//!   (`source::rebalance`) and the shutdown (`drain::drain`) commit theirs
+//!   (`source/rebalance.rs`) and the shutdown (`drain::drain`) commit theirs
 //!   at once with `commit::committer::commit_now`, bounded by a deadline.
 //!   One commit runs at a time; `commit/mod.rs` walks this half of the trip
-//!   step by step. Every event is taken under its partition's ownership
-//!   (`commit::ownership`), which a revoke ends: the delivery stops, and the
-//!   partition's next owner sends it.
+//!   step by step. Every event is taken under its partition's
+//!   `commit::Ownership`, which a revoke ends: the delivery stops
+//!   (`deliver::Interrupted`), and the partition's next owner sends it.
 //!
-//! Around them: `config` (layered configuration), `route` (the routes,
-//! compiled), `check` (`kbridge check`), `service::serve` (the wiring), `shared` (what every task shares), `shutdown` (the stop request,
-//! the drain's abort, the stop's clock), `blocking` (waits that do not hold
-//! up a runtime worker), `systemd` (sd-notify, watchdog), `telemetry`
-//! (metrics, health, the summary line), `report` (what the demo prints).
+//! Around them: `config` (layered configuration), `live_route` (a route as
+//! it runs: `route::Route` beside `deliver::Target`), `check` (`kbridge
+//! check`), `service::serve` (the wiring), `shared` (what every task
+//! shares), `shutdown` (the stop request, the drain's abort, the stop's
+//! clock), `blocking` (waits that do not hold up a runtime worker),
+//! `systemd` (sd-notify, watchdog), `telemetry` (metrics, health, the
+//! summary line), `report` (what the demo prints).
+//!
+//! "The seed", in comments: the Python `kafka_event_server` kbridge
+//! replaces, from the article it grew from; ARCHITECTURE.md says more.
 
 mod blocking;
 pub(crate) mod check;

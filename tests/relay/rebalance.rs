@@ -32,11 +32,7 @@ fn takeover(name: &str, wrapper: &[&str]) -> (BTreeMap<String, usize>, String) {
     let cmd = RelayCmd::new(&topic, &group, &target.url());
     let mut a = cmd.clone().wrapped(wrapper).start();
     a.wait_assigned();
-    assert!(
-        wait_until(Duration::from_secs(15), || target.delivered().len() >= 5),
-        "{}",
-        target.dump()
-    );
+    target.wait_delivered(5, Duration::from_secs(15));
     let mut b = cmd.start();
     let delivered_when_b_started = target.delivered().len();
     b.wait_assigned();

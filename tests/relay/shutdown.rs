@@ -42,11 +42,7 @@ fn sigterm_mid_flight_drains_commits_and_a_restart_repeats_nothing() {
     let cmd = cmd.config("max_pending = 8\n");
     let mut relay = cmd.start();
     relay.wait_assigned();
-    assert!(
-        wait_until(Duration::from_secs(20), || target.delivered().len() >= 10),
-        "{}",
-        target.dump()
-    );
+    target.wait_delivered(10, Duration::from_secs(20));
     let signalled = Instant::now();
     relay.signal("TERM");
     let status = relay.expect_exit(Duration::from_secs(25));
@@ -108,11 +104,7 @@ fn sigkill_mid_flight_then_restart_loses_nothing() {
     let (_, _, target, keys, cmd) = setup("kill");
     let mut relay = cmd.start();
     relay.wait_assigned();
-    assert!(
-        wait_until(Duration::from_secs(20), || target.delivered().len() >= 10),
-        "{}",
-        target.dump()
-    );
+    target.wait_delivered(10, Duration::from_secs(20));
     relay.signal("KILL");
     relay.expect_exit(Duration::from_secs(5));
     let before = target.delivered().len();
@@ -167,10 +159,7 @@ fn sigterm_with_a_short_drain_timeout_exits_in_time_and_loses_nothing() {
     let cmd = RelayCmd::new(&topic, &group, &target.url()).config("drain_timeout = \"1s\"\n");
     let mut relay = cmd.start();
     relay.wait_assigned();
-    assert!(wait_until(Duration::from_secs(15), || target
-        .delivered()
-        .len()
-        >= 2));
+    target.wait_delivered(2, Duration::from_secs(15));
     let signalled = Instant::now();
     relay.signal("TERM");
     let status = relay.expect_exit(Duration::from_secs(15));
@@ -269,10 +258,7 @@ fn a_drain_timeout_still_leaves_the_group() {
             .config("drain_timeout = \"1s\"\n")
             .start();
         relay.wait_assigned();
-        assert!(wait_until(Duration::from_secs(15), || target
-            .delivered()
-            .len()
-            >= 2));
+        target.wait_delivered(2, Duration::from_secs(15));
         relay.signal("TERM");
         assert_eq!(relay.expect_exit(Duration::from_secs(15)).code(), Some(0));
         assert!(relay.has_log("drain timeout"), "{}", relay.stderr());

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::runtime::rt;
+use crate::wait::wait_until;
 
 /// How the target answers.
 #[derive(Debug, Clone, Default)]
@@ -235,6 +236,16 @@ impl Target {
             *counts.entry(r.key().to_string()).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// Waits (at most `timeout`) until `n` requests were answered 2xx;
+    /// fails the test with every request otherwise.
+    pub fn wait_delivered(&self, n: usize, timeout: Duration) {
+        assert!(
+            wait_until(timeout, || self.delivered().len() >= n),
+            "fewer than {n} requests answered 2xx within {timeout:?}:\n{}",
+            self.dump()
+        );
     }
 
     /// Asserts that every event of `keys` was answered 2xx at least once;
