@@ -15,7 +15,7 @@ use crate::relay::telemetry::Totals;
 
 pub(crate) struct LiveRoute {
     /// The route's place in the configuration: what its jobs are ordered
-    /// by (`commit::ordering::OrderKey`), with the alert's key.
+    /// by (`commit::OrderKey`), with the alert's key.
     pub id: usize,
     pub route: Route,
     pub target: Target,

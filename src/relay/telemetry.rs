@@ -189,7 +189,7 @@ impl Totals {
     }
 
     /// Counts one webhook attempt of a route; returns whether it failed as
-    /// the target's fault (for the route's readiness, `deliver::target`).
+    /// the target's fault (for the route's readiness, `deliver::Target`).
     pub(crate) fn attempt(&self, route: &Arc<str>, attempt: &Attempt, elapsed: Duration) -> bool {
         let outcome = AttemptOutcome::of(attempt);
         metrics::counter!("kbridge_delivery_attempts_total", "route" => label(route), "outcome" => outcome.label(), "status" => status_label(attempt.status()))
