@@ -119,6 +119,27 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
     // Declared after the producer, so dropped (joined) before it.
     let _reports = ReportThread::start(producer.clone());
 
+    let (reader, size): (Box<dyn Read + Send>, Option<u64>) = match &args.source {
+        Source::File(path) => {
+            let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let size = f.metadata().ok().map(|m| m.len());
+            (Box::new(f), size)
+        }
+        Source::Stdin => (Box::new(std::io::stdin()), None),
+    };
+    let progress = progress_bar(size, args.quiet);
+
+    let started = Instant::now();
+    let (raw, key_field) = (args.raw, args.key_field.clone());
+    let bar = progress.clone();
+    let input = input_lines::spawn(
+        reader,
+        Box::new(move |body: &[u8]| prepare(body, raw, key_field.as_deref())),
+        args.skip_invalid,
+        Box::new(move |msg: &str| bar.suspend(|| eprintln!("kbridge: {msg}; skipped"))),
+    );
+    // The topic (and partition) are checked while the first lines are
+    // read and checked: the metadata request's round trip overlaps them.
     let md = opts.metadata(producer.client(), Some(&args.topic))?;
     opts.require_topics(&md, std::slice::from_ref(&args.topic))?;
     if let Some(p) = args.partition {
@@ -131,27 +152,10 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
             )));
         }
     }
-
-    let (reader, size): (Box<dyn Read + Send>, Option<u64>) = match &args.source {
-        Source::File(path) => {
-            let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let size = f.metadata().ok().map(|m| m.len());
-            (Box::new(f), size)
-        }
-        Source::Stdin => (Box::new(std::io::stdin()), None),
-    };
-    let progress = progress_bar(size, args.quiet);
+    // Only for a topic that exists: a handle on an unknown topic may ask
+    // the cluster for it, and a broker that creates topics on request would.
     let topic = TopicHandle::new(&producer, &args.topic, &args.headers)?;
 
-    let started = Instant::now();
-    let (raw, key_field) = (args.raw, args.key_field.clone());
-    let bar = progress.clone();
-    let input = input_lines::spawn(
-        reader,
-        Box::new(move |body: &[u8]| prepare(body, raw, key_field.as_deref())),
-        args.skip_invalid,
-        Box::new(move |msg: &str| bar.suspend(|| eprintln!("kbridge: {msg}; skipped"))),
-    );
     let fixed_key = args.key.as_deref().map(str::as_bytes);
     let mut invalid = 0u64;
     let mut stopped: Option<Stop> = None;
