@@ -43,10 +43,9 @@ impl Batch {
         line.key.clone().map(|k| &self.data[k])
     }
 
-    fn push(&mut self, no: usize, body: &[u8], key: Option<Vec<u8>>) {
-        let start = self.data.len();
-        self.data.extend_from_slice(body);
-        let body = start..self.data.len();
+    /// Records the line whose body was read into `data` at `body` (and
+    /// nothing after it), with its key.
+    fn add(&mut self, no: usize, body: Range<usize>, key: Option<Vec<u8>>) {
         let key = key.map(|k| {
             let start = self.data.len();
             self.data.extend_from_slice(&k);
@@ -59,8 +58,12 @@ impl Batch {
         self.lines.len() >= BATCH_LINES || self.data.len() >= BATCH_BYTES
     }
 
-    /// The batch emptied, its buffers kept.
+    /// The batch emptied, its buffers kept (unless a very long line grew
+    /// them far beyond a batch's size: that memory goes back).
     fn cleared(mut self) -> Self {
+        if self.data.capacity() > 4 * BATCH_BYTES {
+            self.data = Vec::new();
+        }
         self.data.clear();
         self.lines.clear();
         self.bytes = 0;
@@ -133,15 +136,17 @@ fn read(
             .map_or_else(|_| Batch::default(), Batch::cleared)
     };
     let mut input = BufReader::with_capacity(256 * 1024, input);
-    let mut line = Vec::with_capacity(4096);
     let mut batch = fresh();
     let mut no = 0usize;
     loop {
-        line.clear();
-        let n = match input.read_until(b'\n', &mut line) {
+        // Each line is read straight into the batch, and taken back out if
+        // it is empty or invalid: one copy of the input, not two.
+        let start = batch.data.len();
+        let n = match input.read_until(b'\n', &mut batch.data) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
+                batch.data.truncate(start);
                 let _ = tx.send(Chunk::Lines(batch));
                 let _ = tx.send(Chunk::ReadError(e));
                 return;
@@ -150,13 +155,15 @@ fn read(
         no += 1;
         batch.bytes += n as u64;
         batch.read += 1;
-        let body = trim_line(&line);
-        if body.is_empty() {
+        let end = start + trim_line(&batch.data[start..]).len();
+        batch.data.truncate(end);
+        if end == start {
             continue;
         }
-        match check(body) {
-            Ok(key) => batch.push(no, body, key),
+        match check(&batch.data[start..end]) {
+            Ok(key) => batch.add(no, start..end, key),
             Err(reason) => {
+                batch.data.truncate(start);
                 let msg = format!("line {no}: {reason}");
                 if !skip_invalid {
                     let _ = tx.send(Chunk::Lines(batch));

@@ -130,13 +130,17 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
     let progress = progress_bar(size, args.quiet);
 
     let started = Instant::now();
+    let skips = Arc::new(HeldBack::default());
     let (raw, key_field) = (args.raw, args.key_field.clone());
     let bar = progress.clone();
     let input = input_lines::spawn(
         reader,
         Box::new(move |body: &[u8]| prepare(body, raw, key_field.as_deref())),
         args.skip_invalid,
-        Box::new(move |msg: &str| bar.suspend(|| eprintln!("kbridge: {msg}; skipped"))),
+        Box::new({
+            let skips = skips.clone();
+            move |msg: &str| skips.say(&bar, format!("kbridge: {msg}; skipped"))
+        }),
     );
     // The topic (and partition) are checked while the first lines are
     // read and checked: the metadata request's round trip overlaps them.
@@ -152,6 +156,7 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
             )));
         }
     }
+    skips.release(&progress);
     // Only for a topic that exists: a handle on an unknown topic may ask
     // the cluster for it, and a broker that creates topics on request would.
     let topic = TopicHandle::new(&producer, &args.topic, &args.headers)?;
@@ -232,6 +237,39 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
         return Err(Reported(format!("{failed} message(s) were not delivered")).into());
     }
     Ok(())
+}
+
+/// The reader's "skipped" lines, held back until the topic was found: a
+/// missing topic is the one error to show then, not lines that were never
+/// going to be sent. The read-ahead is a few batches, so this holds little.
+#[derive(Default)]
+struct HeldBack {
+    /// `None` once released: lines are printed as they come.
+    held: Mutex<Option<Vec<String>>>,
+    released: AtomicBool,
+}
+
+impl HeldBack {
+    fn say(&self, bar: &ProgressBar, line: String) {
+        if !self.released.load(Ordering::Acquire)
+            && let Ok(mut held) = self.held.lock()
+            && !self.released.load(Ordering::Acquire)
+        {
+            held.get_or_insert_with(Vec::new).push(line);
+            return;
+        }
+        bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Prints what was held back, and everything from now on at once.
+    fn release(&self, bar: &ProgressBar) {
+        if let Ok(mut held) = self.held.lock() {
+            self.released.store(true, Ordering::Release);
+            for line in held.take().unwrap_or_default() {
+                bar.suspend(|| eprintln!("{line}"));
+            }
+        }
+    }
 }
 
 /// Why the input was not read to its end.

@@ -280,6 +280,13 @@ fn produce_to_an_unknown_topic_fails() {
         .stderr_has(&format!("topic '{t}' does not exist"));
     assert!(out.stdout.is_empty(), "{}", out.describe());
     run(&["topics", "describe", &t], "").exit(1);
+    // Lines are read while the topic is looked up; the ones it would have
+    // skipped are not reported for a topic that does not exist.
+    let out = run(&["produce", &t, "--skip-invalid"], "{}\nnot json\n{}\n");
+    out.exit(1)
+        .stderr_has(&format!("topic '{t}' does not exist"));
+    assert!(!out.stderr_str().contains("skipped"), "{}", out.describe());
+    run(&["topics", "describe", &t], "").exit(1);
 }
 
 #[test]
