@@ -11,7 +11,9 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 /// the handover costs nothing per line.
 const BATCH_LINES: usize = 4096;
 const BATCH_BYTES: usize = 256 * 1024;
-/// Batches waiting for the sender: bounds memory to about 1 MB.
+/// Batches waiting for the sender: with the batches being sent and being
+/// filled, about 7 × 256 KB of line data at most (more only while one line
+/// is longer than a batch).
 const QUEUED_BATCHES: usize = 4;
 
 /// Checked lines, their bodies and keys in one buffer.
@@ -54,8 +56,11 @@ impl Batch {
         self.lines.push(Line { no, body, key });
     }
 
+    /// Full by lines read (skipped and empty ones too, so that a run of
+    /// invalid lines is handed over and counted like any other) or by
+    /// bytes kept.
     fn is_full(&self) -> bool {
-        self.lines.len() >= BATCH_LINES || self.data.len() >= BATCH_BYTES
+        self.read >= BATCH_LINES as u64 || self.data.len() >= BATCH_BYTES
     }
 
     /// The batch emptied, its buffers kept (unless a very long line grew

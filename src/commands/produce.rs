@@ -241,33 +241,54 @@ pub(crate) fn run(opts: &KafkaOpts, args: &Produce) -> Result<()> {
 
 /// The reader's "skipped" lines, held back until the topic was found: a
 /// missing topic is the one error to show then, not lines that were never
-/// going to be sent. The read-ahead is a few batches, so this holds little.
+/// going to be sent. The reader reads a few batches ahead at most, and
+/// only the first `HELD_LINES` lines are kept; the rest are counted.
 #[derive(Default)]
 struct HeldBack {
-    /// `None` once released: lines are printed as they come.
-    held: Mutex<Option<Vec<String>>>,
+    held: Mutex<Held>,
+    /// Set once the held lines were printed: lines are printed as they come.
     released: AtomicBool,
 }
+
+#[derive(Default)]
+struct Held {
+    lines: Vec<String>,
+    more: u64,
+}
+
+const HELD_LINES: usize = 100;
 
 impl HeldBack {
     fn say(&self, bar: &ProgressBar, line: String) {
         if !self.released.load(Ordering::Acquire)
             && let Ok(mut held) = self.held.lock()
+            // Checked again under the lock: `release` prints and sets the
+            // flag while holding it, so nothing overtakes the held lines.
             && !self.released.load(Ordering::Acquire)
         {
-            held.get_or_insert_with(Vec::new).push(line);
+            if held.lines.len() < HELD_LINES {
+                held.lines.push(line);
+            } else {
+                held.more += 1;
+            }
             return;
         }
         bar.suspend(|| eprintln!("{line}"));
     }
 
-    /// Prints what was held back, and everything from now on at once.
+    /// Prints what was held back; from now on lines are printed at once.
     fn release(&self, bar: &ProgressBar) {
         if let Ok(mut held) = self.held.lock() {
+            let held = std::mem::take(&mut *held);
+            bar.suspend(|| {
+                for line in &held.lines {
+                    eprintln!("{line}");
+                }
+                if held.more > 0 {
+                    eprintln!("kbridge: … and {} more invalid line(s) skipped", held.more);
+                }
+            });
             self.released.store(true, Ordering::Release);
-            for line in held.take().unwrap_or_default() {
-                bar.suspend(|| eprintln!("{line}"));
-            }
         }
     }
 }
