@@ -9,7 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::relay::commit::{OrderKey, Ownership};
 use crate::relay::live_route::LiveRoute;
-use crate::relay::route::{Event, EventKey};
+use crate::relay::route::Event;
 use crate::relay::source::Origin;
 use crate::relay::stage::Stage;
 use crate::topic_partition::TopicPartition;
@@ -42,11 +42,12 @@ pub(crate) enum Work {
         bodies: Vec<Bytes>,
     },
     /// Run the route's jq filter and map first (`Route::later`), here
-    /// rather than in the consume loop; `key` is what the route's `key`
-    /// program said at intake.
+    /// rather than in the consume loop; `key_failure`: why the route's
+    /// `key` program failed at intake (the event is invalid at map unless
+    /// the filter skips it). Its key, if any, is `order`'s.
     Map {
         event: Arc<Event>,
-        key: EventKey,
+        key_failure: Option<String>,
     },
     DeadLetter {
         stage: Stage,

@@ -346,25 +346,28 @@ fn a_route_whose_target_is_down_makes_the_relay_not_ready_and_metrics_say_which(
         "the robot's target is down: not ready\n{}",
         relay.stderr()
     );
-    let metrics = get(port, "/metrics").expect("metrics");
-    let line = |name: &str, route: &str| {
+    // The target counts a request when it answers; the relay counts the
+    // delivery once it has read that answer: wait for the metrics too.
+    let line = |metrics: &str, name: &str, route: &str| {
         metrics
             .lines()
             .filter(|l| l.starts_with(name) && l.contains(&format!("route=\"{route}\"")))
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
-    assert!(
-        line("kbridge_events_delivered_total", "ops")
+    let counted = |metrics: &str| {
+        line(metrics, "kbridge_events_delivered_total", "ops")
             .iter()
-            .any(|l| l.ends_with(" 3")),
-        "{metrics}"
-    );
+            .any(|l| l.ends_with(" 3"))
+            && line(metrics, "kbridge_delivery_attempts_total", "robot")
+                .iter()
+                .any(|l| l.contains("outcome=\"connection_error\""))
+    };
     assert!(
-        line("kbridge_delivery_attempts_total", "robot")
-            .iter()
-            .any(|l| l.contains("outcome=\"connection_error\"")),
-        "{metrics}"
+        wait_until(Duration::from_secs(10), || get(port, "/metrics")
+            .is_some_and(|m| counted(&m))),
+        "{}",
+        get(port, "/metrics").unwrap_or_default()
     );
     let robot = Target::start_on(robot_port, Script::default());
     wait_fully_committed(&group, &topic, Duration::from_secs(30));

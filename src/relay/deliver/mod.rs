@@ -80,9 +80,9 @@ async fn handle(shared: &Shared, job: &Job) -> Handled {
     match &job.work {
         Work::DeadLetter { stage, reason } => dead_letter(shared, job, *stage, reason).await,
         Work::Deliver { bodies } => deliver(shared, job, bodies).await,
-        Work::Map { event, key } => {
+        Work::Map { event, key_failure } => {
             let route = job.route.name();
-            match job.route.route.later(event, key) {
+            match job.route.route.later(event, key_failure.as_deref()) {
                 RouteDecision::Deliver { bodies, .. } => deliver(shared, job, &bodies).await,
                 RouteDecision::Skip(reason) => {
                     shared.skip(&job.origin, Some(route), reason);

@@ -87,14 +87,12 @@ pub(crate) fn take(
         let (work, order) = match intake {
             // A jq route: ordered now, mapped in its job.
             Intake::Later(key) => {
-                let order = key
-                    .ordering()
-                    .map(|k| OrderKey::new(route.id, k.to_string()));
+                let (order, key_failure) = key.split();
                 let work = Work::Map {
                     event: event.clone(),
-                    key,
+                    key_failure,
                 };
-                (work, order)
+                (work, order.map(|k| OrderKey::new(route.id, k)))
             }
             Intake::Decided(RouteDecision::Skip(reason)) => {
                 shared.skip(&origin, Some(name), reason);

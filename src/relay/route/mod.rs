@@ -88,11 +88,13 @@ pub(crate) enum EventKey {
 }
 
 impl EventKey {
-    /// The key to order by, if any.
-    pub(crate) fn ordering(&self) -> Option<&str> {
+    /// The key to order by, and why the `key` program failed: what a job
+    /// keeps of it (the key moves into the job's `OrderKey`, not copied).
+    pub(crate) fn split(self) -> (Option<String>, Option<String>) {
         match self {
-            EventKey::Key(k) => Some(k),
-            EventKey::Unkeyed | EventKey::Failed(_) => None,
+            EventKey::Unkeyed => (None, None),
+            EventKey::Key(k) => (Some(k), None),
+            EventKey::Failed(reason) => (None, Some(reason)),
         }
     }
 }
@@ -167,12 +169,21 @@ impl Route {
     pub(crate) fn decide(&self, event: &Event) -> RouteDecision {
         match self.intake(event) {
             Intake::Decided(d) => d,
-            Intake::Later(key) => self.later(event, &key),
+            Intake::Later(key) => {
+                let (order, key_failure) = key.split();
+                let mut decision = self.later(event, key_failure.as_deref());
+                if let RouteDecision::Deliver { key, .. } = &mut decision {
+                    *key = order;
+                }
+                decision
+            }
         }
     }
 
-    /// A jq route's filter and map, after [`Route::intake`] gave `key`.
-    pub(crate) fn later(&self, event: &Event, key: &EventKey) -> RouteDecision {
+    /// A jq route's filter and map, after [`Route::intake`]; `key_failure`:
+    /// why its `key` program failed then. The key itself is the job's
+    /// (`OrderKey`), so a delivery here carries none.
+    pub(crate) fn later(&self, event: &Event, key_failure: Option<&str>) -> RouteDecision {
         let map = match &self.mapping {
             Compiled::Jq(map) => map,
             Compiled::Preset(p) => return self.preset(*p, event),
@@ -191,14 +202,12 @@ impl Route {
         if outputs.is_empty() {
             return RouteDecision::Skip("the route's map produced nothing".into());
         }
-        let key = match key {
-            EventKey::Unkeyed => None,
-            EventKey::Key(k) => Some(k.clone()),
-            EventKey::Failed(reason) => return invalid_at_map(format!("key: {reason}")),
-        };
+        if let Some(reason) = key_failure {
+            return invalid_at_map(format!("key: {reason}"));
+        }
         match outputs.iter().map(jq::body).collect::<Result<Vec<_>, _>>() {
             Ok(bodies) => RouteDecision::Deliver {
-                key,
+                key: None,
                 bodies: bodies.into_iter().map(Bytes::from).collect(),
                 warning: None,
             },
