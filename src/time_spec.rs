@@ -11,7 +11,9 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+            // `from_secs_f64` panics past u64::MAX seconds ("1e30").
+            return Duration::try_from_secs_f64(secs)
+                .map_err(|_| format!("'{s}' is too long a duration"));
         }
         return Err(format!("'{s}' is not a positive duration"));
     }
@@ -19,6 +21,26 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a duration; write it like 10s, 500ms, 1m30s or 2h"))?;
     Duration::try_from(d).map_err(|_| format!("'{s}' is negative; a duration must be positive"))
+}
+
+/// A duration as a person writes it in the config: `0s`, `10ms`, `1m30s`,
+/// `7d` is `168h` (what [`parse_duration`] reads back).
+pub(crate) fn show_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".into();
+    }
+    if d.subsec_nanos() != 0 && d < Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
 }
 
 /// Parses `KEY=VALUE`; the value may itself contain `=`.
@@ -117,6 +139,16 @@ mod tests {
         assert!(parse_duration("-3").is_err());
         assert!(parse_timeout("0s").is_err());
         assert_eq!(parse_timeout("2s").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("1e30").unwrap_err().contains("too long"));
+        for (d, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(10), "10ms"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(7 * 86400), "168h"),
+        ] {
+            assert_eq!(show_duration(d), text);
+            assert_eq!(parse_duration(text).unwrap(), d, "{text}");
+        }
     }
 
     #[test]

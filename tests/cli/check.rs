@@ -102,6 +102,42 @@ fn check_refuses_an_invalid_config_with_exit_2() {
     out.ok().stderr_has("configuration OK");
 }
 
+/// A value that cannot work is a configuration error naming its key and
+/// range, not a panic or a silent failure at run time.
+#[test]
+fn check_refuses_durations_and_numbers_out_of_range() {
+    for (line, key) in [
+        (
+            "commit_interval = \"0s\"",
+            "commit_interval = 0s is out of range",
+        ),
+        ("drain_timeout = \"1e18\"", "drain_timeout = "),
+        ("drain_timeout = \"1e30\"", "too long a duration"),
+        ("topic_wait = 0", "topic_wait = 0s"),
+        ("max_message_bytes = 0", "max_message_bytes = 0"),
+        ("concurrency = 0", "concurrency = 0"),
+        (
+            "retry.initial_backoff = \"0s\"",
+            "retry.initial_backoff = 0s",
+        ),
+        ("retry.max_backoff = \"0s\"", "retry.max_backoff = 0s"),
+        (
+            "retry = { initial_backoff = \"5s\", max_backoff = \"1s\" }",
+            "at least retry.initial_backoff",
+        ),
+    ] {
+        let (_dir, bad) = config_file(&format!(
+            "topics = \"event\"\n{line}\n[webhook]\nurl = \"https://ops/\"\n"
+        ));
+        check(&["-c", &bad], "").exit(2).stderr_has(key);
+    }
+    let (_dir, bad) =
+        config_file("topics = \"event\"\n[webhook]\nurl = \"https://ops/\"\ntimeout = \"0s\"\n");
+    check(&["-c", &bad], "")
+        .exit(2)
+        .stderr_has("webhook.timeout = 0s is out of range: it must be from 100ms to 10m");
+}
+
 /// The verdicts of `kbridge check --json` for a shipped pipeline's config
 /// and a samples file.
 fn pipeline(name: &str, samples: &str) -> Vec<serde_json::Value> {

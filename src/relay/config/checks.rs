@@ -38,6 +38,7 @@ impl RelayConfig {
     /// Checks what the types cannot: required values, ranges, conflicts.
     pub(super) fn check(&self) -> Result<()> {
         self.retry.status_policy()?;
+        self.check_ranges()?;
         for (key, instead) in OWNED_KAFKA_KEYS {
             if self.kafka.contains_key(*key) {
                 bail!(UsageError(format!(
@@ -56,11 +57,6 @@ impl RelayConfig {
         } else {
             self.check_routes()?;
         }
-        if self.concurrency == 0 || self.max_pending == 0 {
-            bail!(UsageError(
-                "concurrency and max_pending must be at least 1".into()
-            ));
-        }
         if self
             .dead_letter_topic
             .as_deref()
@@ -72,6 +68,88 @@ impl RelayConfig {
         }
         Ok(())
     }
+}
+
+impl RelayConfig {
+    /// Every duration and number, against its range: a value outside it
+    /// either cannot work (`commit_interval = "0s"` stops the commits, a
+    /// `timeout` of 0 fails every attempt, a zero backoff is a tight
+    /// retry loop) or overflows a clock (`drain_timeout = "1e18"`).
+    fn check_ranges(&self) -> Result<()> {
+        use std::time::Duration as D;
+        let ms = D::from_millis;
+        let s = D::from_secs;
+        let retry = &self.retry;
+        within("commit_interval", self.commit_interval, ms(10), s(3600))?;
+        within("drain_timeout", self.drain_timeout, ms(0), s(3600))?;
+        within("topic_wait", self.topic_wait, s(1), s(3600))?;
+        within(
+            "retry.initial_backoff",
+            retry.initial_backoff,
+            ms(10),
+            s(3600),
+        )?;
+        within(
+            "retry.max_backoff",
+            retry.max_backoff,
+            retry.initial_backoff.max(ms(10)),
+            s(3600),
+        )
+        .map_err(|e| UsageError(format!("{e} (and at least retry.initial_backoff)")))?;
+        if !retry.poison_after.time.is_zero() {
+            within(
+                "retry.poison_after.time",
+                retry.poison_after.time,
+                s(1),
+                s(7 * 86400),
+            )?;
+        }
+        count("concurrency", self.concurrency, 1, 4096)?;
+        count("max_pending", self.max_pending, 1, 1 << 20)?;
+        count("max_message_bytes", self.max_message_bytes, 1024, 1 << 30)?;
+        for r in self.route_configs().iter() {
+            let what = if self.routes.is_empty() {
+                "webhook".to_string()
+            } else {
+                format!("route '{}' webhook", r.name)
+            };
+            within(
+                &format!("{what}.timeout"),
+                r.webhook.timeout,
+                ms(100),
+                s(600),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `key`'s duration within `[min, max]`, or an error that gives the range.
+fn within(
+    key: &str,
+    value: std::time::Duration,
+    min: std::time::Duration,
+    max: std::time::Duration,
+) -> Result<(), UsageError> {
+    if value < min || value > max {
+        return Err(UsageError(format!(
+            "{key} = {} is out of range: it must be from {} to {}",
+            crate::time_spec::show_duration(value),
+            crate::time_spec::show_duration(min),
+            crate::time_spec::show_duration(max)
+        )));
+    }
+    Ok(())
+}
+
+/// `key`'s number within `[min, max]`.
+fn count(key: &str, value: usize, min: usize, max: usize) -> Result<(), UsageError> {
+    if value < min || value > max {
+        return Err(UsageError(format!(
+            "{key} = {value} is out of range: it must be from {min} to {max}"
+        )));
+    }
+    Ok(())
 }
 
 /// librdkafka properties the relay must own, and why: an offset is stored
