@@ -11,6 +11,7 @@
 mod answer_rules;
 mod bad_input;
 mod delivery;
+mod hostile_jq;
 mod https;
 mod mapping;
 mod rebalance;

@@ -7,9 +7,10 @@
 //! as a message, for the event's dead letter.
 
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 
+use super::nesting;
 use super::strict_json::strict_json;
 
 type Data = data::JustLut<Val>;
@@ -89,8 +90,7 @@ impl Jq {
         self.filter
             .id
             .run((ctx, input.clone()))
-            .map(unwrap_valr)
-            .map(|r| r.map_err(message))
+            .map(|r| r.map_err(exception))
             .collect()
     }
 
@@ -98,16 +98,10 @@ impl Jq {
     /// (no output: false), as jq's `select` decides.
     pub(crate) fn holds(&self, input: &Val) -> Result<bool, String> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
-        match self
-            .filter
-            .id
-            .run((ctx, input.clone()))
-            .map(unwrap_valr)
-            .next()
-        {
+        match self.filter.id.run((ctx, input.clone())).next() {
             None => Ok(false),
             Some(Ok(v)) => Ok(!matches!(v, Val::Null | Val::Bool(false))),
-            Some(Err(e)) => Err(message(e)),
+            Some(Err(e)) => Err(exception(e)),
         }
     }
 }
@@ -122,7 +116,36 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Val, String> {
             "message value is not UTF-8 (invalid byte at position {at})"
         ));
     }
+    // jaq's reader recurses per level: a deep value would overflow the
+    // stack before it could say no.
+    nesting::check_text(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
     jaq_json::read::parse_single(bytes).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// Drops a value a program built without recursing: dropping a
+/// 100,000-deep array the usual way takes a stack frame per level.
+pub(crate) fn dispose(v: Val) {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            // Only a value this was the last owner of is taken apart; a
+            // shared one just loses an owner.
+            Val::Arr(a) => {
+                if let Ok(items) = std::sync::Arc::try_unwrap(a) {
+                    stack.extend(items);
+                }
+            }
+            Val::Obj(o) => {
+                if let Ok(map) = std::sync::Arc::try_unwrap(o) {
+                    for (k, v) in map {
+                        stack.push(k);
+                        stack.push(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A map's output as a request body, or why it cannot be one. jaq writes
@@ -132,6 +155,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Val, String> {
 /// The target's parser would refuse the body, so the event is refused
 /// here, with the reason.
 pub(crate) fn body(v: &Val) -> Result<Vec<u8>, String> {
+    // jaq's writer recurses per level too.
+    nesting::check_value(v).map_err(|e| format!("the map's output is {e}"))?;
     let out = to_json(v);
     match strict_json(&out) {
         Ok(()) => Ok(out),
@@ -149,6 +174,22 @@ pub(crate) fn to_json(v: &Val) -> Vec<u8> {
     // Writing into a Vec cannot fail.
     let _ = jaq_json::write::write(&mut out, &jaq_json::write::Pp::default(), 0, v);
     out
+}
+
+/// What stopped a program, as text. `halt` and `halt_error` end the
+/// program, never the process (jaq's `unwrap_valr` would call
+/// `process::exit`: `halt` would stop the relay with status 0, no drain,
+/// no commit, and systemd would not restart it).
+fn exception(e: jaq_core::Exn<'_, Val>) -> String {
+    match e.get_err() {
+        Ok(e) => message(e),
+        Err(e) => match e.get_halt() {
+            Ok(code) => format!(
+                "the program called halt (exit code {code}); a route's program cannot stop the relay"
+            ),
+            Err(other) => format!("the program stopped: {other:?}"),
+        },
+    }
 }
 
 /// A runtime error as text: the string an `error("…")` was given, without
@@ -245,6 +286,52 @@ mod tests {
         );
         let e = jq.run(&parse(br#"{"x":0,"z":3}"#).unwrap()).unwrap_err();
         assert!(e.contains("cannot use 3"), "{e}");
+    }
+
+    /// A route's program ends with an error, never the process.
+    #[test]
+    fn halt_is_an_error_of_the_program() {
+        for (program, code) in [
+            ("halt", 0),
+            ("halt_error", 5),
+            ("{a: 1} | halt_error(1)", 1),
+        ] {
+            let e = Jq::compile(program).unwrap().run(&Val::Null).unwrap_err();
+            assert!(
+                e.contains(&format!("halt (exit code {code})")),
+                "{program}: {e}"
+            );
+            let e = Jq::compile(program).unwrap().holds(&Val::Null).unwrap_err();
+            assert!(e.contains("cannot stop the relay"), "{program}: {e}");
+        }
+    }
+
+    /// jaq's reader and writer recurse per level: deep JSON is refused
+    /// before either sees it, in events and answers and in a map's output.
+    #[test]
+    fn deep_nesting_is_refused_on_the_way_in_and_out() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let e = parse(deep.as_bytes()).unwrap_err();
+        assert_eq!(
+            e,
+            "invalid JSON: nested deeper than 128 levels (at byte 128)"
+        );
+        let inside = format!(r#"{{"a":{deep}}}"#);
+        assert!(
+            parse(inside.as_bytes())
+                .unwrap_err()
+                .contains("deeper than 128")
+        );
+
+        let out = Jq::compile("reduce range(200) as $i (.; [.])")
+            .unwrap()
+            .run(&Val::Null)
+            .unwrap();
+        let e = body(&out[0]).unwrap_err();
+        assert_eq!(
+            e,
+            "the map's output is nested deeper than 128 levels (in the output)"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 mod event;
 mod intake;
 pub(crate) mod jq;
+mod nesting;
 mod preset;
 mod strict_json;
 
@@ -202,17 +203,21 @@ impl Route {
         if outputs.is_empty() {
             return RouteDecision::Skip("the route's map produced nothing".into());
         }
-        if let Some(reason) = key_failure {
-            return invalid_at_map(format!("key: {reason}"));
-        }
-        match outputs.iter().map(jq::body).collect::<Result<Vec<_>, _>>() {
-            Ok(bodies) => RouteDecision::Deliver {
-                key: None,
-                bodies: bodies.into_iter().map(Bytes::from).collect(),
-                warning: None,
-            },
-            Err(reason) => invalid_at_map(reason),
-        }
+        let decision = if let Some(reason) = key_failure {
+            invalid_at_map(format!("key: {reason}"))
+        } else {
+            match outputs.iter().map(jq::body).collect::<Result<Vec<_>, _>>() {
+                Ok(bodies) => RouteDecision::Deliver {
+                    key: None,
+                    bodies: bodies.into_iter().map(Bytes::from).collect(),
+                    warning: None,
+                },
+                Err(reason) => invalid_at_map(reason),
+            }
+        };
+        // What a program built may nest deeper than a drop can recurse.
+        outputs.into_iter().for_each(jq::dispose);
+        decision
     }
 
     /// A preset route's whole decision: filter, the native mapping, the
