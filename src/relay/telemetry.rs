@@ -30,6 +30,9 @@ pub(crate) enum AttemptOutcome {
     TargetError,
     /// An answer or a timeout worth another try.
     Retryable,
+    /// The target is throttling: the route pauses (this makes the relay
+    /// not ready).
+    Throttled,
 }
 
 impl AttemptOutcome {
@@ -38,6 +41,13 @@ impl AttemptOutcome {
             (Verdict::Delivered, _) => AttemptOutcome::Delivered,
             (Verdict::Rejected { .. }, _) => AttemptOutcome::Rejected,
             (Verdict::Retry { .. }, Reach::ConnectionFailed) => AttemptOutcome::ConnectionError,
+            (
+                Verdict::Retry {
+                    trouble: Trouble::Throttled,
+                    ..
+                },
+                _,
+            ) => AttemptOutcome::Throttled,
             (
                 Verdict::Retry {
                     trouble: Trouble::Misconfigured,
@@ -56,6 +66,7 @@ impl AttemptOutcome {
             AttemptOutcome::ConnectionError => "connection_error",
             AttemptOutcome::TargetError => "target_error",
             AttemptOutcome::Retryable => "retryable",
+            AttemptOutcome::Throttled => "throttled",
         }
     }
 }
@@ -198,8 +209,15 @@ impl Totals {
             .record(elapsed.as_secs_f64());
         matches!(
             outcome,
-            AttemptOutcome::ConnectionError | AttemptOutcome::TargetError
+            AttemptOutcome::ConnectionError
+                | AttemptOutcome::TargetError
+                | AttemptOutcome::Throttled
         )
+    }
+
+    /// A route paused because its target throttles.
+    pub(crate) fn paused(&self, route: &Arc<str>) {
+        metrics::counter!("kbridge_route_pauses_total", "route" => label(route)).increment(1);
     }
 
     /// A route's target started (true) or stopped (false) failing.

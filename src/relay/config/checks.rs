@@ -119,6 +119,12 @@ impl RelayConfig {
                 ms(100),
                 s(600),
             )?;
+            within(
+                &format!("{what}.throttle_pause"),
+                r.webhook.throttle_pause,
+                s(1),
+                s(3600),
+            )?;
         }
         Ok(())
     }

@@ -36,6 +36,15 @@ pub(crate) struct WebhookConfig {
     /// (dead-lettered, not retried).
     #[serde(default)]
     pub reject: Option<String>,
+    /// jq on any answer's JSON body: whether the target is throttling (a
+    /// chat robot's "send too fast" in an HTTP 200): the alert is kept and
+    /// the whole route pauses for `throttle_pause`.
+    #[serde(default)]
+    pub throttled: Option<String>,
+    /// How long a route pauses when `throttled` holds (a longer
+    /// `Retry-After` wins); chat robots count per minute.
+    #[serde(default = "default_throttle_pause", deserialize_with = "duration")]
+    pub throttle_pause: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -72,12 +81,18 @@ impl Default for WebhookConfig {
             timeout: default_timeout(),
             success: None,
             reject: None,
+            throttled: None,
+            throttle_pause: default_throttle_pause(),
         }
     }
 }
 
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+fn default_throttle_pause() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl WebhookConfig {

@@ -28,9 +28,14 @@ pub(crate) enum Verdict {
 /// Why an alert is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Trouble {
-    /// 408, 429, 5xx, a timeout or a connection error: the target is busy,
+    /// 408, 5xx, a timeout or a connection error: the target is busy,
     /// failing or down; it recovers by itself.
     Unavailable,
+    /// 429, or the route's `webhook.throttled` rule (a chat robot's "send
+    /// too fast" in an HTTP 200): the target refuses *every* request for a
+    /// while. The whole route pauses (`after`, or the backoff) instead of
+    /// each alert spending its attempts; never the alert's fault.
+    Throttled,
     /// 401, 403, 404, 405, 407, a redirect, or a status in neither list:
     /// the target's address or kbridge's credentials are wrong, and a
     /// person must fix the configuration.
@@ -101,7 +106,12 @@ pub(crate) fn classify(
             Verdict::Rejected { kind, reason }
         }
         Treatment::Retry => match status {
-            408 | 429 | 500..=599 => Verdict::Retry {
+            429 => Verdict::Retry {
+                reason: format!("HTTP 429, the target is throttling: {}", snippet(body)),
+                after,
+                trouble: Trouble::Throttled,
+            },
+            408 | 500..=599 => Verdict::Retry {
                 reason: format!("HTTP {status}: {}", snippet(body)),
                 after,
                 trouble: Trouble::Unavailable,
@@ -289,13 +299,21 @@ mod tests {
 
     #[test]
     fn transient_answers_are_retried() {
-        for s in [408, 429, 500, 502, 503, 504] {
+        for s in [408, 500, 502, 503, 504] {
             assert_eq!(
                 trouble(&classify(s, b"", None)),
                 Some(Trouble::Unavailable),
                 "{s}"
             );
         }
+        assert_eq!(
+            classify(429, b"slow down", Some("3")),
+            Verdict::Retry {
+                reason: "HTTP 429, the target is throttling: slow down".into(),
+                after: Some(Duration::from_secs(3)),
+                trouble: Trouble::Throttled,
+            }
+        );
         assert_eq!(
             classify(503, b"busy", Some("7")),
             Verdict::Retry {

@@ -81,6 +81,8 @@ pub(crate) async fn deliver(
     let observer: &dyn AttemptObserver = target;
     let mut delays = backoff(cfg);
     let mut attempts = 0u32;
+    // Attempts the target answered "too fast" (see Trouble::Throttled).
+    let mut throttled = 0u32;
     // Failures after another alert was delivered since this one first
     // failed (see PoisonAfter).
     let mut strikes = 0u32;
@@ -89,12 +91,10 @@ pub(crate) async fn deliver(
     loop {
         // The route's turn (`rate_limit`), then a request slot
         // (`concurrency`); neither is taken once the ownership ends.
-        if let Some(pace) = &target.pace {
-            tokio::select! {
-                biased;
-                _ = ownership.ending() => return Delivery::Interrupted,
-                _ = pace.ready() => {}
-            }
+        tokio::select! {
+            biased;
+            _ = ownership.ending() => return Delivery::Interrupted,
+            _ = target.pace.ready() => {}
         }
         let slot = tokio::select! {
             biased;
@@ -128,7 +128,22 @@ pub(crate) async fn deliver(
                 trouble,
             } => (reason, after, trouble),
         };
-        if cfg.max_attempts > 0 && attempts >= cfg.max_attempts {
+        if trouble == Trouble::Throttled {
+            // The target's state, not this alert's: the route pauses, and
+            // neither `max_attempts` nor the poison count sees it.
+            throttled += 1;
+            let pause = after.unwrap_or_else(|| delays.next().unwrap_or(cfg.max_backoff));
+            if target.pace.pause(pause) {
+                tracing::warn!(
+                    route = %target.name,
+                    pause = ?pause,
+                    "the target is throttling; the route pauses: {reason}"
+                );
+                observer.paused();
+            }
+            continue;
+        }
+        if cfg.max_attempts > 0 && attempts - throttled >= cfg.max_attempts {
             return Delivery::GaveUp { attempts, reason };
         }
         if webhook.delivered_since(*first_failure.get_or_insert(started)) {
@@ -144,7 +159,7 @@ pub(crate) async fn deliver(
         }
         let wait = next_delay(delays.next().unwrap_or(cfg.max_backoff), after);
         match trouble {
-            Trouble::Unavailable => tracing::warn!(
+            Trouble::Unavailable | Trouble::Throttled => tracing::warn!(
                 key = idempotency_key,
                 attempt = attempts,
                 retry_in = ?wait,

@@ -21,7 +21,7 @@ pub(crate) struct Target {
     /// `kbridge.route` header.
     pub name: Arc<str>,
     pub webhook: Webhook,
-    pub pace: Option<Pace>,
+    pub pace: Pace,
     /// Whether idempotency keys name the route: with `[[route]]`, one event
     /// may go to several routes, each its own request.
     keyed_by_route: bool,
@@ -64,7 +64,7 @@ impl Target {
         Ok(Self {
             name: Arc::from(name.as_str()),
             webhook: client,
-            pace: route.rate_limit.map(Pace::new),
+            pace: Pace::new(route.rate_limit),
             keyed_by_route: settings.keyed_by_route,
             description: describe(route.rate_limit, webhook),
             failing: AtomicBool::new(false),
@@ -105,9 +105,7 @@ impl Target {
 /// names the route. `run` calls it before anything starts, so that a
 /// mistake in a rule is a configuration error.
 pub(crate) fn answer_rules(route: &RouteConfig) -> Result<AnswerRules> {
-    let webhook = &route.webhook;
-    AnswerRules::new(webhook.success.as_deref(), webhook.reject.as_deref())
-        .map_err(|e| anyhow!("route '{}': {e}", route.name))
+    AnswerRules::new(&route.webhook).map_err(|e| anyhow!("route '{}': {e}", route.name))
 }
 
 fn describe(
@@ -123,6 +121,12 @@ fn describe(
     }
     if webhook.reject.is_some() {
         extras.push("reject rule".to_string());
+    }
+    if webhook.throttled.is_some() {
+        extras.push(format!(
+            "throttled rule, pausing {}",
+            crate::time_spec::show_duration(webhook.throttle_pause)
+        ));
     }
     let url = crate::redact::url(&webhook.url);
     if extras.is_empty() {
@@ -145,5 +149,9 @@ impl AttemptObserver for Target {
 
     fn waiting(&self, delta: i64) {
         self.totals.waiting(delta);
+    }
+
+    fn paused(&self) {
+        self.totals.paused(&self.name);
     }
 }

@@ -42,6 +42,20 @@ pub struct Script {
     pub serial: bool,
     /// Special answers by `alertDims.host`, checked before everything else.
     pub rules: Vec<Rule>,
+    /// The body of a 200 answer (default `{"code":0,"data":{}}`): a chat
+    /// robot says `{"errcode":0,"errmsg":"ok"}`.
+    pub ok_body: Option<String>,
+    /// Answer this to every request for a while after the first one: a
+    /// robot over its quota ("send too fast" in an HTTP 200).
+    pub busy: Option<Busy>,
+}
+
+/// An answer given to every request within `for_` of the target's first.
+#[derive(Debug, Clone)]
+pub struct Busy {
+    pub for_: Duration,
+    pub status: u16,
+    pub body: String,
 }
 
 /// A special answer for the alerts of one host.
@@ -116,6 +130,8 @@ struct Inner {
     serial: tokio::sync::Mutex<()>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// When the first request came (for `Script::busy`).
+    first_at: std::sync::OnceLock<Instant>,
 }
 
 pub struct Target {
@@ -177,6 +193,7 @@ impl Target {
             serial: tokio::sync::Mutex::new(()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            first_at: std::sync::OnceLock::new(),
         });
         let addr = listener.local_addr().unwrap();
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -337,10 +354,15 @@ async fn handle(
             });
         let mut delay = script.delay;
         let mut answer = None;
+        let first_at = *inner.first_at.get_or_init(Instant::now);
+        let busy = script.busy.clone().filter(|b| first_at.elapsed() < b.for_);
         let (status, retry_after) = if let Some(r) = rule {
             delay = r.delay;
             answer = Some(r.body);
             (r.status, None)
+        } else if let Some(b) = busy {
+            answer = Some(b.body);
+            (b.status, None)
         } else if script.fail_first > 0 {
             script.fail_first -= 1;
             (
@@ -376,6 +398,9 @@ async fn handle(
             status,
             completed: false,
         });
+        if status == 200 && answer.is_none() {
+            answer = script.ok_body.clone();
+        }
         (seq, status, retry_after, delay, script.serial, answer)
     };
 

@@ -63,6 +63,8 @@ pub(crate) trait AttemptObserver: Send + Sync {
     fn attempt(&self, attempt: &Attempt, elapsed: Duration);
     /// An event starts (+1) or ends (-1) waiting to be retried.
     fn waiting(&self, delta: i64);
+    /// The target said it is throttling, and the route paused.
+    fn paused(&self);
 }
 
 /// A request slot, held while one request is in flight.
@@ -393,7 +395,7 @@ mod tests {
             url: format!("http://127.0.0.1:{port}/alerts"),
             ..Default::default()
         };
-        let rules = std::sync::Arc::new(AnswerRules::new(None, None).unwrap());
+        let rules = std::sync::Arc::new(AnswerRules::default());
         let webhook = Webhook::new(&cfg, 1, StatusPolicy::default(), rules).unwrap();
         for i in 0..3 {
             let attempt = webhook
