@@ -43,6 +43,7 @@ pub(crate) fn run(
         for r in &routes {
             eprintln!("  route {}", r.describe());
         }
+        eprintln!("  {}", cfg.dead_letter_policy());
         return Ok(ExitCode::SUCCESS);
     };
     let input: Box<dyn BufRead> = if events == Path::new("-") {

@@ -46,6 +46,7 @@ pub(crate) async fn run(
     heartbeat: Heartbeat,
 ) -> Result<()> {
     let permits = Arc::new(Semaphore::new(cfg.max_pending));
+    shared.totals().set_window(cfg.max_pending);
     let resume_threshold = (cfg.max_pending / 2).max(1);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut backpressure = Backpressure::default();

@@ -36,6 +36,9 @@ pub(crate) async fn serve(
             "a stop may take up to {stop_takes:?} (drain_timeout + {STOP_RESERVE:?}); under systemd, set TimeoutStopSec above it, or systemd kills kbridge before it commits"
         );
     }
+    if cfg.dead_letter_topic.is_none() {
+        tracing::warn!("{}", cfg.dead_letter_policy());
+    }
     let totals = Arc::new(Totals::default());
     if let Some(addr) = cfg.metrics.addr {
         telemetry::serve(addr, totals.clone()).await?;

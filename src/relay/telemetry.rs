@@ -109,6 +109,11 @@ pub(crate) struct Totals {
     targets_failing: AtomicI64,
     /// Readiness: partitions are assigned.
     assigned: AtomicBool,
+    /// Alerts parked (see `deliver::retry`): not given up, retried slowly.
+    parked: AtomicI64,
+    /// `max_pending`: parked alerts filling the whole window stop the
+    /// relay (not ready).
+    window: AtomicI64,
 }
 
 impl Totals {
@@ -195,8 +200,40 @@ impl Totals {
         self.lag.store(total, Ordering::Relaxed);
     }
 
-    fn ready(&self) -> bool {
-        self.assigned.load(Ordering::Relaxed) && self.targets_failing.load(Ordering::Relaxed) <= 0
+    /// `/readyz`: ready, or why not — and parked alerts either way.
+    fn readiness(&self) -> (bool, String) {
+        let parked = self.parked.load(Ordering::Relaxed);
+        let window = self.window.load(Ordering::Relaxed);
+        let mut why = Vec::new();
+        if !self.assigned.load(Ordering::Relaxed) {
+            why.push("no partitions assigned".to_string());
+        }
+        let failing = self.targets_failing.load(Ordering::Relaxed);
+        if failing > 0 {
+            why.push(format!(
+                "{failing} route(s) failing as a target: unreachable, throttling, or refusing the relay (credentials, URL)"
+            ));
+        }
+        if window > 0 && parked >= window {
+            why.push(format!(
+                "{parked} parked alerts fill the max_pending window: nothing else flows"
+            ));
+        }
+        let parked_note = if parked > 0 {
+            format!(
+                "; {parked} alert(s) parked: failing where others get through, retried every retry.max_backoff (kbridge_parked_alerts; set dead_letter_topic to set them aside)"
+            )
+        } else {
+            String::new()
+        };
+        if why.is_empty() {
+            (true, format!("ready{parked_note}\n"))
+        } else {
+            (
+                false,
+                format!("not ready: {}{parked_note}\n", why.join("; ")),
+            )
+        }
     }
 
     /// Counts one webhook attempt of a route; returns whether it failed as
@@ -213,6 +250,17 @@ impl Totals {
                 | AttemptOutcome::TargetError
                 | AttemptOutcome::Throttled
         )
+    }
+
+    /// An alert was parked (+1), or a parked one left (-1).
+    pub(crate) fn parked(&self, delta: i64) {
+        let n = self.parked.fetch_add(delta, Ordering::Relaxed) + delta;
+        metrics::gauge!("kbridge_parked_alerts").set(n as f64);
+    }
+
+    /// The processing window (`max_pending`), for readiness.
+    pub(crate) fn set_window(&self, max_pending: usize) {
+        self.window.store(max_pending as i64, Ordering::Relaxed);
     }
 
     /// A route paused because its target throttles.
@@ -291,15 +339,13 @@ pub(crate) async fn serve(addr: SocketAddr, totals: Arc<Totals>) -> Result<()> {
         .route(
             "/readyz",
             get(move || {
-                let ready = totals.ready();
-                std::future::ready(if ready {
-                    (StatusCode::OK, "ready\n")
+                let (ready, text) = totals.readiness();
+                let status = if ready {
+                    StatusCode::OK
                 } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: no partitions assigned, or the webhook is unreachable or refuses the relay (credentials, URL)\n",
-                    )
-                })
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                std::future::ready((status, text))
             }),
         );
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
@@ -341,6 +387,7 @@ pub(crate) fn spawn_summary(totals: Arc<Totals>, every: Duration) {
                 dead_lettered = totals.dead_lettered.load(Ordering::Relaxed),
                 in_flight = totals.in_flight.load(Ordering::Relaxed),
                 retrying = totals.retrying.load(Ordering::Relaxed),
+                parked = totals.parked.load(Ordering::Relaxed),
                 lag = totals.lag.load(Ordering::Relaxed),
                 "summary"
             );

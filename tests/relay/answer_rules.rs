@@ -147,6 +147,7 @@ fn a_throttled_chat_robot_loses_no_alert_and_is_not_hammered() {
                         for_: busy_for,
                         status: 200,
                         body: too_fast.into(),
+                        share: 1.0,
                     }),
                     ..Default::default()
                 });

@@ -10,6 +10,7 @@
 
 mod answer_rules;
 mod bad_input;
+mod brownout;
 mod delivery;
 mod hostile_jq;
 mod https;

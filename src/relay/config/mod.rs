@@ -21,7 +21,7 @@ mod webhook;
 pub(crate) use overrides::{LogOverrides, MetricsOverrides, Overrides, WebhookOverrides};
 pub(crate) use preset::Preset;
 pub(crate) use route::{Mapping, RateLimit, RouteConfig};
-pub(crate) use schema::{OffsetReset, RelayConfig, RetryConfig};
+pub(crate) use schema::{OffsetReset, PoisonAfter, RelayConfig, RetryConfig};
 #[cfg(test)]
 pub(crate) use status_policy::StatusSpec;
 pub(crate) use status_policy::{StatusPolicy, Treatment};

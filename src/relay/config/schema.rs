@@ -118,20 +118,21 @@ pub(crate) struct RetryConfig {
     pub poison_after: PoisonAfter,
 }
 
-/// An alert that keeps failing while other alerts to the same webhook are
-/// delivered is *poison*: it is dead-lettered after this many such failures
-/// (a *strike*: a failed attempt when another alert was delivered since this
-/// one first failed) or this long after its first strike, whichever comes
-/// first, so it cannot pin its partition. While every delivery fails (an
-/// outage) there are no strikes and nothing is given up; when an outage
-/// ends, an alert takes one strike at most (the attempt in flight).
+/// An alert that keeps failing where the route's other requests get
+/// through is *poison*: once its run of failures passes this many attempts
+/// or this long (whichever comes first), *and* a healthy alert would fail
+/// that often with a chance below one in a thousand at the rate the other
+/// requests failed meanwhile (`deliver::poison`), it is dead-lettered — or,
+/// without a dead-letter topic, parked — so it cannot pin its partition. An
+/// outage (everything fails) or a brownout (most requests fail at random)
+/// makes nothing poison.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PoisonAfter {
     /// 0: no limit by attempts.
     #[serde(default = "defaults::poison_attempts")]
     pub attempts: u32,
-    /// 0s: no limit by time.
+    /// 0s: no limit by time (two failures at least).
     #[serde(default = "defaults::poison_time", deserialize_with = "duration")]
     pub time: Duration,
 }
@@ -142,16 +143,6 @@ impl Default for PoisonAfter {
             attempts: defaults::poison_attempts(),
             time: defaults::poison_time(),
         }
-    }
-}
-
-impl PoisonAfter {
-    /// Whether an alert with `strikes`, the first `since_first` ago, is
-    /// past the budget. The time limit needs two strikes, so the end of an
-    /// outage alone never makes an alert poison.
-    pub(crate) fn reached(&self, strikes: u32, since_first: Duration) -> bool {
-        (self.attempts > 0 && strikes >= self.attempts)
-            || (!self.time.is_zero() && strikes >= 2 && since_first >= self.time)
     }
 }
 
@@ -290,6 +281,17 @@ impl RelayConfig {
             vec![RouteConfig::default_route(self.preset, &self.webhook)].into()
         } else {
             self.routes.as_slice().into()
+        }
+    }
+
+    /// What happens to an event that cannot be delivered, in words (for
+    /// `kbridge check` and the start of `run`).
+    pub(crate) fn dead_letter_policy(&self) -> String {
+        match &self.dead_letter_topic {
+            Some(t) => format!(
+                "dead letters: topic {t} (invalid events, alerts the target refuses, and alerts past retry.max_attempts or found poison)"
+            ),
+            None => "dead letters: none (no dead_letter_topic). Bad input and alerts the target refuses are dropped after their log line; an alert failing for a reason that may pass (5xx, 429, timeouts, connection errors, 401/403/404) is never given up: past retry.max_attempts or found poison it is parked, retried every retry.max_backoff, holding its partition's commit point. Set dead_letter_topic to keep what is dropped and set parked alerts aside".to_string(),
         }
     }
 

@@ -19,6 +19,7 @@ mod answer_rules;
 mod dead_letter;
 mod http;
 mod pace;
+mod poison;
 mod retry;
 mod target;
 
@@ -118,6 +119,7 @@ async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Handled
             body.clone(),
             &idempotency_key,
             &job.ownership,
+            shared.dead_letters().is_some(),
         )
         .await;
         let failure = match delivery {
@@ -151,14 +153,12 @@ async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Handled
             }
             Delivery::Poison {
                 attempts,
-                failing,
+                evidence,
                 reason,
             } => {
                 shared.totals().rejected(route, RejectReason::Poison, None);
-                tracing::error!(event = %idempotency_key, %route, key, attempts, "poison alert: it failed {attempts} times over {failing:.0?} while other alerts were delivered; dead-lettering it (retry.poison_after): {reason}");
-                format!(
-                    "poison alert: failed {attempts} times over {failing:.0?} while other alerts were delivered: {reason}"
-                )
+                tracing::error!(event = %idempotency_key, %route, key, attempts, "poison alert: {evidence}; dead-lettering it (retry.poison_after): {reason}");
+                format!("poison alert: {evidence}: {reason}")
             }
             Delivery::Interrupted => return Err(Interrupted),
         };

@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::answer::{Rejection, Trouble, Verdict};
 use super::http::AttemptObserver;
+use super::poison::{Evidence, FailureRun};
 use super::target::Target;
 use crate::relay::commit::Ownership;
 use crate::relay::config::RetryConfig;
@@ -22,7 +23,7 @@ use crate::relay::config::RetryConfig;
 /// probably misconfigured, and the backoff cap applies again.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Delivery {
     Delivered {
         attempts: u32,
@@ -37,12 +38,12 @@ pub(crate) enum Delivery {
         attempts: u32,
         reason: String,
     },
-    /// It kept failing past `poison_after` while other alerts were
-    /// delivered: a poison alert, dead-lettered so it cannot pin its
+    /// It kept failing past `poison_after` where the route's other
+    /// requests got through (`poison`): dead-lettered so it cannot pin its
     /// partition.
     Poison {
         attempts: u32,
-        failing: Duration,
+        evidence: Evidence,
         reason: String,
     },
     /// The partition's ownership ended first (a revoke, the drain's
@@ -69,13 +70,16 @@ pub(crate) fn next_delay(backoff: Duration, retry_after: Option<Duration>) -> Du
 }
 
 /// Delivers one request of an alert to its route's target, at the route's
-/// pace, retrying transient failures.
+/// pace, retrying transient failures. `can_dead_letter`: whether the route
+/// has a dead-letter topic; without one, an alert past `max_attempts` or
+/// found poison is parked rather than given up.
 pub(crate) async fn deliver(
     target: &Target,
     cfg: &RetryConfig,
     body: Bytes,
     idempotency_key: &str,
     ownership: &Ownership,
+    can_dead_letter: bool,
 ) -> Delivery {
     let webhook = &target.webhook;
     let observer: &dyn AttemptObserver = target;
@@ -83,11 +87,10 @@ pub(crate) async fn deliver(
     let mut attempts = 0u32;
     // Attempts the target answered "too fast" (see Trouble::Throttled).
     let mut throttled = 0u32;
-    // Failures after another alert was delivered since this one first
-    // failed (see PoisonAfter).
-    let mut strikes = 0u32;
-    let mut first_failure: Option<std::time::Instant> = None;
-    let mut first_strike: Option<std::time::Instant> = None;
+    // This alert's failures, judged against the route's other requests.
+    let mut run: Option<FailureRun> = None;
+    // Set once the alert is parked (see `Parked`).
+    let mut parked: Option<Parked<'_>> = None;
     loop {
         // The route's turn (`rate_limit`), then a request slot
         // (`concurrency`); neither is taken once the ownership ends.
@@ -143,21 +146,45 @@ pub(crate) async fn deliver(
             }
             continue;
         }
-        if cfg.max_attempts > 0 && attempts - throttled >= cfg.max_attempts {
-            return Delivery::GaveUp { attempts, reason };
-        }
-        if webhook.delivered_since(*first_failure.get_or_insert(started)) {
-            strikes += 1;
-            let failing = first_strike.get_or_insert(started).elapsed();
-            if cfg.poison_after.reached(strikes, failing) {
-                return Delivery::Poison {
+        let failures = match &mut run {
+            None => run.insert(FailureRun::start(target.tally(), started)),
+            Some(r) => {
+                r.failed();
+                r
+            }
+        };
+        if parked.is_none() {
+            let give_up = if cfg.max_attempts > 0 && attempts - throttled >= cfg.max_attempts {
+                Some(Delivery::GaveUp {
                     attempts,
-                    failing,
-                    reason,
-                };
+                    reason: reason.clone(),
+                })
+            } else {
+                failures
+                    .poison(target.tally(), &cfg.poison_after)
+                    .map(|evidence| Delivery::Poison {
+                        attempts,
+                        evidence,
+                        reason: reason.clone(),
+                    })
+            };
+            match give_up {
+                Some(given_up) if can_dead_letter => return given_up,
+                // Without a dead-letter topic, giving up would lose the
+                // alert for a failure that may pass: parked instead.
+                Some(given_up) => {
+                    parked = Some(Parked::new(observer, target, idempotency_key, &given_up))
+                }
+                None => {}
             }
         }
-        let wait = next_delay(delays.next().unwrap_or(cfg.max_backoff), after);
+        // A parked alert is tried at the slowest pace, the others' turn
+        // first.
+        let wait = if parked.is_some() {
+            next_delay(cfg.max_backoff, after)
+        } else {
+            next_delay(delays.next().unwrap_or(cfg.max_backoff), after)
+        };
         match trouble {
             Trouble::Unavailable | Trouble::Throttled => tracing::warn!(
                 key = idempotency_key,
@@ -183,6 +210,44 @@ pub(crate) async fn deliver(
         if interrupted {
             return Delivery::Interrupted;
         }
+    }
+}
+
+/// An alert parked: past `max_attempts` or found poison on a route
+/// without a dead-letter topic, where giving up would lose it for a
+/// failure that may pass. It is retried every `max_backoff` while the
+/// others flow, and holds what any event in processing holds: its
+/// partition's commit point, its `max_pending` slot, and its alert id's
+/// queue (later events of that id wait behind it, in order). Counted in
+/// `kbridge_parked_alerts` and `/readyz` while it lasts, however it ends.
+struct Parked<'a> {
+    observer: &'a dyn AttemptObserver,
+}
+
+impl<'a> Parked<'a> {
+    fn new(observer: &'a dyn AttemptObserver, target: &Target, key: &str, why: &Delivery) -> Self {
+        let why = match why {
+            Delivery::GaveUp { attempts, reason } => {
+                format!("retry.max_attempts ({attempts}) reached: {reason}")
+            }
+            Delivery::Poison {
+                evidence, reason, ..
+            } => format!("a poison alert ({evidence}): {reason}"),
+            _ => String::new(),
+        };
+        tracing::error!(
+            event = key,
+            route = %target.name,
+            "alert parked: {why}; without a dead-letter topic it is not given up, but retried every retry.max_backoff while the others flow (it holds its partition's commit point and its alert id's queue): fix the target or the alert, or set dead_letter_topic"
+        );
+        observer.parked(1);
+        Self { observer }
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.observer.parked(-1);
     }
 }
 

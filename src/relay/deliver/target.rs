@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
+use super::answer::{Trouble, Verdict};
 use super::answer_rules::AnswerRules;
 use super::http::{Attempt, AttemptObserver, Webhook};
 use super::pace::Pace;
+use super::poison::{Counts, Tally};
 use crate::relay::config::{RateLimit, RouteConfig, StatusPolicy};
 use crate::relay::telemetry::Totals;
 
@@ -29,6 +31,9 @@ pub(crate) struct Target {
     description: String,
     /// The last attempt failed as the target's fault (not ready).
     failing: AtomicBool,
+    /// What the route's attempts came to: the evidence poison detection
+    /// weighs an alert's failures against.
+    tally: Tally,
     totals: Arc<Totals>,
 }
 
@@ -68,8 +73,14 @@ impl Target {
             keyed_by_route: settings.keyed_by_route,
             description: describe(route.rate_limit, webhook),
             failing: AtomicBool::new(false),
+            tally: Tally::default(),
             totals,
         })
+    }
+
+    /// The route's attempts so far (see `poison`).
+    pub(crate) fn tally(&self) -> Counts {
+        self.tally.now()
     }
 
     /// Where the route's requests go, for `kbridge check`: the URL (its
@@ -140,6 +151,14 @@ fn describe(
 /// relay is not ready while any route's target fails as a target.
 impl AttemptObserver for Target {
     fn attempt(&self, attempt: &Attempt, elapsed: Duration) {
+        match &attempt.verdict {
+            Verdict::Delivered | Verdict::Rejected { .. } => self.tally.record(true),
+            Verdict::Retry {
+                trouble: Trouble::Throttled,
+                ..
+            } => {}
+            Verdict::Retry { .. } => self.tally.record(false),
+        }
         let target_failing = self.totals.attempt(&self.name, attempt, elapsed);
         let was = self.failing.swap(target_failing, Ordering::Relaxed);
         if was != target_failing {
@@ -153,5 +172,9 @@ impl AttemptObserver for Target {
 
     fn paused(&self) {
         self.totals.paused(&self.name);
+    }
+
+    fn parked(&self, delta: i64) {
+        self.totals.parked(delta);
     }
 }

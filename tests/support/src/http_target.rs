@@ -50,12 +50,29 @@ pub struct Script {
     pub busy: Option<Busy>,
 }
 
-/// An answer given to every request within `for_` of the target's first.
+/// An answer given within `for_` of the target's first request — to every
+/// request, or (a brownout) to a share of them, spread evenly and fixed by
+/// the arrival order so a run is repeatable.
 #[derive(Debug, Clone)]
 pub struct Busy {
     pub for_: Duration,
     pub status: u16,
     pub body: String,
+    /// The share of requests given this answer: 1.0 every one, 0.85 a
+    /// brownout that lets one in seven through.
+    pub share: f64,
+}
+
+impl Busy {
+    /// Whether request number `seq` gets the busy answer: a fixed
+    /// pseudo-random draw per request.
+    fn hits(&self, seq: usize) -> bool {
+        let draw = (seq as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29)
+            % 10_000;
+        (draw as f64) < self.share * 10_000.0
+    }
 }
 
 /// A special answer for the alerts of one host.
@@ -355,7 +372,11 @@ async fn handle(
         let mut delay = script.delay;
         let mut answer = None;
         let first_at = *inner.first_at.get_or_init(Instant::now);
-        let busy = script.busy.clone().filter(|b| first_at.elapsed() < b.for_);
+        let seq = log.len();
+        let busy = script
+            .busy
+            .clone()
+            .filter(|b| first_at.elapsed() < b.for_ && b.hits(seq));
         let (status, retry_after) = if let Some(r) = rule {
             delay = r.delay;
             answer = Some(r.body);
@@ -378,7 +399,6 @@ async fn handle(
         } else {
             (200, None)
         };
-        let seq = log.len();
         log.push(Request {
             seq,
             at: Instant::now(),

@@ -51,10 +51,6 @@ pub(crate) struct Webhook {
     policy: std::sync::Arc<StatusPolicy>,
     /// The target's own rules on its answers' bodies.
     rules: std::sync::Arc<AnswerRules>,
-    /// When an alert was last delivered, as milliseconds after `epoch` (0:
-    /// never), to tell a poison alert from an outage.
-    last_delivered: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    epoch: std::time::Instant,
 }
 
 /// Observes each attempt (metrics, readiness) without the retry loop
@@ -65,6 +61,8 @@ pub(crate) trait AttemptObserver: Send + Sync {
     fn waiting(&self, delta: i64);
     /// The target said it is throttling, and the route paused.
     fn paused(&self);
+    /// An alert was parked (+1), or a parked alert left (-1).
+    fn parked(&self, delta: i64);
 }
 
 /// A request slot, held while one request is in flight.
@@ -150,8 +148,6 @@ impl Webhook {
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
             policy: std::sync::Arc::new(policy),
             rules,
-            last_delivered: std::sync::Arc::default(),
-            epoch: std::time::Instant::now(),
         })
     }
 
@@ -207,11 +203,6 @@ impl Webhook {
         {
             reason.push_str(&format!(" (Location: {})", redact::url(to)));
         }
-        if verdict == Verdict::Delivered {
-            let ms = self.epoch.elapsed().as_millis() as u64 + 1;
-            self.last_delivered
-                .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
-        }
         Attempt {
             verdict,
             reach: Reach::Answered(status),
@@ -258,14 +249,6 @@ impl Webhook {
             headers.insert(IDEMPOTENCY_KEY, key);
         }
         request
-    }
-
-    /// Whether some alert was delivered after `since`.
-    pub(crate) fn delivered_since(&self, since: std::time::Instant) -> bool {
-        let since_ms = since.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
-        self.last_delivered
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > since_ms
     }
 }
 
