@@ -263,6 +263,11 @@ impl Totals {
         self.window.store(max_pending as i64, Ordering::Relaxed);
     }
 
+    /// A delivery task panicked (contained: see `deliver::contained`).
+    pub(crate) fn panicked(&self, route: &Arc<str>) {
+        metrics::counter!("kbridge_panics_total", "route" => label(route)).increment(1);
+    }
+
     /// A route paused because its target throttles.
     pub(crate) fn paused(&self, route: &Arc<str>) {
         metrics::counter!("kbridge_route_pauses_total", "route" => label(route)).increment(1);

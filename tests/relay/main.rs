@@ -15,6 +15,7 @@ mod delivery;
 mod hostile_jq;
 mod https;
 mod mapping;
+mod panics;
 mod rebalance;
 mod routes;
 mod secrets;

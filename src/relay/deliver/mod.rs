@@ -17,6 +17,7 @@
 mod answer;
 mod answer_rules;
 mod dead_letter;
+mod fault_injection;
 mod http;
 mod pace;
 mod poison;
@@ -55,7 +56,7 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
     // waits for this task (see `commit::ownership`).
     let _running = job.ownership.run();
     loop {
-        if handle(&shared, &job).await == Err(Interrupted) {
+        if contained(&shared, &job).await == Err(Interrupted) {
             return;
         }
         let next = shared.finish(
@@ -76,8 +77,63 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
     }
 }
 
+/// [`handle`], with a panic contained: a panic anywhere below (a
+/// dependency's, on a record or an answer nobody foresaw) would end this
+/// task with the event's offset pending and its alert id's queue busy for
+/// good — the partition's commit point and every later event of that alert
+/// stuck until a restart. Instead, the event is dead-lettered with the
+/// panic's message, or, without a dead-letter topic, parked: handled again
+/// every `retry.max_backoff` (a panic may depend on the target's answer)
+/// while the other alerts flow.
+async fn contained(shared: &Shared, job: &Job) -> Handled {
+    use futures_util::FutureExt;
+    let mut parked = false;
+    let handled = loop {
+        let panic = match std::panic::AssertUnwindSafe(handle(shared, job))
+            .catch_unwind()
+            .await
+        {
+            Ok(handled) => break handled,
+            Err(panic) => panic_message(&*panic),
+        };
+        let route = job.route.name();
+        let reason = format!(
+            "kbridge failed handling this event (a defect; please report it with this message): panicked: {panic}"
+        );
+        tracing::error!(event = %job.origin.coordinates(), %route, "{reason}");
+        shared.totals().panicked(route);
+        if shared.dead_letters().is_some() {
+            break dead_letter(shared, job, Stage::Deliver, &reason).await;
+        }
+        if !parked {
+            parked = true;
+            shared.totals().parked(1);
+        }
+        let wait = shared.retry().max_backoff;
+        tokio::select! {
+            biased;
+            _ = job.ownership.ending() => break Err(Interrupted),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    };
+    if parked {
+        shared.totals().parked(-1);
+    }
+    handled
+}
+
+/// What a panic said: its message, when it was text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a panic without a message)".into())
+}
+
 /// Maps (a jq route), delivers or dead-letters one event on one route.
 async fn handle(shared: &Shared, job: &Job) -> Handled {
+    fault_injection::panic_if_asked(job);
     match &job.work {
         Work::DeadLetter { stage, reason } => dead_letter(shared, job, *stage, reason).await,
         Work::Deliver { bodies } => deliver(shared, job, bodies).await,
