@@ -59,6 +59,12 @@ impl Shared {
             cfg.offset_reset,
             partitions.clone(),
             totals.clone(),
+            cfg.route_configs()
+                .iter()
+                .map(|r| r.webhook.timeout)
+                .max()
+                .unwrap_or_default()
+                + source::REVOKE_MARGIN,
         )?;
         let dead_letters = match &cfg.dead_letter_topic {
             Some(topic) => Some(DeadLetters::new(&kafka, topic.clone())?),

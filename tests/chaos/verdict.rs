@@ -17,6 +17,14 @@ pub struct Verdict {
     pub duplicated: usize,
     /// Alerts whose events first arrived out of offset order.
     pub disorder: Vec<String>,
+    /// Alerts whose last 2xx arrival is not their newest event: the
+    /// target's final state of the alert is wrong (a trigger landing after
+    /// its recovery leaves it open).
+    pub stale: Vec<String>,
+    /// Arrivals of an older event after a newer one of the same alert, the
+    /// first arrivals aside: in-order replays after a crash or a hand-over
+    /// (reported; the final state is what must be right).
+    pub replayed: usize,
     pub worst_delay: Duration,
 }
 
@@ -47,6 +55,30 @@ impl Verdict {
                 .or_default()
                 .push((r.seq, s.offset));
         }
+        // Every 2xx arrival, in arrival order, by alert: its event's offset.
+        let offset_of: HashMap<&str, i64> =
+            sent.iter().map(|s| (s.key.as_str(), s.offset)).collect();
+        let mut arrivals: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for r in &delivered {
+            if let Some(o) = offset_of.get(r.key()) {
+                arrivals.entry(r.alert_id()).or_default().push(*o);
+            }
+        }
+        let mut stale = Vec::new();
+        let mut replayed = 0;
+        for (alert, offsets) in &arrivals {
+            let newest = offsets.iter().max().copied().unwrap_or_default();
+            if offsets.last() != Some(&newest) {
+                stale.push(format!("{alert}: arrivals by offset {offsets:?}"));
+            }
+            let mut seen = i64::MIN;
+            for o in offsets {
+                if *o < seen {
+                    replayed += 1;
+                }
+                seen = seen.max(*o);
+            }
+        }
         let disorder = per_alert
             .into_iter()
             .filter_map(|(alert, mut arrivals)| {
@@ -60,6 +92,8 @@ impl Verdict {
             lost,
             duplicated,
             disorder,
+            stale,
+            replayed,
             worst_delay,
         }
     }
@@ -94,6 +128,17 @@ impl Verdict {
             "{scenario}: alerts out of order: {:?}",
             self.disorder
         );
+        assert!(
+            self.stale.is_empty(),
+            "{scenario}: the target's last word on an alert is not its newest event: {:?}",
+            self.stale
+        );
+        if self.replayed > 0 {
+            println!(
+                "{scenario}: {} older events arrived again after newer ones (in-order replays)",
+                self.replayed
+            );
+        }
         assert!(
             self.duplicated <= max_duplicated,
             "{scenario}: {} duplicates (at most {max_duplicated})",

@@ -117,7 +117,9 @@ impl RelayConfig {
                 &format!("{what}.timeout"),
                 r.webhook.timeout,
                 ms(100),
-                s(600),
+                // A revoke waits this long for requests on the wire, within
+                // the group's rebalance timeout (max.poll.interval.ms, 300 s).
+                s(120),
             )?;
             within(
                 &format!("{what}.throttle_pause"),

@@ -36,6 +36,9 @@ pub(crate) struct RelayContext<J: Send + 'static> {
     /// The consumer itself, set once it is built: a revoke commits on a
     /// helper thread, which needs its own handle.
     consumer: OnceLock<Weak<RelayConsumer<J>>>,
+    /// How long a revoke lets requests on the wire finish (see
+    /// `rebalance`).
+    pub(super) revoke_wait: std::time::Duration,
 }
 
 impl<J: Send + 'static> RelayContext<J> {
@@ -115,6 +118,7 @@ pub(crate) fn create<J: Send + 'static>(
     offset_reset: OffsetReset,
     partitions: Arc<Partitions<J>>,
     totals: Arc<Totals>,
+    revoke_wait: std::time::Duration,
 ) -> Result<Arc<RelayConsumer<J>>> {
     let mut client = kafka.client();
     if let Some(id) = membership.instance_id {
@@ -153,6 +157,7 @@ pub(crate) fn create<J: Send + 'static>(
                 fatal: Mutex::new(None),
                 commits: CommitGate::default(),
                 consumer: OnceLock::new(),
+                revoke_wait,
             },
             "the Kafka consumer",
         )?;

@@ -16,3 +16,4 @@ mod rebalance;
 pub(crate) use backpressure::Backpressure;
 pub(crate) use consumer::{Membership, RelayConsumer, create as create_consumer};
 pub(crate) use origin::Origin;
+pub(crate) use rebalance::REVOKE_MARGIN;

@@ -3,7 +3,10 @@
 //! the partitions that change owner; the others keep flowing.
 //!
 //! A revoke ends the revoked partitions' ownerships (no new attempt, no
-//! retry wait), lets requests on the wire finish for up to [`REVOKE_WAIT`],
+//! retry wait), lets requests on the wire finish for up to the longest
+//! `webhook.timeout` of the routes and a second more (so a request is only
+//! ever dropped after its own timeout: none of the old owner's requests is
+//! still waiting for its answer when the next owner sends its first),
 //! drops the rest, and commits what was handled — all before the callback
 //! returns, since the group gives the partitions to their next owner only
 //! after that. An assign starts a fresh ownership.
@@ -24,10 +27,9 @@ use crate::relay::blocking::off_the_runtime;
 use crate::relay::commit::committer::{COMMIT_WAIT, CommitsInTurn, commit_now};
 use crate::topic_partition::TopicPartition;
 
-/// How long a revoke lets the revoked partitions' requests on the wire
-/// finish before dropping them: the webhook's default timeout, so that a
-/// request is dropped only when the target is slower than that.
-const REVOKE_WAIT: Duration = Duration::from_secs(10);
+/// The revoke's wait beyond the longest webhook timeout: the attempt's
+/// own timer fires first, and its task needs a moment to report.
+pub(crate) const REVOKE_MARGIN: Duration = Duration::from_secs(1);
 
 impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -64,7 +66,7 @@ impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
 impl<J: Send + 'static> RelayContext<J> {
     /// Ends the partitions' ownerships and commits their handled prefix.
     fn revoke(&self, tps: &[TopicPartition]) {
-        let points = self.partitions.revoke(tps, REVOKE_WAIT);
+        let points = self.partitions.revoke(tps, self.revoke_wait);
         if points.is_empty() {
             return;
         }
