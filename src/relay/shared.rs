@@ -67,7 +67,7 @@ impl Shared {
                 + source::REVOKE_MARGIN,
         )?;
         let dead_letters = match &cfg.dead_letter_topic {
-            Some(topic) => Some(DeadLetters::new(&kafka, topic.clone())?),
+            Some(topic) => Some(DeadLetters::new(&kafka, topic.clone(), totals.clone())?),
             None => None,
         };
         Ok(Self {

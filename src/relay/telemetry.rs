@@ -114,6 +114,8 @@ pub(crate) struct Totals {
     /// `max_pending`: parked alerts filling the whole window stop the
     /// relay (not ready).
     window: AtomicI64,
+    /// Readiness: dead letters cannot be written.
+    dead_letters_failing: AtomicBool,
 }
 
 impl Totals {
@@ -214,6 +216,12 @@ impl Totals {
                 "{failing} route(s) failing as a target: unreachable, throttling, or refusing the relay (credentials, URL)"
             ));
         }
+        if self.dead_letters_failing.load(Ordering::Relaxed) {
+            why.push(
+                "dead letters cannot be written (the dead-letter topic is missing, refuses kbridge, or its producer failed): their partitions wait"
+                    .to_string(),
+            );
+        }
         if window > 0 && parked >= window {
             why.push(format!(
                 "{parked} parked alerts fill the max_pending window: nothing else flows"
@@ -250,6 +258,12 @@ impl Totals {
                 | AttemptOutcome::TargetError
                 | AttemptOutcome::Throttled
         )
+    }
+
+    /// Whether dead letters fail to be written now.
+    pub(crate) fn dead_letters_failing(&self, failing: bool) {
+        self.dead_letters_failing.store(failing, Ordering::Relaxed);
+        metrics::gauge!("kbridge_dead_letters_failing").set(if failing { 1.0 } else { 0.0 });
     }
 
     /// An alert was parked (+1), or a parked one left (-1).

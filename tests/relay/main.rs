@@ -11,6 +11,7 @@
 mod answer_rules;
 mod bad_input;
 mod brownout;
+mod dead_letter_trouble;
 mod delivery;
 mod hostile_jq;
 mod https;

@@ -5,7 +5,15 @@
 //!
 //! An offset is committed only after its dead letter was acknowledged by
 //! the brokers, so a failing dead-letter topic stalls the partition instead
-//! of dropping the event.
+//! of dropping the event — said at error level, and in `/readyz`.
+//!
+//! Everything kbridge adds is bounded (a reason is cut at
+//! [`MAX_REASON_BYTES`]), and a dead letter the topic refuses as too large
+//! is made smaller step by step — without the value, then without the
+//! original headers, then without the key, each step said in a header — so
+//! the only record left to refuse is one of kbridge's own headers, a few
+//! hundred bytes: a topic that refuses even that is misconfigured, which
+//! the log says, and the partition waits for the fix.
 
 use std::time::Duration;
 
@@ -23,16 +31,51 @@ use crate::relay::config::RetryConfig;
 use crate::relay::source::Origin;
 use crate::relay::stage::Stage;
 
+/// The longest reason a dead letter carries (`kbridge.error`): jq
+/// messages and multi-output failure lists can be any length.
+pub(crate) const MAX_REASON_BYTES: usize = 4096;
+
 pub(crate) struct DeadLetters {
-    producer: FutureProducer<KafkaContext>,
+    /// Rebuilt after a fatal error (an idempotent producer that lost its
+    /// sequence cannot send again).
+    producer: std::sync::Mutex<std::sync::Arc<FutureProducer<KafkaContext>>>,
+    kafka: KafkaOpts,
     topic: String,
+    totals: std::sync::Arc<crate::relay::telemetry::Totals>,
+    /// Sends failing now (for readiness): a count, as several tasks may be
+    /// retrying at once.
+    failing: std::sync::atomic::AtomicI64,
+}
+
+/// What a dead letter leaves out, step by step, when the topic says it is
+/// too large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Trimmed {
+    Nothing,
+    Value,
+    Headers,
+    Key,
 }
 
 impl DeadLetters {
     /// The dead-letter producer: idempotent, acknowledged by all in-sync
     /// replicas, with the user's `[kafka]` settings.
-    pub(crate) fn new(kafka: &KafkaOpts, topic: String) -> Result<Self> {
-        let producer = kafka
+    pub(crate) fn new(
+        kafka: &KafkaOpts,
+        topic: String,
+        totals: std::sync::Arc<crate::relay::telemetry::Totals>,
+    ) -> Result<Self> {
+        Ok(Self {
+            producer: std::sync::Mutex::new(std::sync::Arc::new(Self::producer(kafka)?)),
+            kafka: kafka.clone(),
+            topic,
+            totals,
+            failing: std::sync::atomic::AtomicI64::new(0),
+        })
+    }
+
+    fn producer(kafka: &KafkaOpts) -> Result<FutureProducer<KafkaContext>> {
+        kafka
             .client()
             .set_default("client.id", "kbridge-dead-letters")
             .set_default("enable.idempotence", "true")
@@ -42,8 +85,52 @@ impl DeadLetters {
             // was; the topic's own limit decides, and a value it refuses is
             // left out (see `send`).
             .set_default("message.max.bytes", "100000000")
-            .build(KafkaContext::default(), "the dead-letter producer")?;
-        Ok(Self { producer, topic })
+            // A dead letter that cannot be written within this is said at
+            // error level, counted in /readyz and sent again (librdkafka's
+            // 5 minutes would keep a missing topic or a refusing ACL silent).
+            .set_default("message.timeout.ms", "30000")
+            .build(KafkaContext::default(), "the dead-letter producer")
+    }
+
+    fn current(&self) -> std::sync::Arc<FutureProducer<KafkaContext>> {
+        self.producer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A producer with a fatal error sends nothing ever again: a new one.
+    fn renew_if_fatal(&self, used: &std::sync::Arc<FutureProducer<KafkaContext>>) {
+        let Some((code, reason)) = used.client().fatal_error() else {
+            return;
+        };
+        let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if !std::sync::Arc::ptr_eq(&slot, used) {
+            return; // another task renewed it
+        }
+        match Self::producer(&self.kafka) {
+            Ok(p) => {
+                tracing::error!(topic = %self.topic, "the dead-letter producer failed for good ({code:?}: {reason}); starting a new one");
+                *slot = std::sync::Arc::new(p);
+            }
+            Err(e) => {
+                tracing::error!(topic = %self.topic, "the dead-letter producer failed for good ({code:?}: {reason}) and a new one cannot start: {e:#}")
+            }
+        }
+    }
+
+    /// Counts a task whose dead letter fails (+1) or no longer does (-1);
+    /// the relay is not ready while any does.
+    fn set_failing(&self, failing: &mut bool, now: bool) {
+        if *failing != now {
+            *failing = now;
+            let n = self.failing.fetch_add(
+                if now { 1 } else { -1 },
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            let after = n + if now { 1 } else { -1 };
+            self.totals.dead_letters_failing(after > 0);
+        }
     }
 
     pub(crate) fn topic(&self) -> &str {
@@ -60,11 +147,12 @@ impl DeadLetters {
         // A native copy: the original keys and values stay the bytes they
         // were, UTF-8 or not.
         let mut headers = origin.headers.clone().unwrap_or_default();
+        let reason = bounded(reason, MAX_REASON_BYTES);
         let partition = origin.partition.to_string();
         let offset = origin.offset.to_string();
         let now = jiff::Timestamp::now().to_string();
         for (k, v) in [
-            ("kbridge.error", reason),
+            ("kbridge.error", reason.as_str()),
             ("kbridge.stage", stage.as_str()),
             ("kbridge.route", route),
             ("kbridge.topic", &origin.topic),
@@ -93,71 +181,197 @@ impl DeadLetters {
         retry: &RetryConfig,
         ownership: &Ownership,
     ) -> Result<(), Interrupted> {
-        let mut headers = Self::headers(origin, route, stage, reason);
-        let mut omit_value = false;
+        let mut trimmed = Trimmed::Nothing;
+        let mut failing = false;
+        let sent = self
+            .send_trimmed(
+                origin,
+                route,
+                stage,
+                reason,
+                retry,
+                ownership,
+                &mut trimmed,
+                &mut failing,
+            )
+            .await;
+        self.set_failing(&mut failing, false);
+        sent
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_trimmed(
+        &self,
+        origin: &Origin,
+        route: &str,
+        stage: Stage,
+        reason: &str,
+        retry: &RetryConfig,
+        ownership: &Ownership,
+        trimmed: &mut Trimmed,
+        failing: &mut bool,
+    ) -> Result<(), Interrupted> {
+        let full = Self::headers(origin, route, stage, reason);
+        let ours = Self::headers(
+            &Origin {
+                headers: None,
+                ..origin.clone()
+            },
+            route,
+            stage,
+            reason,
+        );
         let mut delays = backoff(retry);
         loop {
+            let mut headers = if *trimmed >= Trimmed::Headers {
+                ours.clone()
+            } else {
+                full.clone()
+            };
+            headers = trim_notes(headers, origin, *trimmed);
             let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&self.topic).headers(headers.clone());
-            if let Some(k) = &origin.key {
+                FutureRecord::to(&self.topic).headers(headers);
+            if let Some(k) = origin.key.as_ref().filter(|_| *trimmed < Trimmed::Key) {
                 record = record.key(k.as_slice());
             }
-            if let Some(p) = origin.payload.as_ref().filter(|_| !omit_value) {
+            if let Some(p) = origin
+                .payload
+                .as_ref()
+                .filter(|_| *trimmed < Trimmed::Value)
+            {
                 record = record.payload(p.as_slice());
             }
             if ownership.is_ending() {
                 return Err(Interrupted);
             }
+            let producer = self.current();
             let sent = tokio::select! {
-                sent = self.producer.send(record, Timeout::Never) => sent,
+                sent = producer.send(record, Timeout::Never) => sent,
                 _ = ownership.revoked() => return Err(Interrupted),
             };
-            match sent {
+            let e = match sent {
                 Ok(_) => return Ok(()),
-                // Too large for the producer or the topic: retrying cannot
-                // help, so keep the event's coordinates and reason but not
-                // its value (the original stays readable in its topic until
-                // retention removes it).
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _))
-                    if !omit_value =>
-                {
-                    omit_value = true;
-                    let size = origin.payload.as_ref().map_or(0, Vec::len).to_string();
-                    headers = headers
-                        .insert(Header {
-                            key: "kbridge.value_omitted",
-                            value: Some("too large for the dead-letter topic".as_bytes()),
-                        })
-                        .insert(Header {
-                            key: "kbridge.value_size",
-                            value: Some(size.as_bytes()),
-                        });
-                    tracing::warn!(
-                        event = %origin.coordinates(),
-                        size,
-                        "the event is too large for the dead-letter topic; writing its dead letter without the value"
-                    );
-                }
-                Err((e, _)) => {
-                    let wait = delays.next().unwrap_or(retry.max_backoff);
-                    tracing::error!(
-                        topic = %self.topic,
-                        event = %origin.coordinates(),
-                        retry_in = ?wait,
-                        "cannot write the dead letter: {e}; the partition waits until it succeeds"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = ownership.ending() => return Err(Interrupted),
+                Err((e, _)) => e,
+            };
+            // Too large for the producer or the topic: retrying the same
+            // record cannot help; a smaller one may.
+            let too_large = matches!(
+                e,
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidRecord
+                )
+            );
+            if too_large && *trimmed < Trimmed::Key {
+                *trimmed = match *trimmed {
+                    Trimmed::Nothing => Trimmed::Value,
+                    Trimmed::Value => Trimmed::Headers,
+                    _ => Trimmed::Key,
+                };
+                tracing::warn!(
+                    event = %origin.coordinates(),
+                    "the dead letter is too large for the dead-letter topic; writing it without {}",
+                    match *trimmed {
+                        Trimmed::Value => "the value",
+                        Trimmed::Headers => "the value and the original headers",
+                        _ => "the value, the original headers and the key",
                     }
-                }
+                );
+                continue;
+            }
+            self.set_failing(failing, true);
+            self.renew_if_fatal(&producer);
+            let wait = delays.next().unwrap_or(retry.max_backoff);
+            if too_large {
+                tracing::error!(
+                    topic = %self.topic,
+                    event = %origin.coordinates(),
+                    retry_in = ?wait,
+                    "the dead-letter topic refuses even kbridge's own headers as too large: raise its max.message.bytes (a few KiB is enough); the partition waits until it succeeds"
+                );
+            } else {
+                tracing::error!(
+                    topic = %self.topic,
+                    event = %origin.coordinates(),
+                    retry_in = ?wait,
+                    "cannot write the dead letter: {e}; the partition waits until it succeeds (check the topic exists and kbridge may write to it)"
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ownership.ending() => return Err(Interrupted),
             }
         }
     }
 
     /// Waits for every queued dead letter (shutdown).
     pub(crate) fn flush(&self, timeout: Duration) -> Result<()> {
-        self.producer.flush(timeout)?;
+        self.current().flush(timeout)?;
         Ok(())
+    }
+}
+
+/// The headers that say what a trimmed dead letter left out.
+fn trim_notes(headers: OwnedHeaders, origin: &Origin, trimmed: Trimmed) -> OwnedHeaders {
+    let mut headers = headers;
+    let mut note = |key: &'static str, value: String| {
+        headers = std::mem::take(&mut headers).insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    };
+    if trimmed >= Trimmed::Value {
+        note(
+            "kbridge.value_omitted",
+            "too large for the dead-letter topic".into(),
+        );
+        note(
+            "kbridge.value_size",
+            origin.payload.as_ref().map_or(0, Vec::len).to_string(),
+        );
+    }
+    if trimmed >= Trimmed::Headers {
+        let n = origin
+            .headers
+            .as_ref()
+            .map_or(0, rdkafka::message::Headers::count);
+        note("kbridge.headers_omitted", n.to_string());
+    }
+    if trimmed >= Trimmed::Key {
+        note(
+            "kbridge.key_size",
+            origin.key.as_ref().map_or(0, Vec::len).to_string(),
+        );
+    }
+    headers
+}
+
+/// `text`, cut to at most `max` bytes at a character boundary, with a mark
+/// that says so.
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(40);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_bounded_at_a_character_boundary() {
+        assert_eq!(bounded("short", 100), "short");
+        let long = "é".repeat(5000);
+        let b = bounded(&long, MAX_REASON_BYTES);
+        assert!(b.len() <= MAX_REASON_BYTES, "{}", b.len());
+        assert!(
+            b.ends_with("… (10000 bytes in all)"),
+            "{}",
+            &b[b.len() - 40..]
+        );
     }
 }

@@ -195,10 +195,28 @@ fn exception(e: jaq_core::Exn<'_, Val>) -> String {
 /// A runtime error as text: the string an `error("…")` was given, without
 /// quotes, or jaq's own description.
 fn message(e: jaq_core::Error<Val>) -> String {
-    match e.into_val() {
-        Val::TStr(s) => String::from_utf8_lossy(&s).into_owned(),
-        other => other.to_string(),
+    // `error(.)` carries the whole event: a reason goes into logs and a
+    // dead letter's header, so it is cut (at a character boundary).
+    const MAX: usize = 2048;
+    let text = match e.into_val() {
+        Val::TStr(s) => String::from_utf8_lossy(&s[..s.len().min(MAX * 2)]).into_owned(),
+        other if nesting::check_value(&other).is_err() => {
+            dispose(other);
+            "error with a value nested too deep to show".into()
+        }
+        other => {
+            let json = to_json(&other);
+            String::from_utf8_lossy(&json[..json.len().min(MAX * 2)]).into_owned()
+        }
+    };
+    if text.len() <= MAX {
+        return text;
     }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// `line L, column C` of `at`, a slice of `code` (or its end).
