@@ -34,6 +34,7 @@ pub(crate) fn run(
     // What `run` builds before it connects: the routes' jq programs, and
     // their webhook clients, which read the header secrets and TLS files
     // named in the config.
+    crate::relay::route::jq_budget::configure(cfg.jq.budget());
     let routes = LiveRoute::build_all(&cfg, &Arc::new(Totals::default())).map_err(invalid)?;
     for notice in &cfg.notices {
         eprintln!("kbridge: warning: {notice}");

@@ -26,6 +26,7 @@ use crate::relay::config::RelayConfig;
 use crate::relay::deliver::run_chain;
 use crate::relay::drain::drain;
 use crate::relay::route;
+use crate::relay::route::jq_budget;
 use crate::relay::shared::Shared;
 use crate::relay::shutdown::{Abort, Shutdown, StopClock};
 use crate::relay::source::{Backpressure, Origin};
@@ -81,6 +82,9 @@ pub(crate) async fn run(
             _ = tick.tick() => {
                 if let Some(f) = consumer.context().fatal_error() {
                     break Err(anyhow!("Kafka refused this client: {f}; check the credentials and ACLs in [kafka]"));
+                }
+                if let Some(why) = jq_budget::must_restart() {
+                    break Err(anyhow!("{why}"));
                 }
                 if backpressure.is_active() {
                     backpressure.prune(&*consumer, |tp| shared.partitions().epoch_of(tp));

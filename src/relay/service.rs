@@ -39,6 +39,7 @@ pub(crate) async fn serve(
     if cfg.dead_letter_topic.is_none() {
         tracing::warn!("{}", cfg.dead_letter_policy());
     }
+    crate::relay::route::jq_budget::configure(cfg.jq.budget());
     let totals = Arc::new(Totals::default());
     if let Some(addr) = cfg.metrics.addr {
         telemetry::serve(addr, totals.clone()).await?;

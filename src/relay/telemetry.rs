@@ -222,6 +222,13 @@ impl Totals {
                     .to_string(),
             );
         }
+        let abandoned = crate::relay::route::jq_budget::abandoned();
+        metrics::gauge!("kbridge_jq_abandoned_evaluations").set(abandoned as f64);
+        if abandoned > 0 {
+            why.push(format!(
+                "{abandoned} jq evaluation(s) ran past jq.timeout and still run (the relay restarts if they do not end)"
+            ));
+        }
         if window > 0 && parked >= window {
             why.push(format!(
                 "{parked} parked alerts fill the max_pending window: nothing else flows"

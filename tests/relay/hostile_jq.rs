@@ -84,3 +84,91 @@ fn hostile_records_and_programs_on_a_jq_route_are_dead_lettered_and_the_relay_go
     );
     relay.stop();
 }
+
+/// Programs that never end or never stop giving outputs: each event is
+/// invalid on its route after `jq.timeout` (or `jq.max_outputs`), the
+/// others flow, and since the abandoned evaluations never end the relay
+/// stops by itself — cleanly, everything committed — for systemd to
+/// restart it; the restarted relay does not meet those events again.
+#[test]
+fn programs_that_never_end_cost_their_event_and_a_clean_restart() {
+    let topic = new_topic("loopjq", 1);
+    let dlq = new_topic("loopjq-dlq", 1);
+    let group = unique("loopjq-g");
+    let target = Target::start(Script::default());
+    let route = r#"
+[jq]
+timeout = "200ms"
+max_outputs = 50
+[[route]]
+name = "robot"
+map = '''
+if .spin then last(range(1e15))
+elif .many then range(1e9) | {n: .}
+else {text: .df_title} end
+'''
+key = 'if .spinkey then (def f: f; f) else .df_fault_id end'
+[route.webhook]
+url = "URL"
+"#
+    .replace("URL", &target.url());
+    produce_records(
+        &topic,
+        &[
+            Rec::event(&json!({"spin": true, "df_fault_id": "a"})),
+            Rec::event(&json!({"df_title": "one", "df_fault_id": "b"})),
+            Rec::event(&json!({"spinkey": true})),
+            Rec::event(&json!({"many": true, "df_fault_id": "c"})),
+            Rec::event(&json!({"df_title": "two", "df_fault_id": "d"})),
+        ],
+    );
+    let cmd = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .config(&route);
+    let mut relay = cmd.start();
+    let dead = read_all(&dlq, 3, Duration::from_secs(30));
+    let reason = |offset: &str| {
+        dead.iter()
+            .find(|d| d.header("kbridge.offset").as_deref() == Some(offset))
+            .and_then(|d| d.header("kbridge.error"))
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("0").contains("ran past jq.timeout (200ms)"),
+        "{}",
+        reason("0")
+    );
+    assert!(
+        reason("2").contains("key: the program ran past jq.timeout"),
+        "{}",
+        reason("2")
+    );
+    assert!(
+        reason("3").contains("more than 50 outputs (jq.max_outputs)"),
+        "{}",
+        reason("3")
+    );
+    target.wait_delivered(2, Duration::from_secs(10));
+    // The spinning evaluations never end: a clean stop, non-zero for
+    // systemd's Restart=on-failure, with everything committed.
+    let status = relay.expect_exit(Duration::from_secs(30));
+    assert!(!status.success() && status.code() != Some(2), "{status:?}");
+    assert!(
+        relay.has_log("restarting to free their threads"),
+        "{}",
+        relay.stderr()
+    );
+    wait_fully_committed(&group, &topic, Duration::from_secs(10));
+
+    produce_records(
+        &topic,
+        &[Rec::event(
+            &json!({"df_title": "three", "df_fault_id": "e"}),
+        )],
+    );
+    let mut relay = cmd.start();
+    target.wait_delivered(3, Duration::from_secs(30));
+    wait_fully_committed(&group, &topic, Duration::from_secs(30));
+    assert!(!relay.has_log("jq.timeout"), "{}", relay.stderr());
+    relay.stop();
+}

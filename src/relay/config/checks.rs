@@ -104,6 +104,9 @@ impl RelayConfig {
                 s(7 * 86400),
             )?;
         }
+        within("jq.timeout", self.jq.timeout, ms(10), s(60))?;
+        count("jq.max_outputs", self.jq.max_outputs, 1, 100_000)?;
+        count("jq.threads", self.jq.threads, 0, 64)?;
         count("concurrency", self.concurrency, 1, 4096)?;
         count("max_pending", self.max_pending, 1, 1 << 20)?;
         count("max_message_bytes", self.max_message_bytes, 1024, 1 << 30)?;

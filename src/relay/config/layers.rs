@@ -32,6 +32,7 @@ const ENV_KEYS: &[&str] = &[
     "drain_timeout",
     "commit_interval",
     "topic_wait",
+    "jq",
     "metrics",
 ];
 

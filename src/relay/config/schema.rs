@@ -87,6 +87,10 @@ pub(crate) struct RelayConfig {
     /// How long to wait at start for the topics to exist.
     #[serde(default = "defaults::topic_wait", deserialize_with = "duration")]
     pub topic_wait: Duration,
+    /// `[jq]`: the budget of every jq program (routes' filter, map, key,
+    /// answer rules).
+    #[serde(default)]
+    pub jq: JqConfig,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -163,6 +167,46 @@ impl Default for RetryConfig {
             retry_on: default_retry_on(),
             reject_on: default_reject_on(),
             poison_after: PoisonAfter::default(),
+        }
+    }
+}
+
+/// `[jq]`: what one evaluation of a program may take (`route::jq_budget`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JqConfig {
+    /// Time per evaluation; past it the event is invalid on its route.
+    #[serde(default = "defaults::jq_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Outputs per evaluation; more is an error (a map of `range(1e9)`).
+    #[serde(default = "defaults::jq_max_outputs")]
+    pub max_outputs: usize,
+    /// Evaluator threads (0: the number of CPUs, 2 to 8).
+    #[serde(default)]
+    pub threads: usize,
+}
+
+impl Default for JqConfig {
+    fn default() -> Self {
+        Self {
+            timeout: defaults::jq_timeout(),
+            max_outputs: defaults::jq_max_outputs(),
+            threads: 0,
+        }
+    }
+}
+
+impl JqConfig {
+    pub(crate) fn budget(&self) -> crate::relay::route::jq_budget::Budget {
+        let default = crate::relay::route::jq_budget::Budget::default();
+        crate::relay::route::jq_budget::Budget {
+            timeout: self.timeout,
+            max_outputs: self.max_outputs,
+            threads: if self.threads == 0 {
+                default.threads
+            } else {
+                self.threads
+            },
         }
     }
 }
@@ -267,6 +311,12 @@ mod defaults {
     }
     pub(super) fn poison_time() -> Duration {
         Duration::from_secs(300)
+    }
+    pub(super) fn jq_timeout() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub(super) fn jq_max_outputs() -> usize {
+        1000
     }
     pub(super) fn log_level() -> String {
         "info".to_string()

@@ -10,14 +10,19 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 
+use std::sync::Arc;
+
+use super::jq_budget::evaluators;
 use super::nesting;
 use super::strict_json::strict_json;
 
 type Data = data::JustLut<Val>;
 
-/// A compiled jq program.
+/// A compiled jq program. Shared with the evaluator threads that run it
+/// (`jq_budget`), never run on the caller's.
+#[derive(Clone)]
 pub(crate) struct Jq {
-    filter: jaq_core::Filter<Data>,
+    filter: Arc<jaq_core::Filter<Data>>,
 }
 
 impl std::fmt::Debug for Jq {
@@ -81,28 +86,96 @@ impl Jq {
                     .collect::<Vec<_>>()
                     .join("; ")
             })?;
-        Ok(Self { filter })
+        Ok(Self {
+            filter: Arc::new(filter),
+        })
     }
 
-    /// Every output of the program on `input`, or the first error's message.
-    pub(crate) fn run(&self, input: &Val) -> Result<Vec<Val>, String> {
+    /// Every output of the program on `input` (at most `max_outputs`), or
+    /// the first error's message. Runs here: callers go through the
+    /// evaluators ([`Jq::bodies`], [`Jq::holds`], [`Jq::key`]).
+    fn evaluate(&self, input: &Val, max_outputs: usize) -> Result<Vec<Val>, String> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
-        self.filter
-            .id
-            .run((ctx, input.clone()))
-            .map(|r| r.map_err(exception))
-            .collect()
+        let mut outputs = Vec::new();
+        for out in self.filter.id.run((ctx, input.clone())) {
+            match out {
+                Ok(v) if outputs.len() < max_outputs => outputs.push(v),
+                Ok(v) => {
+                    dispose(v);
+                    outputs.into_iter().for_each(dispose);
+                    return Err(format!(
+                        "the program gave more than {max_outputs} outputs (jq.max_outputs)"
+                    ));
+                }
+                Err(e) => {
+                    outputs.into_iter().for_each(dispose);
+                    return Err(exception(e));
+                }
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Runs `then` on the program's outputs, on an evaluator thread within
+    /// the jq budget; `then` makes of the values what the caller keeps (a
+    /// body, a key), so that no value the program built crosses back.
+    fn on_evaluator<R: Send + 'static>(
+        &self,
+        input: &Val,
+        then: impl FnOnce(Result<Vec<Val>, String>) -> R + Send + 'static,
+    ) -> Result<R, String> {
+        let (jq, input) = (self.clone(), input.clone());
+        let pool = evaluators();
+        let max = pool.budget().max_outputs;
+        pool.run(move || then(jq.evaluate(&input, max)))
+    }
+
+    /// The program's outputs as request bodies: the program's error, or one
+    /// body (or why it cannot be one) per output.
+    pub(crate) fn bodies(&self, input: &Val) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        self.on_evaluator(input, |outputs| {
+            let outputs = outputs?;
+            let bodies = outputs.iter().map(body).collect();
+            outputs.into_iter().for_each(dispose);
+            Ok(bodies)
+        })?
     }
 
     /// Whether the program's first output is neither `false` nor `null`
     /// (no output: false), as jq's `select` decides.
     pub(crate) fn holds(&self, input: &Val) -> Result<bool, String> {
-        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
-        match self.filter.id.run((ctx, input.clone())).next() {
-            None => Ok(false),
-            Some(Ok(v)) => Ok(!matches!(v, Val::Null | Val::Bool(false))),
-            Some(Err(e)) => Err(exception(e)),
-        }
+        self.on_evaluator(input, |outputs| {
+            let outputs = outputs?;
+            let holds = outputs
+                .first()
+                .is_some_and(|v| !matches!(v, Val::Null | Val::Bool(false)));
+            outputs.into_iter().for_each(dispose);
+            Ok(holds)
+        })?
+    }
+
+    /// The program's first output as a key: a string as is, `null` (or no
+    /// output) as none, anything else as its JSON.
+    pub(crate) fn key(&self, input: &Val) -> Result<Option<String>, String> {
+        self.on_evaluator(input, |outputs| {
+            let outputs = outputs?;
+            let key = match outputs.first() {
+                None | Some(Val::Null) => Ok(None),
+                Some(Val::TStr(s)) => Ok(Some(String::from_utf8_lossy(s).into_owned())),
+                Some(other) => match nesting::check_value(other) {
+                    Ok(()) => Ok(Some(String::from_utf8_lossy(&to_json(other)).into_owned())),
+                    Err(e) => Err(format!("the key is {e}")),
+                },
+            };
+            outputs.into_iter().for_each(dispose);
+            key
+        })?
+    }
+
+    /// Every output, run here (tests).
+    #[cfg(test)]
+    pub(crate) fn run(&self, input: &Val) -> Result<Vec<Val>, String> {
+        self.evaluate(input, usize::MAX)
     }
 }
 

@@ -20,6 +20,7 @@
 mod event;
 mod intake;
 pub(crate) mod jq;
+pub(crate) mod jq_budget;
 mod nesting;
 mod preset;
 mod strict_json;
@@ -196,28 +197,24 @@ impl Route {
             Ok(v) => v,
             Err(invalid) => return invalid,
         };
-        let outputs = match map.run(v) {
-            Ok(o) => o,
+        let bodies = match map.bodies(v) {
+            Ok(b) => b,
             Err(reason) => return invalid_at_map(reason),
         };
-        if outputs.is_empty() {
+        if bodies.is_empty() {
             return RouteDecision::Skip("the route's map produced nothing".into());
         }
-        let decision = if let Some(reason) = key_failure {
-            invalid_at_map(format!("key: {reason}"))
-        } else {
-            match outputs.iter().map(jq::body).collect::<Result<Vec<_>, _>>() {
-                Ok(bodies) => RouteDecision::Deliver {
-                    key: None,
-                    bodies: bodies.into_iter().map(Bytes::from).collect(),
-                    warning: None,
-                },
-                Err(reason) => invalid_at_map(reason),
-            }
-        };
-        // What a program built may nest deeper than a drop can recurse.
-        outputs.into_iter().for_each(jq::dispose);
-        decision
+        if let Some(reason) = key_failure {
+            return invalid_at_map(format!("key: {reason}"));
+        }
+        match bodies.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(bodies) => RouteDecision::Deliver {
+                key: None,
+                bodies: bodies.into_iter().map(Bytes::from).collect(),
+                warning: None,
+            },
+            Err(reason) => invalid_at_map(reason),
+        }
     }
 
     /// A preset route's whole decision: filter, the native mapping, the
@@ -273,11 +270,9 @@ impl Route {
         let Some(p) = &self.key else {
             return EventKey::Unkeyed;
         };
-        match p.run(v) {
-            Ok(keys) => keys
-                .first()
-                .and_then(key_text)
-                .map_or(EventKey::Unkeyed, EventKey::Key),
+        match p.key(v) {
+            Ok(Some(k)) => EventKey::Key(k),
+            Ok(None) => EventKey::Unkeyed,
             Err(reason) => EventKey::Failed(reason),
         }
     }
@@ -292,16 +287,6 @@ fn invalid_at_map(reason: String) -> RouteDecision {
     RouteDecision::Invalid {
         stage: Stage::Map,
         reason,
-    }
-}
-
-/// A key value as text: a string as is, `null` as no key, anything else
-/// as its JSON.
-fn key_text(v: &jaq_json::Val) -> Option<String> {
-    match v {
-        jaq_json::Val::Null => None,
-        jaq_json::Val::TStr(s) => Some(String::from_utf8_lossy(s).into_owned()),
-        other => Some(String::from_utf8_lossy(&jq::to_json(other)).into_owned()),
     }
 }
 
