@@ -33,11 +33,19 @@ impl KafkaOpts {
         client: &Client<C>,
         topics: &[String],
         wait: Duration,
-    ) -> Result<()> {
+    ) -> Result<std::collections::BTreeMap<String, usize>> {
         let deadline = Instant::now() + wait;
         loop {
+            let mut counts = std::collections::BTreeMap::new();
             let missing: Vec<&String> = match client.fetch_metadata(None, Duration::from_secs(2)) {
-                Ok(md) => missing_topics(&md, topics),
+                Ok(md) => {
+                    for t in md.topics() {
+                        if topics.iter().any(|w| w == t.name()) {
+                            counts.insert(t.name().to_string(), t.partitions().len());
+                        }
+                    }
+                    missing_topics(&md, topics)
+                }
                 Err(e) => {
                     let cause = self.why_unreachable(client);
                     // A refused password or certificate does not get
@@ -60,7 +68,7 @@ impl KafkaOpts {
                 }
             };
             if missing.is_empty() {
-                return Ok(());
+                return Ok(counts);
             }
             if Instant::now() >= deadline {
                 let names = missing

@@ -52,6 +52,7 @@ pub(crate) mod config;
 mod consume_loop;
 mod deliver;
 mod drain;
+mod fleet_share;
 mod job;
 mod live_route;
 pub(crate) mod report;

@@ -64,7 +64,10 @@ pub(crate) async fn serve(
         // say) ends the wait: nothing was consumed yet.
         let mut stop = shutdown.clone();
         tokio::select! {
-            waited = waiting => waited.context("internal error waiting for topics")??,
+            waited = waiting => {
+                let counts = waited.context("internal error waiting for topics")??;
+                shared.fleet_share().partition_counts(counts);
+            }
             _ = stop.requested() => {
                 tracing::info!("stopped while waiting for the topics");
                 return Ok(());

@@ -9,6 +9,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::relay::commit::{OrderKey, Partitions, committer};
 use crate::relay::config::{RelayConfig, RetryConfig};
 use crate::relay::deliver::DeadLetters;
+use crate::relay::fleet_share::FleetShare;
 use crate::relay::job::Job;
 use crate::relay::live_route::LiveRoute;
 use crate::relay::report::{Outcome, Report};
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     max_message_bytes: usize,
     /// Slots for events waiting behind their alert's earlier events.
     waiting_slots: Arc<Semaphore>,
+    /// Each route's share of its rate limit, from the assignment.
+    fleet_share: Arc<FleetShare>,
 }
 
 /// Events that may wait behind their alert's earlier events without a
@@ -48,6 +51,7 @@ impl Shared {
         abort: &Abort,
     ) -> Result<Self> {
         let routes = LiveRoute::build_all(cfg, &totals)?;
+        let fleet_share = Arc::new(FleetShare::new(routes.clone(), cfg.topics.clone()));
         let kafka = cfg.kafka_opts();
         let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(abort.token()));
         let consumer = source::create_consumer(
@@ -65,6 +69,7 @@ impl Shared {
                 .max()
                 .unwrap_or_default()
                 + source::REVOKE_MARGIN,
+            fleet_share.clone(),
         )?;
         let dead_letters = match &cfg.dead_letter_topic {
             Some(topic) => Some(DeadLetters::new(&kafka, topic.clone(), totals.clone())?),
@@ -82,7 +87,12 @@ impl Shared {
             waiting_slots: Arc::new(Semaphore::new(
                 cfg.max_pending.saturating_mul(WAITING_PER_PENDING),
             )),
+            fleet_share,
         })
+    }
+
+    pub(crate) fn fleet_share(&self) -> &FleetShare {
+        &self.fleet_share
     }
 
     pub(crate) fn waiting_slots(&self) -> &Arc<Semaphore> {

@@ -31,6 +31,8 @@ pub struct Fleet {
     pub instances: BTreeMap<String, Relay>,
     /// Static membership: each instance's name is its group.instance.id.
     static_members: bool,
+    /// A config file for every instance; `{URL}` becomes its own URL.
+    config: Option<String>,
     stream: Option<Stream>,
 }
 
@@ -42,8 +44,15 @@ impl Fleet {
             target: Target::start(script),
             instances: BTreeMap::new(),
             static_members: false,
+            config: None,
             stream: None,
         }
+    }
+
+    /// Gives every instance this config (`{URL}`: the instance's URL).
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = Some(toml.to_string());
+        self
     }
 
     pub fn static_members(mut self) -> Self {
@@ -57,6 +66,9 @@ impl Fleet {
             .env("KBRIDGE_LOG", "info,librdkafka=warn");
         if self.static_members {
             cmd = cmd.env("KBRIDGE_GROUP_INSTANCE_ID", name);
+        }
+        if let Some(toml) = &self.config {
+            cmd = cmd.config(&toml.replace("{URL}", &self.target.url_for(name)));
         }
         cmd
     }

@@ -13,6 +13,7 @@
 mod fleet;
 mod membership;
 mod orphans;
+mod rate_limit;
 mod stop;
 mod throttle;
 mod verdict;

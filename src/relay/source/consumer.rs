@@ -39,6 +39,14 @@ pub(crate) struct RelayContext<J: Send + 'static> {
     /// How long a revoke lets requests on the wire finish (see
     /// `rebalance`).
     pub(super) revoke_wait: std::time::Duration,
+    /// Told the partitions owned after every assignment and revoke.
+    pub(super) on_assignment: Arc<dyn OnAssignment>,
+}
+
+/// What wants to know which partitions this instance owns (each route's
+/// share of its rate limit).
+pub(crate) trait OnAssignment: Send + Sync {
+    fn owned(&self, owned: &[crate::topic_partition::TopicPartition]);
 }
 
 impl<J: Send + 'static> RelayContext<J> {
@@ -119,6 +127,7 @@ pub(crate) fn create<J: Send + 'static>(
     partitions: Arc<Partitions<J>>,
     totals: Arc<Totals>,
     revoke_wait: std::time::Duration,
+    on_assignment: Arc<dyn OnAssignment>,
 ) -> Result<Arc<RelayConsumer<J>>> {
     let mut client = kafka.client();
     if let Some(id) = membership.instance_id {
@@ -158,6 +167,7 @@ pub(crate) fn create<J: Send + 'static>(
                 commits: CommitGate::default(),
                 consumer: OnceLock::new(),
                 revoke_wait,
+                on_assignment,
             },
             "the Kafka consumer",
         )?;

@@ -14,6 +14,6 @@ mod origin;
 mod rebalance;
 
 pub(crate) use backpressure::Backpressure;
-pub(crate) use consumer::{Membership, RelayConsumer, create as create_consumer};
+pub(crate) use consumer::{Membership, OnAssignment, RelayConsumer, create as create_consumer};
 pub(crate) use origin::Origin;
 pub(crate) use rebalance::REVOKE_MARGIN;

@@ -40,7 +40,9 @@ impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
             }
             tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
             off_the_runtime(|| self.revoke(&tps));
-            self.totals.assigned(!self.partitions.owned().is_empty());
+            let owned = self.partitions.owned();
+            self.totals.assigned(!owned.is_empty());
+            self.on_assignment.owned(&owned);
         }
     }
 
@@ -56,6 +58,7 @@ impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
                 tracing::info!(partitions = ?names(&tps), "partitions assigned");
                 self.partitions.assign(tps);
                 self.totals.assigned(true);
+                self.on_assignment.owned(&self.partitions.owned());
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::error!("rebalance failed: {e}"),
