@@ -23,8 +23,8 @@ use tokio::sync::mpsc;
 use crate::client::{KafkaContext, KafkaOpts};
 use crate::output::outln;
 use crate::relay::config::{
-    OffsetReset, Overrides, Preset, RateLimit, RelayConfig, RouteConfig, WebhookConfig,
-    WebhookOverrides,
+    OffsetReset, Overrides, Preset, RateLimit, RelayConfig, RetryOverride, RouteConfig,
+    WebhookConfig, WebhookOverrides,
 };
 use crate::relay::report::{Outcome, Report};
 use crate::relay::service::serve;
@@ -231,6 +231,8 @@ fn routes(urls: &receiver::Urls) -> Vec<RouteConfig> {
             map_file: None,
             key: None,
             rate_limit: None,
+            dead_letter_topic: None,
+            retry: RetryOverride::default(),
             webhook: webhook(&urls.ops),
         },
         RouteConfig {
@@ -245,6 +247,8 @@ fn routes(urls: &receiver::Urls) -> Vec<RouteConfig> {
                 requests: 100,
                 per: Duration::from_secs(60),
             }),
+            dead_letter_topic: None,
+            retry: RetryOverride::default(),
             webhook: WebhookConfig {
                 success: Some("(.code // .StatusCode) == 0".into()),
                 ..webhook(&urls.robot)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::relay::config::RelayConfig;
+use crate::relay::config::{RelayConfig, RetryConfig};
 use crate::relay::deliver::{Target, TargetSettings, answer_rules};
 use crate::relay::route::Route;
 use crate::relay::telemetry::Totals;
@@ -19,25 +19,36 @@ pub(crate) struct LiveRoute {
     pub id: usize,
     pub route: Route,
     pub target: Target,
+    /// The relay's `[retry]` with the route's `[route.retry]`.
+    pub retry: RetryConfig,
+    /// Where the route's dead letters go (its own, or the relay's); none:
+    /// what cannot be delivered is dropped after its log line, and what
+    /// may pass is parked.
+    pub dead_letter_topic: Option<Arc<str>>,
 }
 
 impl LiveRoute {
     /// Every route of the configuration, compiled, with its webhook client
     /// built (header secrets and TLS files read now).
     pub(crate) fn build_all(cfg: &RelayConfig, totals: &Arc<Totals>) -> Result<Vec<Arc<Self>>> {
-        let settings = TargetSettings {
-            concurrency: cfg.concurrency,
-            policy: cfg.retry.status_policy()?,
-            keyed_by_route: !cfg.routes.is_empty(),
-        };
         cfg.route_configs()
             .iter()
             .enumerate()
             .map(|(id, rc)| {
+                let retry = rc.retry(&cfg.retry);
+                let settings = TargetSettings {
+                    concurrency: cfg.concurrency,
+                    policy: retry.status_policy()?,
+                    keyed_by_route: !cfg.routes.is_empty(),
+                };
                 Ok(Arc::new(Self {
                     id,
                     route: Route::compile(rc)?,
                     target: Target::new(rc, &settings, totals.clone())?,
+                    dead_letter_topic: rc
+                        .dead_letter_topic(cfg.dead_letter_topic.as_deref())
+                        .map(Arc::from),
+                    retry,
                 }))
             })
             .collect()

@@ -36,7 +36,10 @@ pub(crate) async fn serve(
             "a stop may take up to {stop_takes:?} (drain_timeout + {STOP_RESERVE:?}); under systemd, set TimeoutStopSec above it, or systemd kills kbridge before it commits"
         );
     }
-    if cfg.dead_letter_topic.is_none() {
+    if cfg.route_configs().iter().any(|r| {
+        r.dead_letter_topic(cfg.dead_letter_topic.as_deref())
+            .is_none()
+    }) {
         tracing::warn!("{}", cfg.dead_letter_policy());
     }
     crate::relay::route::jq_budget::configure(cfg.jq.budget());
@@ -49,8 +52,14 @@ pub(crate) async fn serve(
     let shared = Arc::new(Shared::new(&cfg, totals, reports, &abort)?);
 
     let mut needed = cfg.topics.clone();
-    if let Some(d) = shared.dead_letters() {
-        needed.push(d.topic().to_string());
+    for topic in shared
+        .routes()
+        .iter()
+        .filter_map(|r| r.dead_letter_topic.as_deref())
+    {
+        if !needed.iter().any(|t| t == topic) {
+            needed.push(topic.to_string());
+        }
     }
     {
         let consumer = shared.consumer().clone();

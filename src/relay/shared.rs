@@ -7,7 +7,7 @@ use anyhow::Result;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::relay::commit::{OrderKey, Partitions, committer};
-use crate::relay::config::{RelayConfig, RetryConfig};
+use crate::relay::config::RelayConfig;
 use crate::relay::deliver::DeadLetters;
 use crate::relay::fleet_share::FleetShare;
 use crate::relay::job::Job;
@@ -25,7 +25,6 @@ pub(crate) struct Shared {
     /// The routes, in configuration order: each what it does with an
     /// event and where its requests go.
     routes: Vec<Arc<LiveRoute>>,
-    retry: RetryConfig,
     dead_letters: Option<DeadLetters>,
     totals: Arc<Totals>,
     reports: Option<mpsc::UnboundedSender<Report>>,
@@ -71,15 +70,16 @@ impl Shared {
                 + source::REVOKE_MARGIN,
             fleet_share.clone(),
         )?;
-        let dead_letters = match &cfg.dead_letter_topic {
-            Some(topic) => Some(DeadLetters::new(&kafka, topic.clone(), totals.clone())?),
-            None => None,
+        // One producer for every route's dead-letter topic.
+        let dead_letters = if routes.iter().any(|r| r.dead_letter_topic.is_some()) {
+            Some(DeadLetters::new(&kafka, totals.clone())?)
+        } else {
+            None
         };
         Ok(Self {
             consumer,
             partitions,
             routes,
-            retry: cfg.retry.clone(),
             dead_letters,
             totals,
             reports,
@@ -109,10 +109,6 @@ impl Shared {
 
     pub(crate) fn routes(&self) -> &[Arc<LiveRoute>] {
         &self.routes
-    }
-
-    pub(crate) fn retry(&self) -> &RetryConfig {
-        &self.retry
     }
 
     pub(crate) fn dead_letters(&self) -> Option<&DeadLetters> {

@@ -379,3 +379,52 @@ fn a_route_whose_target_is_down_makes_the_relay_not_ready_and_metrics_say_which(
     );
     relay.stop();
 }
+
+/// `[route.retry]` and a route's `dead_letter_topic` override the relay's:
+/// a robot that is down gives its alerts up after two attempts into its
+/// own dead-letter topic, while the ops route keeps the relay's settings.
+#[test]
+fn a_route_has_its_own_retries_and_dead_letter_topic() {
+    let topic = new_topic("perroute", 1);
+    let ops_dlq = new_topic("perroute-ops-dlq", 1);
+    let robot_dlq = new_topic("perroute-robot-dlq", 1);
+    let group = unique("perroute-g");
+    let ops = Target::start(Script::default());
+    let robot = Target::start(Script {
+        fail_first: usize::MAX,
+        ..Default::default()
+    });
+    let events: Vec<Rec> = (0..3).map(|i| Rec::event(&event(i))).collect();
+    produce_records(&topic, &events);
+    let config = format!(
+        "{}{}",
+        ops_route("ops", &ops.url()),
+        robot_route(
+            "robot",
+            &robot.url(),
+            &format!(
+                "dead_letter_topic = \"{robot_dlq}\"\n[route.retry]\nmax_attempts = 2\ninitial_backoff = \"50ms\"\n"
+            )
+        )
+    );
+    let mut relay = RelayCmd::new(&topic, &group, &ops.url())
+        .dead_letters(&ops_dlq)
+        .config(&config)
+        .start();
+    let dead = read_all(&robot_dlq, 3, Duration::from_secs(30));
+    wait_fully_committed(&group, &topic, Duration::from_secs(30));
+    assert_eq!(dead.len(), 3);
+    for d in &dead {
+        assert_eq!(d.header("kbridge.route").as_deref(), Some("robot"));
+        assert!(
+            d.header("kbridge.error")
+                .is_some_and(|e| e.contains("gave up after 2 attempts")),
+            "{:?}",
+            d.header("kbridge.error")
+        );
+    }
+    assert_eq!(robot.requests().len(), 6, "{}", robot.dump());
+    assert_eq!(ops.distinct(), 3);
+    assert_eq!(support::kafka::message_count(&ops_dlq), 0);
+    relay.stop();
+}

@@ -5,7 +5,7 @@
 
 use anyhow::{Result, bail};
 
-use super::schema::RelayConfig;
+use super::schema::{RelayConfig, RetryConfig};
 use crate::error::UsageError;
 
 impl RelayConfig {
@@ -57,14 +57,17 @@ impl RelayConfig {
         } else {
             self.check_routes()?;
         }
-        if self
-            .dead_letter_topic
-            .as_deref()
-            .is_some_and(|d| self.topics.iter().any(|t| t == d))
-        {
-            bail!(UsageError(
-                "the dead-letter topic must not be one of the consumed topics".into()
-            ));
+        let dead_letter_topics = self.dead_letter_topic.iter().chain(
+            self.routes
+                .iter()
+                .filter_map(|r| r.dead_letter_topic.as_ref()),
+        );
+        for d in dead_letter_topics {
+            if self.topics.iter().any(|t| t == d) {
+                bail!(UsageError(format!(
+                    "the dead-letter topic '{d}' must not be one of the consumed topics"
+                )));
+            }
         }
         Ok(())
     }
@@ -79,30 +82,17 @@ impl RelayConfig {
         use std::time::Duration as D;
         let ms = D::from_millis;
         let s = D::from_secs;
-        let retry = &self.retry;
         within("commit_interval", self.commit_interval, ms(10), s(3600))?;
         within("drain_timeout", self.drain_timeout, ms(0), s(3600))?;
         within("topic_wait", self.topic_wait, s(1), s(3600))?;
-        within(
-            "retry.initial_backoff",
-            retry.initial_backoff,
-            ms(10),
-            s(3600),
-        )?;
-        within(
-            "retry.max_backoff",
-            retry.max_backoff,
-            retry.initial_backoff.max(ms(10)),
-            s(3600),
-        )
-        .map_err(|e| UsageError(format!("{e} (and at least retry.initial_backoff)")))?;
-        if !retry.poison_after.time.is_zero() {
-            within(
-                "retry.poison_after.time",
-                retry.poison_after.time,
-                s(1),
-                s(7 * 86400),
-            )?;
+        check_retry("retry", &self.retry)?;
+        for r in &self.routes {
+            let what = format!("route '{}' retry", r.name);
+            let retry = r.retry(&self.retry);
+            check_retry(&what, &retry)?;
+            retry
+                .status_policy()
+                .map_err(|e| UsageError(format!("{what}: {e:#}")))?;
         }
         within("jq.timeout", self.jq.timeout, ms(10), s(60))?;
         count("jq.max_outputs", self.jq.max_outputs, 1, 100_000)?;
@@ -133,6 +123,34 @@ impl RelayConfig {
         }
         Ok(())
     }
+}
+
+/// A `[retry]` table's (the relay's, or a route's with its own keys).
+fn check_retry(what: &str, retry: &RetryConfig) -> Result<(), UsageError> {
+    use std::time::Duration as D;
+    let (ms, s) = (D::from_millis, D::from_secs);
+    within(
+        &format!("{what}.initial_backoff"),
+        retry.initial_backoff,
+        ms(10),
+        s(3600),
+    )?;
+    within(
+        &format!("{what}.max_backoff"),
+        retry.max_backoff,
+        retry.initial_backoff.max(ms(10)),
+        s(3600),
+    )
+    .map_err(|e| UsageError(format!("{} (and at least {what}.initial_backoff)", e.0)))?;
+    if !retry.poison_after.time.is_zero() {
+        within(
+            &format!("{what}.poison_after.time"),
+            retry.poison_after.time,
+            s(1),
+            s(7 * 86400),
+        )?;
+    }
+    Ok(())
 }
 
 /// `key`'s duration within `[min, max]`, or an error that gives the range.

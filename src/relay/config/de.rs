@@ -24,6 +24,11 @@ pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
     }
 }
 
+/// `duration`, for a key that may be left out.
+pub(super) fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 /// `one_or_many`, for a key that may be left out.
 pub(super) fn one_or_many_opt<'de, D: Deserializer<'de>>(
     d: D,

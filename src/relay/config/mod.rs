@@ -20,7 +20,7 @@ mod webhook;
 
 pub(crate) use overrides::{LogOverrides, MetricsOverrides, Overrides, WebhookOverrides};
 pub(crate) use preset::Preset;
-pub(crate) use route::{Mapping, RateLimit, RouteConfig};
+pub(crate) use route::{Mapping, RateLimit, RetryOverride, RouteConfig};
 pub(crate) use schema::{OffsetReset, PoisonAfter, RelayConfig, RetryConfig};
 #[cfg(test)]
 pub(crate) use status_policy::StatusSpec;

@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 use super::de::one_or_many_opt;
 use super::preset::Preset;
+use super::schema::{PoisonAfter, RetryConfig};
+use super::status_policy::StatusSpec;
 use super::webhook::WebhookConfig;
 
 /// The name of the one route of a configuration without `[[route]]`.
@@ -43,7 +45,52 @@ pub(crate) struct RouteConfig {
     /// period / N apart (`deliver::pace`), per relay process.
     #[serde(default, deserialize_with = "rate_limit")]
     pub rate_limit: Option<RateLimit>,
+    /// This route's dead letters go here instead of the relay's
+    /// `dead_letter_topic` (a robot's and an intake's failures apart).
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// `[route.retry]`: keys that replace the relay's `[retry]` ones for
+    /// this route (a robot gives up sooner than the ops platform).
+    #[serde(default)]
+    pub retry: RetryOverride,
     pub webhook: WebhookConfig,
+}
+
+/// `[route.retry]`: any key of `[retry]`; those left out are the relay's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetryOverride {
+    #[serde(default, deserialize_with = "super::de::duration_opt")]
+    pub initial_backoff: Option<Duration>,
+    #[serde(default, deserialize_with = "super::de::duration_opt")]
+    pub max_backoff: Option<Duration>,
+    pub max_attempts: Option<u32>,
+    pub retry_on: Option<Vec<StatusSpec>>,
+    pub reject_on: Option<Vec<StatusSpec>>,
+    pub poison_after: Option<PoisonAfter>,
+}
+
+impl RetryOverride {
+    /// The relay's `[retry]` with this route's keys in place.
+    pub(crate) fn over(&self, relay: &RetryConfig) -> RetryConfig {
+        RetryConfig {
+            initial_backoff: self.initial_backoff.unwrap_or(relay.initial_backoff),
+            max_backoff: self.max_backoff.unwrap_or(relay.max_backoff),
+            max_attempts: self.max_attempts.unwrap_or(relay.max_attempts),
+            retry_on: self
+                .retry_on
+                .clone()
+                .unwrap_or_else(|| relay.retry_on.clone()),
+            reject_on: self
+                .reject_on
+                .clone()
+                .unwrap_or_else(|| relay.reject_on.clone()),
+            poison_after: self
+                .poison_after
+                .clone()
+                .unwrap_or_else(|| relay.poison_after.clone()),
+        }
+    }
 }
 
 /// How a route turns an event into requests.
@@ -70,8 +117,20 @@ impl RouteConfig {
             map_file: None,
             key: None,
             rate_limit: None,
+            dead_letter_topic: None,
+            retry: RetryOverride::default(),
             webhook: webhook.clone(),
         }
+    }
+
+    /// This route's retries: the relay's `[retry]`, with `[route.retry]`.
+    pub(crate) fn retry(&self, relay: &RetryConfig) -> RetryConfig {
+        self.retry.over(relay)
+    }
+
+    /// Where this route's dead letters go: its own topic, or the relay's.
+    pub(crate) fn dead_letter_topic<'a>(&'a self, relay: Option<&'a str>) -> Option<&'a str> {
+        self.dead_letter_topic.as_deref().or(relay)
     }
 
     /// The route's mapping, reading `map_file`; exactly one of `preset`,

@@ -337,7 +337,32 @@ impl RelayConfig {
     /// What happens to an event that cannot be delivered, in words (for
     /// `kbridge check` and the start of `run`).
     pub(crate) fn dead_letter_policy(&self) -> String {
-        match &self.dead_letter_topic {
+        let routes = self.route_configs();
+        let own: Vec<String> = routes
+            .iter()
+            .filter_map(|r| {
+                r.dead_letter_topic
+                    .as_ref()
+                    .map(|t| format!("route {} → {t}", r.name))
+            })
+            .collect();
+        if own.is_empty() {
+            return self.relay_dead_letter_policy(self.dead_letter_topic.as_deref());
+        }
+        let what = "invalid events, alerts the target refuses, and alerts past retry.max_attempts or found poison";
+        if own.len() == routes.len() {
+            return format!("dead letters: per route ({}): {what}", own.join(", "));
+        }
+        format!(
+            "dead letters per route: {}. The other routes: {}",
+            own.join(", "),
+            self.relay_dead_letter_policy(self.dead_letter_topic.as_deref())
+        )
+    }
+
+    /// The policy of the routes without a topic of their own.
+    fn relay_dead_letter_policy(&self, topic: Option<&str>) -> String {
+        match topic {
             Some(t) => format!(
                 "dead letters: topic {t} (invalid events, alerts the target refuses, and alerts past retry.max_attempts or found poison)"
             ),

@@ -40,11 +40,20 @@ pub(crate) struct DeadLetters {
     /// sequence cannot send again).
     producer: std::sync::Mutex<std::sync::Arc<FutureProducer<KafkaContext>>>,
     kafka: KafkaOpts,
-    topic: String,
     totals: std::sync::Arc<crate::relay::telemetry::Totals>,
     /// Sends failing now (for readiness): a count, as several tasks may be
     /// retrying at once.
     failing: std::sync::atomic::AtomicI64,
+}
+
+/// One dead letter: where it goes, and why (on which route, at which
+/// stage).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Letter<'a> {
+    pub topic: &'a str,
+    pub route: &'a str,
+    pub stage: Stage,
+    pub reason: &'a str,
 }
 
 /// What a dead letter leaves out, step by step, when the topic says it is
@@ -62,13 +71,11 @@ impl DeadLetters {
     /// replicas, with the user's `[kafka]` settings.
     pub(crate) fn new(
         kafka: &KafkaOpts,
-        topic: String,
         totals: std::sync::Arc<crate::relay::telemetry::Totals>,
     ) -> Result<Self> {
         Ok(Self {
             producer: std::sync::Mutex::new(std::sync::Arc::new(Self::producer(kafka)?)),
             kafka: kafka.clone(),
-            topic,
             totals,
             failing: std::sync::atomic::AtomicI64::new(0),
         })
@@ -100,7 +107,7 @@ impl DeadLetters {
     }
 
     /// A producer with a fatal error sends nothing ever again: a new one.
-    fn renew_if_fatal(&self, used: &std::sync::Arc<FutureProducer<KafkaContext>>) {
+    fn renew_if_fatal(&self, used: &std::sync::Arc<FutureProducer<KafkaContext>>, topic: &str) {
         let Some((code, reason)) = used.client().fatal_error() else {
             return;
         };
@@ -110,11 +117,17 @@ impl DeadLetters {
         }
         match Self::producer(&self.kafka) {
             Ok(p) => {
-                tracing::error!(topic = %self.topic, "the dead-letter producer failed for good ({code:?}: {reason}); starting a new one");
+                tracing::error!(
+                    topic,
+                    "the dead-letter producer failed for good ({code:?}: {reason}); starting a new one"
+                );
                 *slot = std::sync::Arc::new(p);
             }
             Err(e) => {
-                tracing::error!(topic = %self.topic, "the dead-letter producer failed for good ({code:?}: {reason}) and a new one cannot start: {e:#}")
+                tracing::error!(
+                    topic,
+                    "the dead-letter producer failed for good ({code:?}: {reason}) and a new one cannot start: {e:#}"
+                )
             }
         }
     }
@@ -131,10 +144,6 @@ impl DeadLetters {
             let after = n + if now { 1 } else { -1 };
             self.totals.dead_letters_failing(after > 0);
         }
-    }
-
-    pub(crate) fn topic(&self) -> &str {
-        &self.topic
     }
 
     /// Builds the dead letter's headers: the original ones plus ours.
@@ -174,43 +183,34 @@ impl DeadLetters {
     /// next owner or after the restart).
     pub(crate) async fn send(
         &self,
+        letter: Letter<'_>,
         origin: &Origin,
-        route: &str,
-        stage: Stage,
-        reason: &str,
         retry: &RetryConfig,
         ownership: &Ownership,
     ) -> Result<(), Interrupted> {
-        let mut trimmed = Trimmed::Nothing;
         let mut failing = false;
         let sent = self
-            .send_trimmed(
-                origin,
-                route,
-                stage,
-                reason,
-                retry,
-                ownership,
-                &mut trimmed,
-                &mut failing,
-            )
+            .send_trimmed(&letter, origin, retry, ownership, &mut failing)
             .await;
         self.set_failing(&mut failing, false);
         sent
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn send_trimmed(
         &self,
+        letter: &Letter<'_>,
         origin: &Origin,
-        route: &str,
-        stage: Stage,
-        reason: &str,
         retry: &RetryConfig,
         ownership: &Ownership,
-        trimmed: &mut Trimmed,
         failing: &mut bool,
     ) -> Result<(), Interrupted> {
+        let Letter {
+            topic,
+            route,
+            stage,
+            reason,
+        } = *letter;
+        let mut trimmed = Trimmed::Nothing;
         let full = Self::headers(origin, route, stage, reason);
         let ours = Self::headers(
             &Origin {
@@ -223,22 +223,17 @@ impl DeadLetters {
         );
         let mut delays = backoff(retry);
         loop {
-            let mut headers = if *trimmed >= Trimmed::Headers {
+            let mut headers = if trimmed >= Trimmed::Headers {
                 ours.clone()
             } else {
                 full.clone()
             };
-            headers = trim_notes(headers, origin, *trimmed);
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&self.topic).headers(headers);
-            if let Some(k) = origin.key.as_ref().filter(|_| *trimmed < Trimmed::Key) {
+            headers = trim_notes(headers, origin, trimmed);
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+            if let Some(k) = origin.key.as_ref().filter(|_| trimmed < Trimmed::Key) {
                 record = record.key(k.as_slice());
             }
-            if let Some(p) = origin
-                .payload
-                .as_ref()
-                .filter(|_| *trimmed < Trimmed::Value)
-            {
+            if let Some(p) = origin.payload.as_ref().filter(|_| trimmed < Trimmed::Value) {
                 record = record.payload(p.as_slice());
             }
             if ownership.is_ending() {
@@ -261,8 +256,8 @@ impl DeadLetters {
                     RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidRecord
                 )
             );
-            if too_large && *trimmed < Trimmed::Key {
-                *trimmed = match *trimmed {
+            if too_large && trimmed < Trimmed::Key {
+                trimmed = match trimmed {
                     Trimmed::Nothing => Trimmed::Value,
                     Trimmed::Value => Trimmed::Headers,
                     _ => Trimmed::Key,
@@ -270,7 +265,7 @@ impl DeadLetters {
                 tracing::warn!(
                     event = %origin.coordinates(),
                     "the dead letter is too large for the dead-letter topic; writing it without {}",
-                    match *trimmed {
+                    match trimmed {
                         Trimmed::Value => "the value",
                         Trimmed::Headers => "the value and the original headers",
                         _ => "the value, the original headers and the key",
@@ -279,18 +274,18 @@ impl DeadLetters {
                 continue;
             }
             self.set_failing(failing, true);
-            self.renew_if_fatal(&producer);
+            self.renew_if_fatal(&producer, topic);
             let wait = delays.next().unwrap_or(retry.max_backoff);
             if too_large {
                 tracing::error!(
-                    topic = %self.topic,
+                    topic,
                     event = %origin.coordinates(),
                     retry_in = ?wait,
                     "the dead-letter topic refuses even kbridge's own headers as too large: raise its max.message.bytes (a few KiB is enough); the partition waits until it succeeds"
                 );
             } else {
                 tracing::error!(
-                    topic = %self.topic,
+                    topic,
                     event = %origin.coordinates(),
                     retry_in = ?wait,
                     "cannot write the dead letter: {e}; the partition waits until it succeeds (check the topic exists and kbridge may write to it)"

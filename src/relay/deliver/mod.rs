@@ -30,6 +30,7 @@ use retry::Delivery;
 
 pub(crate) use answer::{Rejection, Trouble, Verdict};
 pub(crate) use dead_letter::DeadLetters;
+use dead_letter::Letter;
 pub(crate) use http::{Attempt, Reach};
 pub(crate) use target::{Target, TargetSettings, answer_rules};
 
@@ -102,14 +103,14 @@ async fn contained(shared: &Shared, job: &Job) -> Handled {
         );
         tracing::error!(event = %job.origin.coordinates(), %route, "{reason}");
         shared.totals().panicked(route);
-        if shared.dead_letters().is_some() {
+        if job.route.dead_letter_topic.is_some() {
             break dead_letter(shared, job, Stage::Deliver, &reason).await;
         }
         if !parked {
             parked = true;
             shared.totals().parked(1);
         }
-        let wait = shared.retry().max_backoff;
+        let wait = job.route.retry.max_backoff;
         tokio::select! {
             biased;
             _ = job.ownership.ending() => break Err(Interrupted),
@@ -171,11 +172,11 @@ async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Handled
         let idempotency_key = target.idempotency_key(&coordinates, i, outputs);
         let delivery = retry::deliver(
             target,
-            shared.retry(),
+            &job.route.retry,
             body.clone(),
             &idempotency_key,
             &job.ownership,
-            shared.dead_letters().is_some(),
+            job.route.dead_letter_topic.is_some(),
         )
         .await;
         let failure = match delivery {
@@ -241,7 +242,8 @@ async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Handled
 async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> Handled {
     let reason = reason.to_string();
     let route = job.route.name();
-    let Some(dead_letters) = shared.dead_letters() else {
+    let (Some(topic), Some(dead_letters)) = (&job.route.dead_letter_topic, shared.dead_letters())
+    else {
         tracing::warn!(event = %job.origin.coordinates(), %route, stage = stage.as_str(), "no dead-letter topic configured; event dropped: {reason}");
         shared.report(&job.origin, Some(route), || Outcome::Dropped {
             stage,
@@ -251,11 +253,14 @@ async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> 
     };
     let sent = dead_letters
         .send(
+            Letter {
+                topic,
+                route,
+                stage,
+                reason: &reason,
+            },
             &job.origin,
-            route,
-            stage,
-            &reason,
-            shared.retry(),
+            &job.route.retry,
             &job.ownership,
         )
         .await;

@@ -43,12 +43,11 @@ pub(crate) fn take(
         .filter(|r| r.route.takes(&partition.topic))
         .map(|r| (r, r.route.intake(&event)))
         .collect();
-    let dead_letters = shared.dead_letters().is_some();
     let parts = decisions
         .iter()
-        .filter(|(_, d)| match d {
+        .filter(|(r, d)| match d {
             Intake::Later(_) | Intake::Decided(RouteDecision::Deliver { .. }) => true,
-            Intake::Decided(RouteDecision::Invalid { .. }) => dead_letters,
+            Intake::Decided(RouteDecision::Invalid { .. }) => r.dead_letter_topic.is_some(),
             Intake::Decided(RouteDecision::Skip(_)) => false,
         })
         .count();
@@ -100,7 +99,7 @@ pub(crate) fn take(
             }
             Intake::Decided(RouteDecision::Invalid { stage, reason }) => {
                 shared.invalid(&origin, name, stage, &reason);
-                if !dead_letters {
+                if route.dead_letter_topic.is_none() {
                     shared.report(&origin, Some(name), || Outcome::Dropped { stage, reason });
                     continue;
                 }
