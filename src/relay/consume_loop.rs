@@ -47,6 +47,9 @@ pub(crate) async fn run(
     heartbeat: Heartbeat,
 ) -> Result<()> {
     let permits = Arc::new(Semaphore::new(cfg.max_pending));
+    // The bytes of the messages in processing, in bytes: `max_pending`
+    // events of 1 MiB each would be a GiB.
+    let bytes = Arc::new(Semaphore::new(cfg.max_pending_bytes));
     shared.totals().set_window(cfg.max_pending);
     let resume_threshold = (cfg.max_pending / 2).max(1);
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -89,11 +92,15 @@ pub(crate) async fn run(
                 if backpressure.is_active() {
                     backpressure.prune(&*consumer, |tp| shared.partitions().epoch_of(tp));
                 }
-                if backpressure.is_active() && permits.available_permits() >= resume_threshold {
+                if backpressure.is_active()
+                    && permits.available_permits() >= resume_threshold
+                    && bytes.available_permits() >= cfg.max_pending_bytes / 2
+                {
                     backpressure.resume(&*consumer);
                     shared.totals().paused_partitions(backpressure.len());
                 }
                 shared.totals().in_flight(cfg.max_pending - permits.available_permits());
+                shared.totals().pending_bytes(cfg.max_pending_bytes - bytes.available_permits());
             }
             msg = consumer.recv() => match msg {
                 Ok(m) => {
@@ -116,35 +123,38 @@ pub(crate) async fn run(
                     }
                     let origin = Origin::of(&m, tp.topic.clone());
                     drop(m);
-                    match permits.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            start(&shared, &mut tasks, &taken, origin, tp, permit);
+                    let weight = weight(&origin, cfg.max_pending_bytes);
+                    match try_slot(&permits, &bytes, weight) {
+                        Some((permit, held)) => {
+                            start(&shared, &mut tasks, &taken, origin, tp, permit, held);
                             // Let the delivery task just started run before
                             // the next message is taken: the events in
                             // flight (and memory) stay what the target needs,
                             // not what the loop could read ahead.
                             tokio::task::yield_now().await;
                         }
-                        Err(_) => {
+                        None => {
                             let epoch = shared.partitions().epoch_of(&tp);
                             // Pausing purges librdkafka's prefetch, and its
                             // fetcher may then sleep up to a second: first
                             // wait a little for a free slot, and pause only
                             // when the target is really slow or down.
                             let freed = tokio::select! {
-                                p = permits.clone().acquire_owned() => p.ok(),
+                                slot = slot(&permits, &bytes, weight) => slot,
                                 _ = tokio::time::sleep(PAUSE_AFTER) => None,
                                 _ = shutdown.requested() => None,
                             };
-                            if let Some(permit) = freed {
-                                start(&shared, &mut tasks, &taken, origin, tp, permit);
+                            if let Some((permit, held)) = freed {
+                                start(&shared, &mut tasks, &taken, origin, tp, permit, held);
                                 continue;
                             }
                             if !backpressure.is_active() {
                                 tracing::info!(
                                     max_pending = cfg.max_pending,
-                                    "backpressure: {} events in processing; pausing partitions until deliveries catch up",
-                                    cfg.max_pending
+                                    max_pending_bytes = cfg.max_pending_bytes,
+                                    "backpressure: {} events, {} bytes in processing; pausing partitions until deliveries catch up",
+                                    cfg.max_pending - permits.available_permits(),
+                                    cfg.max_pending_bytes - bytes.available_permits()
                                 );
                             }
                             // A partition revoked meanwhile is not paused:
@@ -177,6 +187,44 @@ pub(crate) async fn run(
     stopped_by
 }
 
+/// What a message counts against `max_pending_bytes`: its key, value and
+/// headers, at most the whole budget (so one larger message still goes,
+/// alone).
+fn weight(origin: &Origin, max: usize) -> u32 {
+    let headers = origin.headers.as_ref().map_or(0, |h| {
+        use rdkafka::message::Headers;
+        h.iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum::<usize>()
+    });
+    let size = origin.key.as_ref().map_or(0, Vec::len)
+        + origin.payload.as_ref().map_or(0, Vec::len)
+        + headers;
+    size.clamp(1, max).min(u32::MAX as usize) as u32
+}
+
+/// A processing slot and the message's bytes, if both are free now.
+fn try_slot(
+    permits: &Arc<Semaphore>,
+    bytes: &Arc<Semaphore>,
+    weight: u32,
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    let permit = permits.clone().try_acquire_owned().ok()?;
+    let held = bytes.clone().try_acquire_many_owned(weight).ok()?;
+    Some((permit, held))
+}
+
+/// A processing slot and the message's bytes, when both are free.
+async fn slot(
+    permits: &Arc<Semaphore>,
+    bytes: &Arc<Semaphore>,
+    weight: u32,
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    let permit = permits.clone().acquire_owned().await.ok()?;
+    let held = bytes.clone().acquire_many_owned(weight).await.ok()?;
+    Some((permit, held))
+}
+
 /// Takes one message into processing and starts its delivery tasks (one
 /// per route it goes to), those that may start now.
 fn start(
@@ -186,9 +234,10 @@ fn start(
     origin: Origin,
     partition: TopicPartition,
     permit: OwnedSemaphorePermit,
+    held: OwnedSemaphorePermit,
 ) {
     taken.fetch_add(1, Ordering::Release);
-    for job in route::take(shared, origin, partition, permit) {
+    for job in route::take(shared, origin, partition, permit, held) {
         tasks.spawn(run_chain(shared.clone(), job));
     }
 }

@@ -33,6 +33,11 @@ pub(crate) struct Job {
     pub order: Option<OrderKey>,
     pub work: Work,
     pub permit: Arc<OwnedSemaphorePermit>,
+    /// The message's bytes out of `max_pending_bytes`, shared by its jobs:
+    /// released when the last of them is handled, however long it waited
+    /// behind its alert's earlier events. Held, never read.
+    #[allow(dead_code)]
+    pub bytes: Arc<OwnedSemaphorePermit>,
 }
 
 /// What is left to do for the event on this route.

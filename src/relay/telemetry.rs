@@ -169,6 +169,10 @@ impl Totals {
         metrics::gauge!("kbridge_in_flight_events").set(n as f64);
     }
 
+    pub(crate) fn pending_bytes(&self, n: usize) {
+        metrics::gauge!("kbridge_pending_bytes").set(n as f64);
+    }
+
     pub(crate) fn paused_partitions(&self, n: usize) {
         metrics::gauge!("kbridge_paused_partitions").set(n as f64);
     }

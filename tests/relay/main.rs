@@ -16,6 +16,7 @@ mod delivery;
 mod hostile_jq;
 mod https;
 mod mapping;
+mod memory_bound;
 mod panics;
 mod rebalance;
 mod routes;

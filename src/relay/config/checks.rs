@@ -100,6 +100,12 @@ impl RelayConfig {
         count("concurrency", self.concurrency, 1, 4096)?;
         count("max_pending", self.max_pending, 1, 1 << 20)?;
         count("max_message_bytes", self.max_message_bytes, 1024, 1 << 30)?;
+        count(
+            "max_pending_bytes",
+            self.max_pending_bytes,
+            1 << 20,
+            u32::MAX as usize,
+        )?;
         for r in self.route_configs().iter() {
             let what = if self.routes.is_empty() {
                 "webhook".to_string()

@@ -29,6 +29,7 @@ const ENV_KEYS: &[&str] = &[
     "concurrency",
     "max_pending",
     "max_message_bytes",
+    "max_pending_bytes",
     "drain_timeout",
     "commit_interval",
     "topic_wait",

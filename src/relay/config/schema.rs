@@ -80,6 +80,10 @@ pub(crate) struct RelayConfig {
     pub max_pending: usize,
     #[serde(default = "defaults::max_message_bytes")]
     pub max_message_bytes: usize,
+    /// The bytes of the messages in processing (key, value, headers); past
+    /// it consumption pauses, as for `max_pending`.
+    #[serde(default = "defaults::max_pending_bytes")]
+    pub max_pending_bytes: usize,
     #[serde(default = "defaults::drain_timeout", deserialize_with = "duration")]
     pub drain_timeout: Duration,
     #[serde(default = "defaults::commit_interval", deserialize_with = "duration")]
@@ -290,6 +294,9 @@ mod defaults {
     }
     pub(super) fn max_message_bytes() -> usize {
         1 << 20
+    }
+    pub(super) fn max_pending_bytes() -> usize {
+        64 << 20
     }
     pub(super) fn drain_timeout() -> Duration {
         Duration::from_secs(20)

@@ -26,6 +26,7 @@ pub(crate) fn take(
     origin: Origin,
     partition: TopicPartition,
     permit: OwnedSemaphorePermit,
+    bytes: OwnedSemaphorePermit,
 ) -> Vec<Job> {
     shared.totals().consumed();
     let offset = origin.offset;
@@ -73,6 +74,7 @@ pub(crate) fn take(
     };
     let epoch = ownership.epoch;
     let permit = Arc::new(permit);
+    let bytes = Arc::new(bytes);
     if decisions.is_empty() {
         shared.skip(
             &origin,
@@ -127,6 +129,7 @@ pub(crate) fn take(
             order: order.clone(),
             work,
             permit: permit.clone(),
+            bytes: bytes.clone(),
         };
         let Some(order) = order else {
             jobs.push(job);
