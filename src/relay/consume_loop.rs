@@ -113,6 +113,7 @@ pub(crate) async fn run(
                         }
                     };
                     let tp = TopicPartition { topic, partition: m.partition() };
+                    consumer.context().resets.read(&tp.topic, tp.partition, m.offset());
                     if backpressure.is_active()
                         && backpressure.holds(&*consumer, &tp, || shared.partitions().epoch_of(&tp))
                     {

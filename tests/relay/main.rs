@@ -17,6 +17,7 @@ mod hostile_jq;
 mod https;
 mod mapping;
 mod memory_bound;
+mod offset_reset;
 mod panics;
 mod rebalance;
 mod routes;

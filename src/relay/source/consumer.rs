@@ -41,6 +41,9 @@ pub(crate) struct RelayContext<J: Send + 'static> {
     pub(super) revoke_wait: std::time::Duration,
     /// Told the partitions owned after every assignment and revoke.
     pub(super) on_assignment: Arc<dyn OnAssignment>,
+    /// `offset_reset`, and the resets librdkafka did (see `offset_reset`).
+    pub(super) offset_reset: OffsetReset,
+    pub(crate) resets: super::offset_reset::Resets,
 }
 
 /// What wants to know which partitions this instance owns (each route's
@@ -69,6 +72,7 @@ impl<J: Send + 'static> CommitsInTurn for RelayContext<J> {
 impl<J: Send + 'static> ClientContext for RelayContext<J> {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
         self.base.log(level, fac, msg);
+        self.resets.on_log(fac, msg);
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
@@ -168,6 +172,8 @@ pub(crate) fn create<J: Send + 'static>(
                 consumer: OnceLock::new(),
                 revoke_wait,
                 on_assignment,
+                offset_reset,
+                resets: Default::default(),
             },
             "the Kafka consumer",
         )?;

@@ -10,6 +10,7 @@
 
 mod backpressure;
 mod consumer;
+mod offset_reset;
 mod origin;
 mod rebalance;
 

@@ -56,6 +56,11 @@ impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
                     return;
                 }
                 tracing::info!(partitions = ?names(&tps), "partitions assigned");
+                if self.offset_reset == crate::relay::config::OffsetReset::Latest
+                    && let Some(consumer) = self.consumer()
+                {
+                    super::offset_reset::check_uncommitted(consumer, tps.clone());
+                }
                 self.partitions.assign(tps);
                 self.totals.assigned(true);
                 self.on_assignment.owned(&self.partitions.owned());

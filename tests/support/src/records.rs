@@ -205,3 +205,25 @@ pub fn commit_offsets(group: &str, topic: &str, offsets: &[(i32, i64)]) {
     c.commit(&tpl, CommitMode::Sync)
         .unwrap_or_else(|e| panic!("cannot commit {offsets:?} for {group}: {e}"));
 }
+
+/// Deletes the records of `partition` before `before` (what retention
+/// does), as `kafka-delete-records.sh` would.
+pub fn delete_records_before(topic: &str, partition: i32, before: i64) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("cannot create an admin client");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before))
+        .unwrap();
+    let done = rt()
+        .block_on(admin.delete_records(&tpl, &AdminOptions::new()))
+        .unwrap_or_else(|e| panic!("cannot delete records of {topic}: {e}"));
+    for e in done.elements() {
+        if let Err(err) = e.error() {
+            panic!("cannot delete records of {topic} [{partition}]: {err}");
+        }
+    }
+}
