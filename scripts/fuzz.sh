@@ -12,7 +12,7 @@ seconds=${1:-120}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(preset answer assignment headers)
+  targets=(preset answer assignment headers jq_route config_values)
 fi
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
@@ -21,6 +21,12 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 # Seeds: the sample events, so the preset target starts from real alerts.
 mkdir -p fuzz/corpus/preset
 cp examples/events/*.json fuzz/corpus/preset/ 2>/dev/null || true
+mkdir -p fuzz/corpus/jq_route
+for f in examples/events/*.json; do
+  for pick in 0 1 2 3 4; do
+    { printf "\\x0$pick"; cat "$f"; } >"fuzz/corpus/jq_route/$(basename "$f" .json)-$pick"
+  done
+done
 
 status=0
 for t in "${targets[@]}"; do

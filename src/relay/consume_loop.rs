@@ -192,16 +192,7 @@ pub(crate) async fn run(
 /// headers, at most the whole budget (so one larger message still goes,
 /// alone).
 fn weight(origin: &Origin, max: usize) -> u32 {
-    let headers = origin.headers.as_ref().map_or(0, |h| {
-        use rdkafka::message::Headers;
-        h.iter()
-            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-            .sum::<usize>()
-    });
-    let size = origin.key.as_ref().map_or(0, Vec::len)
-        + origin.payload.as_ref().map_or(0, Vec::len)
-        + headers;
-    size.clamp(1, max).min(u32::MAX as usize) as u32
+    origin.size.clamp(1, max).min(u32::MAX as usize) as u32
 }
 
 /// A processing slot and the message's bytes, if both are free now.

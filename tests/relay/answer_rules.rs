@@ -155,6 +155,7 @@ fn a_throttled_chat_robot_loses_no_alert_and_is_not_hammered() {
                 let recs: Vec<Rec> = (0..8)
                     .map(|i| Rec::event(&alert_event(i, &format!("fault-{i}"), "critical")))
                     .collect();
+                let since = std::time::Instant::now();
                 produce_records(&topic, &recs);
                 let mut relay = RelayCmd::new(&topic, &group, &robot.url())
                     .config(&shipped_pipeline(name, &robot.url(), &ops.url()))
@@ -187,6 +188,13 @@ fn a_throttled_chat_robot_loses_no_alert_and_is_not_hammered() {
                     in_window <= 8 + 8,
                     "{name}: {in_window} requests while the robot said 'too fast': the route must pause\n{}",
                     robot.dump()
+                );
+                support::table::row(
+                    &format!("{name}: 'too fast' in HTTP 200 for 5 s, no dead-letter topic"),
+                    8,
+                    &robot,
+                    0,
+                    since,
                 );
                 assert!(
                     relay.has_log("the target is throttling; the route pauses"),

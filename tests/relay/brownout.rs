@@ -37,6 +37,7 @@ fn a_brownout_is_not_taken_for_poison_alerts() {
         }),
         ..Default::default()
     });
+    let since = std::time::Instant::now();
     produce_records(&topic, &alerts(60, "brown"));
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .config(
@@ -45,6 +46,13 @@ fn a_brownout_is_not_taken_for_poison_alerts() {
         .start();
     wait_fully_committed(&group, &topic, Duration::from_secs(60));
     assert_eq!(target.distinct(), 60, "{}", target.dump());
+    support::table::row(
+        "brownout: 85% of requests 503 at random for 15 s, poison after 4, no dead-letter topic",
+        60,
+        &target,
+        0,
+        since,
+    );
     assert!(
         target.requests().len() > 120,
         "the brownout failed many requests: {}",

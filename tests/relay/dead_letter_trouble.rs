@@ -85,9 +85,14 @@ fn a_dead_letter_topic_that_fails_makes_the_relay_not_ready_and_loses_nothing() 
         "{}",
         relay.stderr()
     );
+    let down_for = std::time::Instant::now();
     create_topic(&dlq, 1);
     let letters = read_all(&dlq, 1, Duration::from_secs(60));
     assert_eq!(letters.len(), 1);
+    println!(
+        "| dead-letter topic deleted under the relay, then created again | 1 | 0 | 0 | 1 | written {:.1} s after the topic came back |",
+        down_for.elapsed().as_secs_f64()
+    );
     wait_fully_committed(&group, &topic, Duration::from_secs(30));
     assert!(wait_until(Duration::from_secs(10), || get_status(
         port, "/readyz"

@@ -44,6 +44,7 @@ fn hostile_records_and_programs_on_a_jq_route_are_dead_lettered_and_the_relay_go
         Rec::event(&json!({"deep": true, "df_fault_id": "f-deep"})),
         Rec::event(&json!({"df_title": "still here", "df_fault_id": "f-ok"})),
     ];
+    let since = std::time::Instant::now();
     produce_records(&topic, &records);
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)
@@ -78,6 +79,13 @@ fn hostile_records_and_programs_on_a_jq_route_are_dead_lettered_and_the_relay_go
     );
     target.wait_delivered(1, Duration::from_secs(10));
     assert_eq!(target.delivered()[0].body["text"], "still here");
+    support::table::row(
+        "jq route: a 100,000-deep record, a halting map, a map building 200 levels",
+        5,
+        &target,
+        4,
+        since,
+    );
     assert!(
         relay.wait_exit(Duration::ZERO).is_none(),
         "the relay runs on"

@@ -24,4 +24,5 @@ mod routes;
 mod secrets;
 mod secured;
 mod shutdown;
+mod signing;
 mod startup;

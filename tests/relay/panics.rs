@@ -32,6 +32,7 @@ fn a_panic_is_dead_lettered_and_its_alert_moves_on() {
     let dlq = new_topic("panic-dlq", 1);
     let group = unique("panic-g");
     let target = Target::start(Script::default());
+    let since = std::time::Instant::now();
     produce_records(&topic, &records());
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
         .dead_letters(&dlq)
@@ -53,6 +54,13 @@ fn a_panic_is_dead_lettered_and_its_alert_moves_on() {
         .map(|r| r.body["subject"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(subjects.len(), 3, "{}", target.dump());
+    support::table::row(
+        "a panic while handling one event (injected), dead-letter topic",
+        4,
+        &target,
+        1,
+        since,
+    );
     assert!(relay.wait_exit(Duration::ZERO).is_none(), "still running");
     relay.stop();
 }

@@ -23,6 +23,8 @@ pub(crate) use preset::Preset;
 pub(crate) use route::{Mapping, RateLimit, RetryOverride, RouteConfig};
 pub(crate) use schema::{OffsetReset, PoisonAfter, RelayConfig, RetryConfig};
 #[cfg(test)]
+pub(crate) use secret::Secret;
+#[cfg(test)]
 pub(crate) use status_policy::StatusSpec;
 pub(crate) use status_policy::{StatusPolicy, Treatment};
-pub(crate) use webhook::{WebhookConfig, WebhookTls};
+pub(crate) use webhook::{SignScheme, SigningConfig, WebhookConfig, WebhookTls};

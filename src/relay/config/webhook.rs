@@ -45,6 +45,26 @@ pub(crate) struct WebhookConfig {
     /// `Retry-After` wins); chat robots count per minute.
     #[serde(default = "default_throttle_pause", deserialize_with = "duration")]
     pub throttle_pause: Duration,
+    /// A signed robot's signature (`deliver::http::signing`).
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
+}
+
+/// `signing = { scheme = "dingtalk", secret = "${DINGTALK_SECRET}" }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SigningConfig {
+    pub scheme: SignScheme,
+    /// A value (`${VAR}`) or `{ file = "…" }`.
+    pub secret: Secret,
+}
+
+/// Whose signature: DingTalk's (in the URL) or Feishu's (in the body).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SignScheme {
+    Dingtalk,
+    Feishu,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -83,6 +103,7 @@ impl Default for WebhookConfig {
             reject: None,
             throttled: None,
             throttle_pause: default_throttle_pause(),
+            signing: None,
         }
     }
 }

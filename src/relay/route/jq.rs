@@ -12,17 +12,20 @@ use jaq_json::Val;
 
 use std::sync::Arc;
 
+use super::jq_bounds;
 use super::jq_budget::evaluators;
 use super::nesting;
 use super::strict_json::strict_json;
 
 type Data = data::JustLut<Val>;
 
-/// A compiled jq program. Shared with the evaluator threads that run it
-/// (`jq_budget`), never run on the caller's.
+/// A compiled jq program. A program that surely ends quickly
+/// (`jq_bounds`) runs where it is asked for; any other on the evaluator
+/// threads (`jq_budget`), never on the relay's.
 #[derive(Clone)]
 pub(crate) struct Jq {
     filter: Arc<jaq_core::Filter<Data>>,
+    inline: bool,
 }
 
 impl std::fmt::Debug for Jq {
@@ -88,6 +91,7 @@ impl Jq {
             })?;
         Ok(Self {
             filter: Arc::new(filter),
+            inline: jq_bounds::bounded(code),
         })
     }
 
@@ -124,9 +128,12 @@ impl Jq {
         input: &Val,
         then: impl FnOnce(Result<Vec<Val>, String>) -> R + Send + 'static,
     ) -> Result<R, String> {
-        let (jq, input) = (self.clone(), input.clone());
         let pool = evaluators();
         let max = pool.budget().max_outputs;
+        if self.inline {
+            return Ok(then(self.evaluate(input, max)));
+        }
+        let (jq, input) = (self.clone(), input.clone());
         pool.run(move || then(jq.evaluate(&input, max)))
     }
 
@@ -170,6 +177,12 @@ impl Jq {
             outputs.into_iter().for_each(dispose);
             key
         })?
+    }
+
+    /// Whether the program runs where it is asked for (`jq_bounds`).
+    #[cfg(test)]
+    pub(crate) fn is_inline(&self) -> bool {
+        self.inline
     }
 
     /// Every output, run here (tests).
@@ -377,6 +390,17 @@ mod tests {
         );
         let e = jq.run(&parse(br#"{"x":0,"z":3}"#).unwrap()).unwrap_err();
         assert!(e.contains("cannot use 3"), "{e}");
+    }
+
+    /// A program that surely ends runs here; any other on the evaluators.
+    #[test]
+    fn bounded_programs_run_inline() {
+        assert!(
+            Jq::compile(".df_fault_id // .df_event_id")
+                .unwrap()
+                .is_inline()
+        );
+        assert!(!Jq::compile("last(range(1e15))").unwrap().is_inline());
     }
 
     /// A route's program ends with an error, never the process.

@@ -20,6 +20,7 @@
 mod event;
 mod intake;
 pub(crate) mod jq;
+mod jq_bounds;
 pub(crate) mod jq_budget;
 mod nesting;
 mod preset;

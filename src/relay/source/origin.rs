@@ -17,6 +17,9 @@ pub(crate) struct Origin {
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub headers: Option<OwnedHeaders>,
+    /// Key, value and headers, in bytes: what the message counts against
+    /// `max_pending_bytes`.
+    pub size: usize,
 }
 
 impl Origin {
@@ -24,7 +27,14 @@ impl Origin {
     /// are copied natively, never decoded: a key that is not UTF-8 must not
     /// crash the relay (see `crate::headers`).
     pub(crate) fn of(m: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
+        // Read as bytes: rdkafka's header iterator panics on a key that is
+        // not UTF-8 (see `crate::headers`).
+        let headers: usize = crate::headers::raw_headers(m)
+            .iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum();
         Self {
+            size: m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len) + headers,
             topic,
             partition: m.partition(),
             offset: m.offset(),

@@ -115,6 +115,8 @@ pub struct Request {
     pub at: Instant,
     pub method: String,
     pub path: String,
+    /// The query string (empty without one).
+    pub query: String,
     /// Header names in lower case.
     pub headers: HashMap<String, String>,
     /// The body parsed as JSON (`Value::Null` when it is not JSON).
@@ -404,6 +406,7 @@ async fn handle(
             at: Instant::now(),
             method: method.to_string(),
             path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
             headers: headers
                 .iter()
                 .map(|(k, v)| {

@@ -3,6 +3,7 @@
 //! (`connection`), opened by `connector` (TCP, TLS by the system's OpenSSL)
 //! and kept between requests by `pool`. What an answer means is decided by
 //! `deliver`'s pure core (`answer`, `answer_rules`), which `webhook` asks.
+//! A signed robot's signature is `signing`'s, made per attempt.
 //!
 //! What it offers: [`Webhook`] (built once per route), the [`Attempt`] one
 //! POST comes to, and the [`AttemptObserver`] that sees every attempt.
@@ -10,6 +11,7 @@
 mod connection;
 mod connector;
 mod pool;
+mod signing;
 mod webhook;
 
 pub(crate) use webhook::{Attempt, AttemptObserver, Reach, Webhook};

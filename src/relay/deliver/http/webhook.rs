@@ -22,6 +22,7 @@ use http_body_util::Full;
 use super::connection::Answer;
 use super::connector::Connector;
 use super::pool::Pool;
+use super::signing::Signing;
 use crate::redact;
 use crate::relay::config::{StatusPolicy, WebhookConfig};
 use crate::relay::deliver::answer::{Trouble, Verdict, classify};
@@ -51,6 +52,8 @@ pub(crate) struct Webhook {
     policy: std::sync::Arc<StatusPolicy>,
     /// The target's own rules on its answers' bodies.
     rules: std::sync::Arc<AnswerRules>,
+    /// A signed robot's signature, made per attempt.
+    signing: Option<Arc<Signing>>,
 }
 
 /// Observes each attempt (metrics, readiness) without the retry loop
@@ -148,6 +151,11 @@ impl Webhook {
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
             policy: std::sync::Arc::new(policy),
             rules,
+            signing: cfg
+                .signing
+                .as_ref()
+                .map(|s| Signing::new(s, "webhook").map(Arc::new))
+                .transpose()?,
         })
     }
 
@@ -235,9 +243,23 @@ impl Webhook {
     }
 
     fn request(&self, body: Bytes, idempotency_key: &str) -> http::Request<Full<Bytes>> {
+        let (uri, body) = match &self.signing {
+            None => (self.target.clone(), body),
+            Some(signing) => {
+                let now = jiff::Timestamp::now().as_millisecond();
+                let (query, body) = signing.sign(self.target.query(), body, now);
+                let uri = match query {
+                    Some(q) => format!("{}?{q}", self.target.path())
+                        .parse()
+                        .unwrap_or_else(|_| self.target.clone()),
+                    None => self.target.clone(),
+                };
+                (uri, body)
+            }
+        };
         let mut request = http::Request::new(Full::new(body));
         *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.target.clone();
+        *request.uri_mut() = uri;
         let headers = request.headers_mut();
         headers.reserve(self.headers.len() + 1);
         for (name, value) in self.headers.iter() {
