@@ -13,7 +13,7 @@ use jaq_json::Val;
 use std::sync::Arc;
 
 use super::jq_bounds;
-use super::jq_budget::evaluators;
+use super::jq_budget::{budget, evaluators};
 use super::nesting;
 use super::strict_json::strict_json;
 
@@ -128,22 +128,26 @@ impl Jq {
         input: &Val,
         then: impl FnOnce(Result<Vec<Val>, String>) -> R + Send + 'static,
     ) -> Result<R, String> {
-        let pool = evaluators();
-        let max = pool.budget().max_outputs;
+        let max = budget().max_outputs;
         if self.inline {
             return Ok(then(self.evaluate(input, max)));
         }
         let (jq, input) = (self.clone(), input.clone());
-        pool.run(move || then(jq.evaluate(&input, max)))
+        evaluators().run(move || then(jq.evaluate(&input, max)))
     }
 
     /// The program's outputs as request bodies: the program's error, or one
     /// body (or why it cannot be one) per output.
     pub(crate) fn bodies(&self, input: &Val) -> Result<Vec<Result<Vec<u8>, String>>, String> {
-        self.on_evaluator(input, |outputs| {
+        let inline = self.inline;
+        self.on_evaluator(input, move |outputs| {
             let outputs = outputs?;
             let bodies = outputs.iter().map(body).collect();
-            outputs.into_iter().for_each(dispose);
+            // A bounded program's outputs nest no deeper than its input
+            // and its own brackets: dropped as usual.
+            if !inline {
+                outputs.into_iter().for_each(dispose);
+            }
             Ok(bodies)
         })?
     }

@@ -70,11 +70,17 @@ pub(crate) struct Evaluators {
 }
 
 static EVALUATORS: OnceLock<Evaluators> = OnceLock::new();
+static BUDGET: OnceLock<Budget> = OnceLock::new();
 
-/// Sets the budget (`run` does, from `[jq]`, before any program runs);
-/// without it, the defaults.
+/// Sets the budget (`run` and `check` do, from `[jq]`, before any program
+/// runs); without it, the defaults.
 pub(crate) fn configure(budget: Budget) {
-    let _ = EVALUATORS.set(Evaluators::start(budget));
+    let _ = BUDGET.set(budget);
+}
+
+/// The budget every evaluation has.
+pub(crate) fn budget() -> Budget {
+    BUDGET.get().copied().unwrap_or_default()
 }
 
 /// Evaluations abandoned and still running (0 before any ran).
@@ -87,8 +93,10 @@ pub(crate) fn must_restart() -> Option<String> {
     EVALUATORS.get().and_then(Evaluators::must_restart)
 }
 
+/// The evaluator threads, started when the first program that is not
+/// bounded runs (a relay of bounded programs never starts them).
 pub(crate) fn evaluators() -> &'static Evaluators {
-    EVALUATORS.get_or_init(|| Evaluators::start(Budget::default()))
+    EVALUATORS.get_or_init(|| Evaluators::start(budget()))
 }
 
 impl Evaluators {
@@ -107,10 +115,6 @@ impl Evaluators {
             pool.spawn_thread();
         }
         pool
-    }
-
-    pub(crate) fn budget(&self) -> Budget {
-        self.budget
     }
 
     fn spawn_thread(&self) {

@@ -52,17 +52,23 @@ pub(crate) fn check_text(bytes: &[u8]) -> Result<(), String> {
 /// measured without recursion (`reduce range(1e5) as $i (.; [.])` builds
 /// 100,000).
 pub(crate) fn check_value(v: &Val) -> Result<(), String> {
-    let mut stack: Vec<(&Val, usize)> = vec![(v, 0)];
+    let container = |v: &Val| matches!(v, Val::Arr(_) | Val::Obj(_));
+    // Containers only: scalars need no visit (most of an alert's values).
+    let mut stack: Vec<(&Val, usize)> = Vec::new();
+    if container(v) {
+        stack.push((v, 1));
+    }
     while let Some((v, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Val>> = match v {
-            Val::Arr(a) => Box::new(a.iter()),
-            Val::Obj(o) => Box::new(o.values()),
-            _ => continue,
-        };
-        if depth + 1 > MAX_DEPTH {
+        if depth > MAX_DEPTH {
             return Err(too_deep("in the output"));
         }
-        stack.extend(children.map(|c| (c, depth + 1)));
+        match v {
+            Val::Arr(a) => stack.extend(a.iter().filter(|c| container(c)).map(|c| (c, depth + 1))),
+            Val::Obj(o) => {
+                stack.extend(o.values().filter(|c| container(c)).map(|c| (c, depth + 1)))
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
