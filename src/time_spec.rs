@@ -29,16 +29,24 @@ pub(crate) fn show_duration(d: Duration) -> String {
     if d.is_zero() {
         return "0s".into();
     }
-    if d.subsec_nanos() != 0 && d < Duration::from_secs(1) {
-        return format!("{}ms", d.as_millis());
+    let ms = d.subsec_millis();
+    if d < Duration::from_secs(1) {
+        return format!("{ms}ms");
     }
     let secs = d.as_secs();
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+    for (n, unit) in [(h, "h"), (m, "m")] {
         if n > 0 {
             out.push_str(&format!("{n}{unit}"));
         }
+    }
+    // Milliseconds as a fraction of the seconds (`1.1s`, `1m30.25s`).
+    if ms > 0 {
+        let fraction = format!("{ms:03}");
+        out.push_str(&format!("{s}.{}s", fraction.trim_end_matches('0')));
+    } else if s > 0 {
+        out.push_str(&format!("{s}s"));
     }
     out
 }
@@ -145,6 +153,9 @@ mod tests {
             (Duration::from_millis(10), "10ms"),
             (Duration::from_secs(90), "1m30s"),
             (Duration::from_secs(7 * 86400), "168h"),
+            (Duration::from_millis(1100), "1.1s"),
+            (Duration::from_millis(90_250), "1m30.25s"),
+            (Duration::from_millis(3_600_001), "1h0.001s"),
         ] {
             assert_eq!(show_duration(d), text);
             assert_eq!(parse_duration(text).unwrap(), d, "{text}");

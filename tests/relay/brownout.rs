@@ -49,7 +49,7 @@ fn a_brownout_is_not_taken_for_poison_alerts() {
     support::table::row(
         "brownout: 85% of requests 503 at random for 15 s, poison after 4, no dead-letter topic",
         60,
-        &target,
+        &target.delivered(),
         0,
         since,
     );

@@ -82,7 +82,7 @@ fn hostile_records_and_programs_on_a_jq_route_are_dead_lettered_and_the_relay_go
     support::table::row(
         "jq route: a 100,000-deep record, a halting map, a map building 200 levels",
         5,
-        &target,
+        &target.delivered(),
         4,
         since,
     );

@@ -57,7 +57,7 @@ fn a_panic_is_dead_lettered_and_its_alert_moves_on() {
     support::table::row(
         "a panic while handling one event (injected), dead-letter topic",
         4,
-        &target,
+        &target.delivered(),
         1,
         since,
     );

@@ -4,16 +4,24 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::http_target::Target;
+use crate::http_target::Request;
 
 /// Prints `| scenario | events | lost | duplicated | dead-lettered | worst
-/// delay |`: `events` were produced at `since`; lost are those the target
-/// never answered 2xx (by Idempotency-Key), duplicates the 2xx answers
-/// beyond the first, the worst delay from `since` to an event's first 2xx.
-pub fn row(scenario: &str, events: usize, target: &Target, dead_lettered: usize, since: Instant) {
+/// delay |`: `events` were produced at `since`; `delivered` are the
+/// requests the target took (a 2xx — or, for a robot, the 2xx whose body
+/// said yes); lost are the events none of them carried (by
+/// Idempotency-Key), duplicates the deliveries beyond the first, the worst
+/// delay from `since` to an event's first delivery.
+pub fn row(
+    scenario: &str,
+    events: usize,
+    delivered: &[Request],
+    dead_lettered: usize,
+    since: Instant,
+) {
     let mut first: BTreeMap<String, Duration> = BTreeMap::new();
     let mut duplicated = 0;
-    for r in target.delivered() {
+    for r in delivered {
         let delay = r.at.saturating_duration_since(since);
         if first.insert(r.key().to_string(), delay).is_some() {
             duplicated += 1;
