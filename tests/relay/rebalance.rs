@@ -146,3 +146,66 @@ fn a_crashed_instance_s_alerts_arrive_within_seconds() {
     );
     b.stop();
 }
+
+/// With `webhook.timeout` above 10 s, a trigger still on the wire when its
+/// partition moves must not be applied by the target after the next
+/// owner's recovery: the revoke waits the webhook's timeout (it used to
+/// drop the request after a fixed 10 s, and the target, which had it
+/// already, applied it at 12 s — after the new owner's recovery, leaving
+/// the alert open).
+#[test]
+fn a_slow_trigger_on_the_wire_at_a_hand_over_lands_before_the_recovery() {
+    let topic = new_topic("slowhand", 2);
+    let group = unique("slowhand-g");
+    let slow = |host: &str| {
+        support::http_target::Rule::new(host, 200, r#"{"code":0}"#)
+            .times(1)
+            .delay(Duration::from_secs(12))
+    };
+    let target = Target::start(Script {
+        rules: vec![slow("host-slow-0"), slow("host-slow-1")],
+        ..Default::default()
+    });
+    let alert = |p: i32, status: &str| {
+        let mut e = alert_event(p as usize, &format!("slow-{p}"), status);
+        e["df_dimension_tags"] = serde_json::json!(format!("{{\"host\":\"host-slow-{p}\"}}"));
+        Rec {
+            partition: Some(p),
+            ..Rec::event(&e)
+        }
+    };
+    produce_records(&topic, &[alert(0, "critical"), alert(1, "critical")]);
+    let cmd = RelayCmd::new(&topic, &group, &target.url()).config("[webhook]\ntimeout = \"15s\"\n");
+    let mut a = cmd.start();
+    a.wait_assigned();
+    assert!(wait_until(Duration::from_secs(15), || target
+        .requests()
+        .len()
+        == 2));
+    produce_records(&topic, &[alert(0, "ok"), alert(1, "ok")]);
+    // Whichever partition moves, its trigger is on the wire.
+    let mut b = cmd.start();
+    // The revoke waits for A's trigger (12 s) before B gets the partition.
+    b.wait_for_log("partitions assigned", Duration::from_secs(45));
+    wait_fully_committed(&group, &topic, Duration::from_secs(60));
+    assert!(wait_until(Duration::from_secs(20), || {
+        target.requests().iter().all(|r| r.applied_at.is_some())
+    }));
+    for p in 0..2 {
+        let id = format!("slow-{p}");
+        let last = target
+            .requests()
+            .into_iter()
+            .filter(|r| r.alert_id() == id)
+            .max_by_key(|r| r.applied_at)
+            .expect("requests for the alert");
+        assert_eq!(
+            last.body["isRecover"],
+            true,
+            "{id}: the target's last word is the trigger:\n{}",
+            target.dump()
+        );
+    }
+    a.stop();
+    b.stop();
+}

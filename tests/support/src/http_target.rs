@@ -126,6 +126,10 @@ pub struct Request {
     pub status: u16,
     /// The answer was sent (false: still waiting, or the client went away).
     pub completed: bool,
+    /// When the target had processed the request — its effect applied —
+    /// whether or not the client still waited for the answer: a real
+    /// target does not undo a request whose client hung up.
+    pub applied_at: Option<Instant>,
 }
 
 impl Request {
@@ -420,6 +424,7 @@ async fn handle(
             raw: body,
             status,
             completed: false,
+            applied_at: None,
         });
         if status == 200 && answer.is_none() {
             answer = script.ok_body.clone();
@@ -427,14 +432,23 @@ async fn handle(
         (seq, status, retry_after, delay, script.serial, answer)
     };
 
-    let _turn = if serial {
-        Some(inner.serial.lock().await)
-    } else {
-        None
-    };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    // Processed on a task of its own, so that a client that hangs up does
+    // not stop it (see `Request::applied_at`).
+    let processing = tokio::spawn({
+        let inner = inner.clone();
+        async move {
+            let _turn = if serial {
+                Some(inner.serial.lock().await)
+            } else {
+                None
+            };
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            inner.log.lock().unwrap()[seq].applied_at = Some(Instant::now());
+        }
+    });
+    let _ = processing.await;
     inner.log.lock().unwrap()[seq].completed = true;
 
     let body = answer.unwrap_or_else(|| {
