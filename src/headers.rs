@@ -35,6 +35,25 @@ pub(crate) fn raw_headers<'a>(message: &'a BorrowedMessage<'_>) -> Vec<RawHeader
     unsafe { read(headers) }
 }
 
+/// The bytes of a consumed message's headers (keys and values), read as
+/// [`raw_headers`] reads them, without collecting them.
+pub(crate) fn size(message: &BorrowedMessage<'_>) -> usize {
+    let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: as in `raw_headers`.
+    let err = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &mut headers) };
+    if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
+        return 0;
+    }
+    let mut total = 0;
+    // SAFETY: as in `raw_headers`; the headers live as long as `message`.
+    unsafe {
+        each(headers, |h| {
+            total += h.key.len() + h.value.map_or(0, <[u8]>::len)
+        })
+    };
+    total
+}
+
 /// Every header of a native header list, as bytes.
 ///
 /// # Safety
@@ -44,6 +63,18 @@ pub(crate) unsafe fn read<'a>(headers: *const rdsys::rd_kafka_headers_t) -> Vec<
     // SAFETY: `headers` is valid (the caller's promise).
     let count = unsafe { rdsys::rd_kafka_header_cnt(headers) };
     let mut out = Vec::with_capacity(count);
+    // SAFETY: the caller's promise, passed on.
+    unsafe { each(headers, |h| out.push(h)) };
+    out
+}
+
+/// Calls `f` with every header of a native header list, as bytes.
+///
+/// # Safety
+/// As for [`read`].
+unsafe fn each<'a>(headers: *const rdsys::rd_kafka_headers_t, mut f: impl FnMut(RawHeader<'a>)) {
+    // SAFETY: `headers` is valid (the caller's promise).
+    let count = unsafe { rdsys::rd_kafka_header_cnt(headers) };
     for idx in 0..count {
         let mut name: *const std::os::raw::c_char = std::ptr::null();
         let mut value: *const std::os::raw::c_void = std::ptr::null();
@@ -64,7 +95,6 @@ pub(crate) unsafe fn read<'a>(headers: *const rdsys::rd_kafka_headers_t) -> Vec<
                 (!value.is_null()).then(|| std::slice::from_raw_parts(value.cast::<u8>(), size)),
             )
         };
-        out.push(RawHeader { key, value });
+        f(RawHeader { key, value });
     }
-    out
 }

@@ -20,6 +20,7 @@ mod redact;
 mod relay;
 mod time_spec;
 mod topic_partition;
+mod truncate;
 
 use std::process::ExitCode;
 

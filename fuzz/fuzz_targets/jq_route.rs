@@ -13,6 +13,9 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../src/time_spec.rs"]
 mod time_spec;
 
+#[path = "../../src/truncate.rs"]
+mod truncate;
+
 #[allow(dead_code)]
 #[path = "../../src/relay/route/strict_json.rs"]
 mod strict_json;

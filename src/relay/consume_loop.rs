@@ -89,6 +89,7 @@ pub(crate) async fn run(
                 if let Some(why) = jq_budget::must_restart() {
                     break Err(anyhow!("{why}"));
                 }
+                shared.totals().jq_abandoned(jq_budget::abandoned());
                 if backpressure.is_active() {
                     backpressure.prune(&*consumer, |tp| shared.partitions().epoch_of(tp));
                 }

@@ -169,6 +169,11 @@ impl Totals {
         metrics::gauge!("kbridge_in_flight_events").set(n as f64);
     }
 
+    /// jq evaluations abandoned past their budget and still running.
+    pub(crate) fn jq_abandoned(&self, n: usize) {
+        metrics::gauge!("kbridge_jq_abandoned_evaluations").set(n as f64);
+    }
+
     pub(crate) fn pending_bytes(&self, n: usize) {
         metrics::gauge!("kbridge_pending_bytes").set(n as f64);
     }
@@ -227,7 +232,6 @@ impl Totals {
             );
         }
         let abandoned = crate::relay::route::jq_budget::abandoned();
-        metrics::gauge!("kbridge_jq_abandoned_evaluations").set(abandoned as f64);
         if abandoned > 0 {
             why.push(format!(
                 "{abandoned} jq evaluation(s) ran past jq.timeout and still run (the relay restarts if they do not end)"

@@ -45,7 +45,11 @@ fn a_first_start_with_latest_says_what_it_skips() {
         "{}",
         relay.stderr()
     );
-    assert!(relay.has_log("earliest"), "the log says what to do instead");
+    assert!(
+        relay.has_log("sets offset_reset = \"earliest\""),
+        "the log says what to do instead:\n{}",
+        relay.stderr()
+    );
     assert!(
         wait_until(Duration::from_secs(10), || skipped_total(port) == Some(5.0)),
         "{:?}",

@@ -146,17 +146,23 @@ impl DeadLetters {
         }
     }
 
-    /// Builds the dead letter's headers: the original ones plus ours.
-    pub(crate) fn headers(
+    /// Builds the dead letter's headers: the original ones (unless left
+    /// out) plus ours.
+    fn headers(
         origin: &Origin,
+        with_original: bool,
         route: &str,
         stage: Stage,
         reason: &str,
     ) -> OwnedHeaders {
         // A native copy: the original keys and values stay the bytes they
         // were, UTF-8 or not.
-        let mut headers = origin.headers.clone().unwrap_or_default();
-        let reason = bounded(reason, MAX_REASON_BYTES);
+        let mut headers = origin
+            .headers
+            .clone()
+            .filter(|_| with_original)
+            .unwrap_or_default();
+        let reason = crate::truncate::truncate(reason, MAX_REASON_BYTES);
         let partition = origin.partition.to_string();
         let offset = origin.offset.to_string();
         let now = jiff::Timestamp::now().to_string();
@@ -211,24 +217,11 @@ impl DeadLetters {
             reason,
         } = *letter;
         let mut trimmed = Trimmed::Nothing;
-        let full = Self::headers(origin, route, stage, reason);
-        let ours = Self::headers(
-            &Origin {
-                headers: None,
-                ..origin.clone()
-            },
-            route,
-            stage,
-            reason,
-        );
         let mut delays = backoff(retry);
         loop {
-            let mut headers = if trimmed >= Trimmed::Headers {
-                ours.clone()
-            } else {
-                full.clone()
-            };
-            headers = trim_notes(headers, origin, trimmed);
+            let with_original = trimmed < Trimmed::Headers;
+            let headers = Self::headers(origin, with_original, route, stage, reason);
+            let headers = trim_notes(headers, origin, trimmed);
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
             if let Some(k) = origin.key.as_ref().filter(|_| trimmed < Trimmed::Key) {
                 record = record.key(k.as_slice());
@@ -338,35 +331,4 @@ fn trim_notes(headers: OwnedHeaders, origin: &Origin, trimmed: Trimmed) -> Owned
         );
     }
     headers
-}
-
-/// `text`, cut to at most `max` bytes at a character boundary, with a mark
-/// that says so.
-pub(crate) fn bounded(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max.saturating_sub(40);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &text[..end], text.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_are_bounded_at_a_character_boundary() {
-        assert_eq!(bounded("short", 100), "short");
-        let long = "é".repeat(5000);
-        let b = bounded(&long, MAX_REASON_BYTES);
-        assert!(b.len() <= MAX_REASON_BYTES, "{}", b.len());
-        assert!(
-            b.ends_with("… (10000 bytes in all)"),
-            "{}",
-            &b[b.len() - 40..]
-        );
-    }
 }

@@ -88,13 +88,13 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
 /// while the other alerts flow.
 async fn contained(shared: &Shared, job: &Job) -> Handled {
     use futures_util::FutureExt;
-    let mut parked = false;
-    let handled = loop {
+    let mut parked: Option<retry::Parked<'_>> = None;
+    loop {
         let panic = match std::panic::AssertUnwindSafe(handle(shared, job))
             .catch_unwind()
             .await
         {
-            Ok(handled) => break handled,
+            Ok(handled) => return handled,
             Err(panic) => panic_message(&*panic),
         };
         let route = job.route.name();
@@ -104,23 +104,18 @@ async fn contained(shared: &Shared, job: &Job) -> Handled {
         tracing::error!(event = %job.origin.coordinates(), %route, "{reason}");
         shared.totals().panicked(route);
         if job.route.dead_letter_topic.is_some() {
-            break dead_letter(shared, job, Stage::Deliver, &reason).await;
+            return dead_letter(shared, job, Stage::Deliver, &reason).await;
         }
-        if !parked {
-            parked = true;
-            shared.totals().parked(1);
+        if parked.is_none() {
+            let key = job.origin.coordinates();
+            parked = Some(retry::Parked::new(&job.route.target, &key, &reason));
         }
-        let wait = job.route.retry.max_backoff;
         tokio::select! {
             biased;
-            _ = job.ownership.ending() => break Err(Interrupted),
-            _ = tokio::time::sleep(wait) => {}
+            _ = job.ownership.ending() => return Err(Interrupted),
+            _ = tokio::time::sleep(job.route.retry.max_backoff) => {}
         }
-    };
-    if parked {
-        shared.totals().parked(-1);
     }
-    handled
 }
 
 /// What a panic said: its message, when it was text.

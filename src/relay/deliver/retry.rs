@@ -173,7 +173,8 @@ pub(crate) async fn deliver(
                 // Without a dead-letter topic, giving up would lose the
                 // alert for a failure that may pass: parked instead.
                 Some(given_up) => {
-                    parked = Some(Parked::new(observer, target, idempotency_key, &given_up))
+                    let why = parked_because(&given_up);
+                    parked = Some(Parked::new(target, idempotency_key, &why));
                 }
                 None => {}
             }
@@ -220,28 +221,35 @@ pub(crate) async fn deliver(
 /// partition's commit point, its `max_pending` slot, and its alert id's
 /// queue (later events of that id wait behind it, in order). Counted in
 /// `kbridge_parked_alerts` and `/readyz` while it lasts, however it ends.
-struct Parked<'a> {
+pub(super) struct Parked<'a> {
     observer: &'a dyn AttemptObserver,
 }
 
 impl<'a> Parked<'a> {
-    fn new(observer: &'a dyn AttemptObserver, target: &Target, key: &str, why: &Delivery) -> Self {
-        let why = match why {
-            Delivery::GaveUp { attempts, reason } => {
-                format!("retry.max_attempts ({attempts}) reached: {reason}")
-            }
-            Delivery::Poison {
-                evidence, reason, ..
-            } => format!("a poison alert ({evidence}): {reason}"),
-            _ => String::new(),
-        };
+    /// Parks an alert of `target`'s route: says so (`why`: what it was
+    /// past) and counts it until dropped.
+    pub(super) fn new(target: &'a Target, key: &str, why: &str) -> Self {
         tracing::error!(
             event = key,
             route = %target.name,
             "alert parked: {why}; without a dead-letter topic it is not given up, but retried every retry.max_backoff while the others flow (it holds its partition's commit point and its alert id's queue): fix the target or the alert, or set dead_letter_topic"
         );
+        let observer: &dyn AttemptObserver = target;
         observer.parked(1);
         Self { observer }
+    }
+}
+
+/// Why a delivery that would have been given up is parked instead.
+fn parked_because(given_up: &Delivery) -> String {
+    match given_up {
+        Delivery::GaveUp { attempts, reason } => {
+            format!("retry.max_attempts ({attempts}) reached: {reason}")
+        }
+        Delivery::Poison {
+            evidence, reason, ..
+        } => format!("a poison alert ({evidence}): {reason}"),
+        _ => String::new(),
     }
 }
 

@@ -286,7 +286,8 @@ fn exception(e: jaq_core::Exn<'_, Val>) -> String {
 /// quotes, or jaq's own description.
 fn message(e: jaq_core::Error<Val>) -> String {
     // `error(.)` carries the whole event: a reason goes into logs and a
-    // dead letter's header, so it is cut (at a character boundary).
+    // dead letter's header, so it is cut (never more than twice the limit
+    // is even read).
     const MAX: usize = 2048;
     let text = match e.into_val() {
         Val::TStr(s) => String::from_utf8_lossy(&s[..s.len().min(MAX * 2)]).into_owned(),
@@ -299,14 +300,7 @@ fn message(e: jaq_core::Error<Val>) -> String {
             String::from_utf8_lossy(&json[..json.len().min(MAX * 2)]).into_owned()
         }
     };
-    if text.len() <= MAX {
-        return text;
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    crate::truncate::truncate(&text, MAX)
 }
 
 /// `line L, column C` of `at`, a slice of `code` (or its end).

@@ -27,14 +27,12 @@ impl Origin {
     /// are copied natively, never decoded: a key that is not UTF-8 must not
     /// crash the relay (see `crate::headers`).
     pub(crate) fn of(m: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
-        // Read as bytes: rdkafka's header iterator panics on a key that is
-        // not UTF-8 (see `crate::headers`).
-        let headers: usize = crate::headers::raw_headers(m)
-            .iter()
-            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-            .sum();
         Self {
-            size: m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len) + headers,
+            // Headers read as bytes: rdkafka's header iterator panics on a
+            // key that is not UTF-8 (see `crate::headers`).
+            size: m.key().map_or(0, <[u8]>::len)
+                + m.payload().map_or(0, <[u8]>::len)
+                + crate::headers::size(m),
             topic,
             partition: m.partition(),
             offset: m.offset(),
