@@ -9,7 +9,8 @@
 #   but libssl and libz);
 # - tests: Java 17 and Maven (a real Apache Kafka, its jars from Maven
 #   Central), kcat and Python's confluent-kafka (interoperability tests),
-#   openssl (the secured listeners' test certificates, scripts/test-certs.sh);
+#   openssl (the secured listeners' test certificates, scripts/test-certs.sh),
+#   tinyproxy (a real egress proxy for the webhook's proxy tests);
 # - the package test (tests/package.rs): cargo-deb, and man-db, systemd
 #   (systemd-analyze) and adduser to install and check the .deb.
 set -euo pipefail
@@ -18,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-pkgs=(kcat build-essential pkg-config libssl-dev zlib1g-dev openssl man-db systemd adduser)
+pkgs=(kcat build-essential pkg-config libssl-dev zlib1g-dev openssl tinyproxy man-db systemd adduser)
 command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || pkgs+=(maven)
 missing=()

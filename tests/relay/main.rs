@@ -19,6 +19,7 @@ mod mapping;
 mod memory_bound;
 mod offset_reset;
 mod panics;
+mod proxy;
 mod rebalance;
 mod routes;
 mod secrets;

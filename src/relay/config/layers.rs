@@ -200,6 +200,12 @@ fn readable_literal_secrets(path: &Path, doc: &toml::Value) -> Option<String> {
         {
             keys.push("webhook.url".into());
         }
+        if let Some(proxy) = webhook.get("proxy").and_then(toml::Value::as_str)
+            && !proxy.contains("${")
+            && proxy.contains('@')
+        {
+            keys.push("webhook.proxy".into());
+        }
     }
     if keys.is_empty() {
         return None;

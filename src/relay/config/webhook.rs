@@ -48,6 +48,10 @@ pub(crate) struct WebhookConfig {
     /// A signed robot's signature (`deliver::http::signing`).
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// The egress proxy (`http://[user:password@]host:port`), or `direct`;
+    /// unset, the environment's, as curl reads it (`deliver::http::proxy`).
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 /// `signing = { scheme = "dingtalk", secret = "${DINGTALK_SECRET}" }`.
@@ -104,6 +108,7 @@ impl Default for WebhookConfig {
             throttled: None,
             throttle_pause: default_throttle_pause(),
             signing: None,
+            proxy: None,
         }
     }
 }
@@ -173,6 +178,13 @@ impl fmt::Debug for WebhookConfig {
             .field("headers", &headers)
             .field("basic_auth", &self.basic_auth)
             .field("tls", &self.tls)
+            .field(
+                "proxy",
+                &self.proxy.as_deref().map(|p| match p.contains("://") {
+                    true => crate::redact::url(p),
+                    false => crate::redact::url(&format!("http://{p}")),
+                }),
+            )
             .field("timeout", &self.timeout)
             .finish()
     }

@@ -147,7 +147,7 @@ fn what_to_fix(status: u16) -> &'static str {
             "the webhook refused kbridge's credentials; check webhook.headers (an Authorization token that expired or was rotated)"
         }
         407 => {
-            "a proxy between kbridge and the webhook wants credentials; check the proxy settings"
+            "a proxy between kbridge and the webhook wants credentials; check the user and password in webhook.proxy (or https_proxy / http_proxy)"
         }
         404 | 405 => "there is no alert intake at webhook.url (or not for POST); check webhook.url",
         _ => "the webhook answers that it cannot take alerts; check the target and webhook.url",

@@ -68,10 +68,10 @@ impl Target {
         .map_err(|e| e.context(format!("route '{name}'")))?;
         Ok(Self {
             name: Arc::from(name.as_str()),
-            webhook: client,
             pace: Pace::new(route.rate_limit),
             keyed_by_route: settings.keyed_by_route,
-            description: describe(route.rate_limit, webhook),
+            description: describe(route.rate_limit, webhook, client.proxy()),
+            webhook: client,
             failing: AtomicBool::new(false),
             tally: Tally::default(),
             totals,
@@ -122,8 +122,12 @@ pub(crate) fn answer_rules(route: &RouteConfig) -> Result<AnswerRules> {
 fn describe(
     rate_limit: Option<RateLimit>,
     webhook: &crate::relay::config::WebhookConfig,
+    proxy: Option<&super::http::Proxy>,
 ) -> String {
     let mut extras = Vec::new();
+    if let Some(p) = proxy {
+        extras.push(format!("through the proxy {} from {}", p.shown, p.source));
+    }
     if let Some(r) = rate_limit {
         extras.push(format!("at most {} requests per {:?}", r.requests, r.per));
     }

@@ -77,7 +77,8 @@ pub fn kbridge_without_brokers() -> Command {
 }
 
 /// kbridge (through `wrapper`, if any) with no `KBRIDGE_*` variable (the
-/// relay reads its configuration from them) nor `RUST_LOG` of the caller's.
+/// relay reads its configuration from them), nor `RUST_LOG` or a proxy
+/// variable of the caller's.
 fn clean(wrapper: &[String]) -> Command {
     let mut cmd = match wrapper.split_first() {
         None => Command::new(kbridge_bin()),
@@ -93,6 +94,19 @@ fn clean(wrapper: &[String]) -> Command {
         }
     }
     cmd.env_remove("RUST_LOG");
+    // The machine's proxy is not the tests': the webhook tests talk to
+    // 127.0.0.1 (the proxy tests set their own).
+    for name in [
+        "http_proxy",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ] {
+        cmd.env_remove(name);
+    }
     cmd
 }
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub mod broker;
 pub mod child;
+pub mod egress_proxy;
 pub mod events;
 pub mod http_get;
 pub mod http_target;

@@ -1,4 +1,5 @@
-//! Reaching the webhook: a TCP connection, wrapped in TLS for `https`.
+//! Reaching the webhook: a TCP connection, wrapped in TLS for `https`;
+//! through an egress proxy when one is set (`proxy`).
 //!
 //! The TLS settings (`[webhook.tls]`) are turned into one connector at
 //! start, so a bad CA file or client key is a start-up error, and each new
@@ -13,6 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::proxy::{self, Proxy};
 use crate::relay::config::WebhookTls;
 
 /// One connection's byte stream: plain TCP, or TLS over it.
@@ -32,11 +34,18 @@ pub(crate) struct Connector {
     host: String,
     port: u16,
     tls: Option<tokio_native_tls::TlsConnector>,
+    /// The proxy every connection goes through, if any.
+    proxy: Option<Proxy>,
     timeout: Duration,
 }
 
 impl Connector {
-    pub(crate) fn new(url: &url::Url, tls: &WebhookTls, timeout: Duration) -> Result<Self> {
+    pub(crate) fn new(
+        url: &url::Url,
+        tls: &WebhookTls,
+        proxy: Option<Proxy>,
+        timeout: Duration,
+    ) -> Result<Self> {
         let host = match url.host() {
             Some(url::Host::Domain(d)) => d.to_string(),
             Some(url::Host::Ipv4(a)) => a.to_string(),
@@ -54,6 +63,7 @@ impl Connector {
             host,
             port,
             tls,
+            proxy,
             timeout,
         })
     }
@@ -70,14 +80,31 @@ impl Connector {
     }
 
     async fn open(&self) -> Result<Stream, ConnectError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| ConnectError(format!("cannot connect: {e}")))?;
+        let tcp = match &self.proxy {
+            None => TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| ConnectError(format!("cannot connect: {e}")))?,
+            Some(proxy) => TcpStream::connect((proxy.host.as_str(), proxy.port))
+                .await
+                .map_err(|e| ConnectError(format!("cannot connect to the proxy {proxy:?}: {e}")))?,
+        };
         // One alert is one small request: send it now, not after the
         // previous segment's ACK.
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
+            // Plain HTTP through a proxy: the request itself names the
+            // webhook (absolute form, `Webhook::request`).
             return Ok(Stream::Plain(tcp));
+        };
+        let tcp = match &self.proxy {
+            None => tcp,
+            Some(proxy) => {
+                let authority = match self.host.contains(':') {
+                    true => format!("[{}]:{}", self.host, self.port),
+                    false => format!("{}:{}", self.host, self.port),
+                };
+                proxy::tunnel(tcp, proxy, &authority).await?
+            }
         };
         let stream = tls.connect(&self.host, tcp).await.map_err(|e| {
             ConnectError(format!(

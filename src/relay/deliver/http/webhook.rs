@@ -14,14 +14,15 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use bytes::Bytes;
 use http::header::{
-    AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
-    USER_AGENT,
+    AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, LOCATION,
+    PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT,
 };
 use http_body_util::Full;
 
 use super::connection::Answer;
 use super::connector::Connector;
 use super::pool::Pool;
+use super::proxy::{self, Proxy};
 use super::signing::Signing;
 use crate::redact;
 use crate::relay::config::{StatusPolicy, WebhookConfig};
@@ -39,8 +40,14 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub(crate) struct Webhook {
     pool: Arc<Pool>,
-    /// The path and query: HTTP/1.1's request target.
+    /// HTTP/1.1's request target: the path and query, or, to a proxy,
+    /// the whole URL (absolute form) without its credentials.
     target: http::Uri,
+    /// What comes before the path in `target`: empty, or `http://host:port`
+    /// through a proxy (a signed URL is rebuilt from it).
+    origin: Arc<str>,
+    /// The egress proxy, if any, for `kbridge check` and the start line.
+    proxy: Option<Proxy>,
     /// Host, content type, user agent and the configured headers.
     headers: Arc<HeaderMap>,
     /// The whole attempt: connecting, sending, reading the answer.
@@ -134,11 +141,35 @@ impl Webhook {
                 basic(&auth.user, &password).context("webhook.basic_auth")?,
             );
         }
-        warn_about_proxies(&url);
-        let connector = Connector::new(&url, &cfg.tls, cfg.timeout.min(Duration::from_secs(5)))?;
+        let proxy = proxy::choose(cfg.proxy.as_deref(), &url, |name| std::env::var(name).ok())?;
+        // Plain HTTP through a proxy: the proxy reads where to from the
+        // request line, and takes its credentials from a header of it.
+        // (HTTPS goes through a CONNECT tunnel: the request stays as it
+        // would be sent directly.)
+        let origin = match &proxy {
+            Some(p) if url.scheme() == "http" => {
+                if let Some(auth) = &p.authorization {
+                    headers.insert(PROXY_AUTHORIZATION, auth.clone());
+                }
+                format!("http://{}", proxy::authority(&url))
+            }
+            _ => String::new(),
+        };
+        if let Some(p) = &proxy {
+            tracing::info!(
+                webhook = %redact::url(&cfg.url),
+                "the webhook is reached through the proxy {p:?}"
+            );
+        }
+        let connector = Connector::new(
+            &url,
+            &cfg.tls,
+            proxy.clone(),
+            cfg.timeout.min(Duration::from_secs(5)),
+        )?;
         let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
+            Some(q) => format!("{origin}{}?{q}", url.path()),
+            None => format!("{origin}{}", url.path()),
         };
         let target = target
             .parse::<http::Uri>()
@@ -146,6 +177,8 @@ impl Webhook {
         Ok(Self {
             pool: Arc::new(Pool::new(connector)),
             target,
+            origin: Arc::from(origin),
+            proxy,
             headers: Arc::new(headers),
             timeout: cfg.timeout,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
@@ -157,6 +190,11 @@ impl Webhook {
                 .map(|s| Signing::new(s, "webhook").map(Arc::new))
                 .transpose()?,
         })
+    }
+
+    /// The egress proxy the webhook is reached through, if any.
+    pub(crate) fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
     }
 
     /// Waits for a request slot: at most `concurrency` requests are in
@@ -211,6 +249,17 @@ impl Webhook {
         {
             reason.push_str(&format!(" (Location: {})", redact::url(to)));
         }
+        // Through a proxy, a 401 or 407 may be the proxy's own refusal: it
+        // says so with Proxy-Authenticate.
+        if let (Verdict::Retry { reason, .. }, Some(proxy), Some(_)) = (
+            &mut verdict,
+            &self.proxy,
+            answer.headers.get(http::header::PROXY_AUTHENTICATE),
+        ) {
+            reason.push_str(&format!(
+                " (the proxy {proxy:?} wants credentials: check the user and password in its URL)"
+            ));
+        }
         Attempt {
             verdict,
             reach: Reach::Answered(status),
@@ -249,7 +298,7 @@ impl Webhook {
                 let now = jiff::Timestamp::now().as_millisecond();
                 let (query, body) = signing.sign(self.target.query(), body, now);
                 let uri = match query {
-                    Some(q) => format!("{}?{q}", self.target.path())
+                    Some(q) => format!("{}{}?{q}", self.origin, self.target.path())
                         .parse()
                         .unwrap_or_else(|_| self.target.clone()),
                     None => self.target.clone(),
@@ -303,26 +352,12 @@ fn percent_decode(s: &str) -> String {
         .into_owned()
 }
 
-fn basic(user: &str, password: &str) -> Result<HeaderValue> {
+pub(super) fn basic(user: &str, password: &str) -> Result<HeaderValue> {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let mut value = HeaderValue::from_str(&format!("Basic {token}"))
         .context("the user or password is not valid in a header")?;
     value.set_sensitive(true);
     Ok(value)
-}
-
-/// kbridge reaches the webhook directly; an operator who set a proxy in the
-/// environment learns it at start instead of from a connection error.
-fn warn_about_proxies(url: &url::Url) {
-    let names: &[&str] = match url.scheme() {
-        "https" => &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
-        _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
-    };
-    if let Some(name) = names.iter().find(|n| std::env::var_os(n).is_some()) {
-        tracing::warn!(
-            "{name} is set, but kbridge connects to the webhook directly, without a proxy; if the webhook is only reachable through it, relay from a host that reaches it"
-        );
-    }
 }
 
 #[cfg(test)]
