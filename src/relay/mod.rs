@@ -23,10 +23,11 @@
 //!   answer (`deliver/answer.rs`, `deliver/answer_rules.rs`), waits and
 //!   tries again (`deliver/retry.rs`), or writes a dead letter
 //!   (`deliver/dead_letter.rs`) carrying the original record.
-//! - **commit** — `Shared::finish` marks the offset handled and, when the
-//!   partition's contiguous prefix moved, stores the new commit point
-//!   (`commit::committer::store`). Stored points are committed every
-//!   `commit_interval` by `commit::committer::spawn_periodic`; a revoke
+//! - **commit** — `Shared::finish` marks the route's part of the offset
+//!   handled. Each partition's contiguous handled prefix, with what was
+//!   handled beyond it as the commit's metadata (`commit/handed_over.rs`:
+//!   the next owner skips it), is committed every `commit_interval` by
+//!   `commit::committer::spawn_periodic`; a revoke
 //!   (`source/rebalance.rs`) and the shutdown (`drain::drain`) commit theirs
 //!   at once with `commit::committer::commit_now`, bounded by a deadline.
 //!   One commit runs at a time; `commit/mod.rs` walks this half of the trip

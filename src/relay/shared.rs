@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::relay::commit::{OrderKey, Partitions, committer};
+use crate::relay::commit::{OrderKey, Partitions};
 use crate::relay::config::RelayConfig;
 use crate::relay::deliver::DeadLetters;
 use crate::relay::fleet_share::FleetShare;
@@ -52,7 +52,10 @@ impl Shared {
         let routes = LiveRoute::build_all(cfg, &totals)?;
         let fleet_share = Arc::new(FleetShare::new(routes.clone(), cfg.topics.clone()));
         let kafka = cfg.kafka_opts();
-        let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(abort.token()));
+        let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(
+            abort.token(),
+            routes.iter().map(|r| r.name().to_string()).collect(),
+        ));
         let consumer = source::create_consumer(
             &kafka,
             source::Membership {
@@ -158,19 +161,17 @@ impl Shared {
         );
     }
 
-    /// Marks one part of an offset handled (one route's job), stores the
-    /// partition's new commit point, and returns the next job of the same
-    /// key, if one waits.
+    /// Marks route `route`'s part of an offset handled, and returns the
+    /// next job of the same key, if one waits.
     pub(crate) fn finish(
         &self,
         partition: &TopicPartition,
         epoch: u64,
         offset: i64,
+        route: usize,
         order: Option<&OrderKey>,
     ) -> Option<Job> {
         self.partitions
-            .finish(partition, epoch, offset, order, |point| {
-                committer::store(&*self.consumer, point)
-            })
+            .finish(partition, epoch, offset, route, order)
     }
 }

@@ -142,6 +142,13 @@ impl Totals {
         metrics::counter!("kbridge_events_skipped_total", "route" => route).increment(1);
     }
 
+    /// An event this partition's previous owner already handled on a
+    /// route (its commit said so): not sent again.
+    pub(crate) fn handled_before(&self, route: &Arc<str>) {
+        metrics::counter!("kbridge_events_handled_before_total", "route" => label(route))
+            .increment(1);
+    }
+
     pub(crate) fn invalid(&self, route: &Arc<str>, stage: Stage) {
         self.invalid.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("kbridge_events_invalid_total", "route" => label(route), "stage" => stage.as_str())

@@ -11,6 +11,7 @@ use support::http_target::{Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
 use support::relay_cmd::RelayCmd;
 use support::relay_process::Relay;
+use support::small_target::SmallTarget;
 use support::stream::{Sent, Stream};
 
 /// Alerts per second in every scenario's stream.
@@ -28,6 +29,8 @@ pub struct Fleet {
     pub topic: String,
     pub group: String,
     pub target: Target,
+    /// When set, the instances post here instead of to `target`.
+    pub small: Option<SmallTarget>,
     pub instances: BTreeMap<String, Relay>,
     /// Static membership: each instance's name is its group.instance.id.
     static_members: bool,
@@ -42,6 +45,7 @@ impl Fleet {
             topic: new_topic(name, partitions),
             group: unique(&format!("{name}-g")),
             target: Target::start(script),
+            small: None,
             instances: BTreeMap::new(),
             static_members: false,
             config: None,
@@ -55,6 +59,19 @@ impl Fleet {
         self
     }
 
+    /// Posts to a small in-house target (`SmallTarget`) instead.
+    pub fn small_target(mut self) -> Self {
+        self.small = Some(SmallTarget::start());
+        self
+    }
+
+    fn url_for(&self, name: &str) -> String {
+        match &self.small {
+            Some(small) => small.url_for(name),
+            None => self.target.url_for(name),
+        }
+    }
+
     pub fn static_members(mut self) -> Self {
         self.static_members = true;
         self
@@ -62,13 +79,13 @@ impl Fleet {
 
     /// How instance `name` is started (again, after a restart).
     pub fn cmd(&self, name: &str) -> RelayCmd {
-        let mut cmd = RelayCmd::new(&self.topic, &self.group, &self.target.url_for(name))
+        let mut cmd = RelayCmd::new(&self.topic, &self.group, &self.url_for(name))
             .env("KBRIDGE_LOG", "info,librdkafka=warn");
         if self.static_members {
             cmd = cmd.env("KBRIDGE_GROUP_INSTANCE_ID", name);
         }
         if let Some(toml) = &self.config {
-            cmd = cmd.config(&toml.replace("{URL}", &self.target.url_for(name)));
+            cmd = cmd.config(&toml.replace("{URL}", &self.url_for(name)));
         }
         cmd
     }
@@ -93,7 +110,12 @@ impl Fleet {
     }
 
     pub fn start_stream(&mut self) {
-        self.stream = Some(Stream::start(&self.topic, RATE, ALERTS));
+        self.start_stream_at(RATE, ALERTS);
+    }
+
+    /// A stream of `per_second` events over `alerts` alert ids.
+    pub fn start_stream_at(&mut self, per_second: u32, alerts: usize) {
+        self.stream = Some(Stream::start(&self.topic, per_second, alerts));
     }
 
     /// Stops the stream; returns what it sent.

@@ -14,6 +14,7 @@ mod fleet;
 mod membership;
 mod orphans;
 mod rate_limit;
+mod small_target;
 mod stop;
 mod throttle;
 mod verdict;

@@ -1,12 +1,47 @@
 //! What a scenario's run means: for every alert the stream sent, when it
-//! first arrived (2xx) and how often; lost, duplicated, out of order, worst
-//! delay — and one row of the README's Reliability table.
+//! first arrived and how often the target *processed* it (a 2xx applied,
+//! whether or not the relay still waited for the answer: a request answered
+//! after the relay gave up on it is a duplicate too); lost, duplicated, out
+//! of order, worst delay — and one row of the README's Reliability table.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use support::http_target::{Request, Target};
+use support::small_target::SmallTarget;
 use support::stream::Sent;
+
+/// A target whose processed requests a verdict reads.
+pub trait Processed {
+    /// Every request, in arrival order.
+    fn requests(&self) -> Vec<Request>;
+    /// What to print when the verdict fails.
+    fn dump(&self) -> String;
+}
+
+impl Processed for Target {
+    fn requests(&self) -> Vec<Request> {
+        Target::requests(self)
+    }
+    fn dump(&self) -> String {
+        Target::dump(self)
+    }
+}
+
+impl Processed for SmallTarget {
+    fn requests(&self) -> Vec<Request> {
+        SmallTarget::requests(self)
+    }
+    fn dump(&self) -> String {
+        let rs = SmallTarget::requests(self);
+        format!("{} requests processed by the small target", rs.len())
+    }
+}
+
+/// A 2xx whose effect the target applied.
+fn processed(r: &Request) -> bool {
+    (200..300).contains(&r.status) && r.applied_at.is_some()
+}
 
 #[derive(Debug)]
 pub struct Verdict {
@@ -29,8 +64,8 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn of(sent: &[Sent], target: &Target) -> Self {
-        let delivered = target.delivered();
+    pub fn of(sent: &[Sent], target: &impl Processed) -> Self {
+        let delivered: Vec<Request> = target.requests().into_iter().filter(processed).collect();
         let mut first: HashMap<&str, &Request> = HashMap::new();
         let mut answers: HashMap<&str, usize> = HashMap::new();
         for r in &delivered {
@@ -55,11 +90,14 @@ impl Verdict {
                 .or_default()
                 .push((r.seq, s.offset));
         }
-        // Every 2xx arrival, in arrival order, by alert: its event's offset.
+        // Every processed request, in the order the target applied them,
+        // by alert: its event's offset.
         let offset_of: HashMap<&str, i64> =
             sent.iter().map(|s| (s.key.as_str(), s.offset)).collect();
         let mut arrivals: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for r in &delivered {
+        let mut applied: Vec<&Request> = delivered.iter().collect();
+        applied.sort_by_key(|r| r.applied_at);
+        for r in applied {
             if let Some(o) = offset_of.get(r.key()) {
                 arrivals.entry(r.alert_id()).or_default().push(*o);
             }
@@ -106,7 +144,7 @@ impl Verdict {
         scenario: &str,
         max_duplicated: usize,
         max_delay: Duration,
-        target: &Target,
+        target: &impl Processed,
     ) {
         println!(
             "| {scenario} | {} | {} | {} | {:.1} s |",

@@ -13,6 +13,7 @@ mod bad_input;
 mod brownout;
 mod dead_letter_trouble;
 mod delivery;
+mod handover;
 mod hostile_jq;
 mod https;
 mod mapping;

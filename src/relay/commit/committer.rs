@@ -13,6 +13,7 @@
 //! retries included, is finished, so commits reach the broker in the order
 //! they were made.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,10 @@ pub(crate) trait CommitsInTurn: ConsumerContext + Sized + 'static {
     fn commit_gate(&self) -> &CommitGate;
     /// The consumer this context belongs to (`None` once it is dropped).
     fn consumer(&self) -> Option<Arc<StreamConsumer<Self>>>;
+    /// The commit points that moved since they were last committed.
+    fn to_commit(&self) -> Vec<CommitPoint>;
+    /// These points were committed.
+    fn committed(&self, points: &[CommitPoint]);
 }
 
 /// Lets one commit run at a time.
@@ -82,15 +87,36 @@ impl Drop for Release<'_> {
     }
 }
 
-/// Stores one partition's commit point for the next periodic commit.
-pub(crate) fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, point: &CommitPoint) {
-    if let Err(e) = consumer.store_offsets(&CommitPoint::list(std::slice::from_ref(point))) {
-        // The partition was revoked meanwhile; its new owner reads on.
-        tracing::debug!("cannot store offset {point}: {e}");
+/// Set once the brokers refused a commit's metadata as too large (their
+/// `offset.metadata.max.bytes` is below kbridge's budget): from then on
+/// commits carry none, and a hand-over sends again what was handled beyond
+/// the commit point, as before.
+static BARE: AtomicBool = AtomicBool::new(false);
+
+/// Commits `points` (a synchronous commit: blocking), with their metadata
+/// unless the brokers refused it before; refused now, once more without.
+fn commit_points<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    points: &[CommitPoint],
+) -> Result<(), KafkaError> {
+    let bare = BARE.load(Ordering::Relaxed);
+    match consumer.commit(&CommitPoint::list(points, bare), CommitMode::Sync) {
+        Err(e)
+            if !bare
+                && e.rdkafka_error_code() == Some(RDKafkaErrorCode::OffsetMetadataTooLarge) =>
+        {
+            BARE.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                "the brokers refuse kbridge's {} bytes of offset commit metadata (their offset.metadata.max.bytes is lower; 4096 is Kafka's default): commits go without it, so the next owner of a partition sends again what was handled beyond its commit point",
+                super::handed_over::BUDGET
+            );
+            consumer.commit(&CommitPoint::list(points, true), CommitMode::Sync)
+        }
+        other => other,
     }
 }
 
-/// Stores and commits the given commit points, after any commit still in
+/// Commits the given commit points, after any commit still in
 /// flight, waiting at most until `deadline`. Returns whether they were
 /// committed; a failure is logged, and its events are read again after a
 /// restart or by the partitions' next owner. Blocking, up to `deadline`.
@@ -109,17 +135,13 @@ pub(crate) fn commit_now<C: CommitsInTurn>(
     if points.is_empty() {
         return true;
     }
-    let tpl = CommitPoint::list(points);
-    // Stored too, so that a periodic commit never sends an older offset.
-    if let Err(e) = consumer.store_offsets(&tpl) {
-        tracing::debug!("cannot store the commit points: {e}");
-    }
     let (tx, rx) = std::sync::mpsc::channel();
     let helper = consumer.clone();
+    let owned = points.to_vec();
     let spawned = std::thread::Builder::new()
         .name("kbridge-commit".into())
         .spawn(move || {
-            let _ = tx.send(commit_in_turn(&helper, &tpl, deadline));
+            let _ = tx.send(commit_in_turn(&helper, &owned, deadline));
         });
     if let Err(e) = spawned {
         tracing::warn!(offsets = ?shown(points), "cannot start a thread to commit: {e}; these events will be read again");
@@ -159,13 +181,13 @@ pub(crate) fn commit_now<C: CommitsInTurn>(
 /// not open before `deadline`.
 fn commit_in_turn<C: CommitsInTurn>(
     consumer: &StreamConsumer<C>,
-    tpl: &rdkafka::TopicPartitionList,
+    points: &[CommitPoint],
     deadline: Instant,
 ) -> Option<Result<(), KafkaError>> {
     let gate = consumer.context().commit_gate();
     let left = deadline.saturating_duration_since(Instant::now());
     gate.exclusive(left, || {
-        (|| consumer.commit(tpl, CommitMode::Sync))
+        (|| commit_points(consumer, points))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(100))
@@ -185,7 +207,8 @@ fn commit_in_turn<C: CommitsInTurn>(
 /// How often the periodic committer looks whether the relay has settled.
 const SETTLE_CHECK: Duration = Duration::from_millis(100);
 
-/// Commits the stored offsets of the current assignment every `every`, and
+/// Commits the points of the current assignment that moved (with what was
+/// handled beyond them) every `every`, and
 /// once more as soon as the relay settles — so that after a burst the
 /// group's lag reads 0 within a tenth of a second instead of up to `every`
 /// later, while a steady stream still commits once per `every`. `settled`
@@ -225,10 +248,21 @@ where
             let consumer = consumer.clone();
             let done = tokio::task::spawn_blocking(move || {
                 let consumer = consumer.upgrade()?;
-                consumer
-                    .context()
-                    .commit_gate()
-                    .exclusive(every, || consumer.commit_consumer_state(CommitMode::Sync))
+                let context = consumer.context();
+                // The points are taken inside the gate: a revoke's commit
+                // either went before (its partitions are gone from them)
+                // or goes after this one.
+                context.commit_gate().exclusive(every, || {
+                    let points = context.to_commit();
+                    if points.is_empty() {
+                        return Ok(());
+                    }
+                    let done = commit_points(&consumer, &points);
+                    if done.is_ok() {
+                        context.committed(&points);
+                    }
+                    done
+                })
             })
             .await;
             match done {
@@ -271,7 +305,7 @@ fn worth_retrying(e: &KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn commits_never_overlap() {

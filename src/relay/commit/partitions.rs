@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::offsets::OffsetTracker;
+use super::handed_over::{BUDGET, Handled};
+use super::offsets::{OffsetTracker, RouteSet, route_bit};
 use super::ordering::{KeyedQueue, OrderKey};
 use super::ownership::Ownership;
 use super::point::CommitPoint;
@@ -25,6 +26,11 @@ struct PartitionState<J> {
     ownership: Ownership,
     offsets: OffsetTracker,
     keys: KeyedQueue<OrderKey, J>,
+    /// What the previous owner handled beyond its commit point: skipped
+    /// here (see `handed_over`).
+    handed_over: Option<Handled>,
+    /// The last point committed for this ownership, with its metadata.
+    committed: Option<(i64, String)>,
 }
 
 pub(crate) struct Partitions<J> {
@@ -32,11 +38,13 @@ pub(crate) struct Partitions<J> {
     epochs: AtomicU64,
     /// The relay's abort: it ends every ownership.
     abort: CancellationToken,
+    /// Route names by id: what a commit's metadata calls them.
+    routes: Vec<String>,
 }
 
 impl<J> Default for Partitions<J> {
     fn default() -> Self {
-        Self::new(CancellationToken::new())
+        Self::new(CancellationToken::new(), vec!["default".to_string()])
     }
 }
 
@@ -52,12 +60,14 @@ pub(crate) enum Refused {
 }
 
 impl<J> Partitions<J> {
-    /// `abort` ends every ownership when the drain gives up.
-    pub(crate) fn new(abort: CancellationToken) -> Self {
+    /// `abort` ends every ownership when the drain gives up; `routes` are
+    /// the route names by id.
+    pub(crate) fn new(abort: CancellationToken, routes: Vec<String>) -> Self {
         Self {
             state: Mutex::new(HashMap::new()),
             epochs: AtomicU64::new(1),
             abort,
+            routes,
         }
     }
 
@@ -67,33 +77,55 @@ impl<J> Partitions<J> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// New ownership of these partitions. A partition already owned keeps
-    /// its ownership: its events in processing must still count for its
-    /// commit point.
-    pub(crate) fn assign(&self, tps: impl IntoIterator<Item = TopicPartition>) {
+    /// New ownership of these partitions, with what their previous owner
+    /// handled beyond its commit point (`handed_over`, by partition). A
+    /// partition already owned keeps its ownership: its events in
+    /// processing must still count for its commit point.
+    pub(crate) fn assign(
+        &self,
+        tps: impl IntoIterator<Item = TopicPartition>,
+        mut handed_over: HashMap<TopicPartition, Handled>,
+    ) {
         let mut s = self.lock();
         for tp in tps {
+            let handed_over = handed_over.remove(&tp);
             s.entry(tp).or_insert_with(|| PartitionState {
                 ownership: Ownership::new(self.epochs.fetch_add(1, Ordering::Relaxed), &self.abort),
                 offsets: OffsetTracker::default(),
                 keys: KeyedQueue::default(),
+                handed_over,
+                committed: None,
             });
         }
     }
 
     /// Takes a message into processing under its partition's current
-    /// ownership, as `parts` pieces of work (one per route it goes to):
-    /// its offset is handled when each was finished.
+    /// ownership: the routes that `took` it, of which `work` have a job to
+    /// do. Returns the ownership and the routes that already handled it
+    /// before the partition came here (skipped: the previous owner's
+    /// commit said so); the offset is handled when every other route of
+    /// `work` finished its part.
     pub(crate) fn accept(
         &self,
         tp: &TopicPartition,
         offset: i64,
-        parts: u32,
-    ) -> Result<Ownership, Refused> {
+        took: RouteSet,
+        work: RouteSet,
+    ) -> Result<(Ownership, RouteSet), Refused> {
         let mut s = self.lock();
         let state = s.get_mut(tp).ok_or(Refused::NotOwned)?;
-        if state.offsets.accept(offset, parts) {
-            Ok(state.ownership.clone())
+        let before = match &state.handed_over {
+            None => 0,
+            Some(h) if h.all_handled(offset) => took,
+            Some(h) => {
+                h.routes_handled(offset)
+                    .filter_map(|name| self.routes.iter().position(|r| r == name))
+                    .fold(0, |set, id| set | route_bit(id))
+                    & took
+            }
+        };
+        if state.offsets.accept(offset, took, work & !before) {
+            Ok((state.ownership.clone(), before))
         } else {
             Err(Refused::SeenAgain)
         }
@@ -117,30 +149,59 @@ impl<J> Partitions<J> {
         }
     }
 
-    /// Marks one part of an offset handled, hands a moved commit point to
-    /// `store`, and returns the next job of the same key, if one waits.
-    ///
-    /// `store` (a local call into librdkafka, no network) runs under the
-    /// lock: a revoke, which forgets the partition under the lock before
-    /// committing, can then never be followed by a late, older store.
+    /// Marks route `route`'s part of an offset handled, and returns the
+    /// next job of the same key, if one waits.
     pub(crate) fn finish(
         &self,
         tp: &TopicPartition,
         epoch: u64,
         offset: i64,
+        route: usize,
         key: Option<&OrderKey>,
-        store: impl FnOnce(&CommitPoint),
     ) -> Option<J> {
         let mut s = self.lock();
         match s.get_mut(tp) {
             Some(state) if state.ownership.epoch == epoch => {
-                state.offsets.finish(offset);
-                if let Some(offset) = state.offsets.advance() {
-                    store(&CommitPoint::new(tp.clone(), offset));
-                }
+                state.offsets.finish(offset, route_bit(route));
                 key.and_then(|k| state.keys.finish(k))
             }
             _ => None,
+        }
+    }
+
+    /// A partition's commit point with what was handled beyond it, as the
+    /// commit's metadata.
+    fn point(&self, tp: &TopicPartition, offsets: &OffsetTracker) -> Option<CommitPoint> {
+        let offset = offsets.committable()?;
+        let metadata = offsets
+            .handled_beyond(|id| self.routes.get(id).cloned())
+            .encode(BUDGET);
+        Some(CommitPoint::new(tp.clone(), offset).with_metadata(metadata))
+    }
+
+    /// The commit points (with their metadata) that moved since they were
+    /// last committed: what the periodic commit sends.
+    pub(crate) fn to_commit(&self) -> Vec<CommitPoint> {
+        let s = self.lock();
+        s.iter()
+            .filter_map(|(tp, st)| {
+                let p = self.point(tp, &st.offsets)?;
+                let same = st
+                    .committed
+                    .as_ref()
+                    .is_some_and(|(o, m)| *o == p.offset && *m == p.metadata);
+                (!same).then_some(p)
+            })
+            .collect()
+    }
+
+    /// Records these points as committed (for partitions still owned).
+    pub(crate) fn committed(&self, points: &[CommitPoint]) {
+        let mut s = self.lock();
+        for p in points {
+            if let Some(st) = s.get_mut(&p.partition) {
+                st.committed = Some((p.offset, p.metadata.clone()));
+            }
         }
     }
 
@@ -175,7 +236,7 @@ impl<J> Partitions<J> {
         tps.iter()
             .filter_map(|tp| {
                 let st = s.remove(tp)?;
-                Some(CommitPoint::new(tp.clone(), st.offsets.committable()?))
+                self.point(tp, &st.offsets)
             })
             .collect()
     }
@@ -217,56 +278,79 @@ mod tests {
     }
 
     fn epoch(parts: &Partitions<u32>, p: i32, offset: i64) -> u64 {
-        parts.accept(&tp(p), offset, 1).expect("accepted").epoch
+        parts
+            .accept(&tp(p), offset, 1, 1)
+            .expect("accepted")
+            .0
+            .epoch
+    }
+
+    fn assign<const N: usize>(parts: &Partitions<u32>, tps: [TopicPartition; N]) {
+        parts.assign(tps, HashMap::new());
+    }
+
+    /// Partition `p`'s commit point now, as the periodic commit sees it.
+    fn point(parts: &Partitions<u32>, p: i32) -> Option<i64> {
+        parts
+            .to_commit()
+            .into_iter()
+            .find(|c| c.partition == tp(p))
+            .map(|c| c.offset)
     }
 
     fn key(k: &str) -> OrderKey {
         OrderKey::new(0, k.into())
     }
 
-    /// Finishes an offset; returns the stored point and the next job.
+    /// Finishes an offset of partition 0; returns its commit point then
+    /// and the next job.
     fn finish(
         parts: &Partitions<u32>,
         e: u64,
         o: i64,
         key: Option<&str>,
     ) -> (Option<i64>, Option<u32>) {
-        let mut stored = None;
         let key = key.map(self::key);
-        let next = parts.finish(&tp(0), e, o, key.as_ref(), |p| stored = Some(p.offset));
-        (stored, next)
+        let next = parts.finish(&tp(0), e, o, 0, key.as_ref());
+        (point(parts, 0), next)
     }
 
     #[test]
     fn late_completions_of_a_previous_owner_are_ignored() {
         let parts: Partitions<u32> = Partitions::default();
-        parts.assign([tp(0)]);
+        assign(&parts, [tp(0)]);
         let e1 = epoch(&parts, 0, 5);
         assert_eq!(revoke(&parts, &[tp(0)], Duration::ZERO), vec![(tp(0), 5)]);
-        parts.assign([tp(0)]);
+        assign(&parts, [tp(0)]);
         let e2 = epoch(&parts, 0, 5);
         assert_ne!(e1, e2);
-        assert_eq!(finish(&parts, e1, 5, None), (None, None));
+        assert_eq!(finish(&parts, e1, 5, None), (Some(5), None));
         assert_eq!(finish(&parts, e2, 5, None), (Some(6), None));
     }
 
     #[test]
     fn an_offset_seen_again_or_of_a_partition_not_owned_is_refused() {
         let parts: Partitions<u32> = Partitions::default();
-        assert_eq!(parts.accept(&tp(0), 7, 1).err(), Some(Refused::NotOwned));
-        parts.assign([tp(0)]);
-        assert!(parts.accept(&tp(0), 7, 1).is_ok());
-        assert_eq!(parts.accept(&tp(0), 7, 1).err(), Some(Refused::SeenAgain));
-        assert_eq!(parts.accept(&tp(0), 3, 1).err(), Some(Refused::SeenAgain));
-        assert!(parts.accept(&tp(0), 8, 1).is_ok());
+        assert_eq!(parts.accept(&tp(0), 7, 1, 1).err(), Some(Refused::NotOwned));
+        assign(&parts, [tp(0)]);
+        assert!(parts.accept(&tp(0), 7, 1, 1).is_ok());
+        assert_eq!(
+            parts.accept(&tp(0), 7, 1, 1).err(),
+            Some(Refused::SeenAgain)
+        );
+        assert_eq!(
+            parts.accept(&tp(0), 3, 1, 1).err(),
+            Some(Refused::SeenAgain)
+        );
+        assert!(parts.accept(&tp(0), 8, 1, 1).is_ok());
     }
 
     #[test]
     fn assigning_an_owned_partition_again_keeps_its_events() {
         let parts: Partitions<u32> = Partitions::default();
-        parts.assign([tp(0)]);
+        assign(&parts, [tp(0)]);
         let e = epoch(&parts, 0, 1);
-        parts.assign([tp(0), tp(1)]);
+        assign(&parts, [tp(0), tp(1)]);
         assert_eq!(epoch(&parts, 0, 2), e);
         assert_eq!(finish(&parts, e, 2, None), (Some(1), None));
         assert_eq!(finish(&parts, e, 1, None), (Some(3), None));
@@ -275,8 +359,8 @@ mod tests {
     #[test]
     fn revoke_ends_the_ownership_and_waits_for_its_running_deliveries() {
         let parts: std::sync::Arc<Partitions<u32>> = std::sync::Arc::default();
-        parts.assign([tp(1)]);
-        let ownership = parts.accept(&tp(1), 0, 1).expect("accepted");
+        assign(&parts, [tp(1)]);
+        let ownership = parts.accept(&tp(1), 0, 1, 1).expect("accepted").0;
         let running = ownership.run();
         let p2 = parts.clone();
         let t = std::thread::spawn(move || revoke(&p2, &[tp(1)], Duration::from_secs(10)));
@@ -285,7 +369,7 @@ mod tests {
         while !ownership.is_ending() {
             std::thread::yield_now();
         }
-        parts.finish(&tp(1), ownership.epoch, 0, None, |_| {});
+        parts.finish(&tp(1), ownership.epoch, 0, 0, None);
         drop(running);
         assert_eq!(t.join().unwrap(), vec![(tp(1), 1)]);
     }
@@ -293,8 +377,8 @@ mod tests {
     #[test]
     fn a_delivery_still_running_after_the_wait_is_revoked() {
         let parts: Partitions<u32> = Partitions::default();
-        parts.assign([tp(0)]);
-        let ownership = parts.accept(&tp(0), 4, 1).expect("accepted");
+        assign(&parts, [tp(0)]);
+        let ownership = parts.accept(&tp(0), 4, 1, 1).expect("accepted").0;
         let _running = ownership.run();
         assert_eq!(
             revoke(&parts, &[tp(0)], Duration::from_millis(10)),
@@ -314,7 +398,7 @@ mod tests {
     #[test]
     fn same_key_jobs_wait_in_order() {
         let parts: Partitions<u32> = Partitions::default();
-        parts.assign([tp(0)]);
+        assign(&parts, [tp(0)]);
         let e = epoch(&parts, 0, 1);
         epoch(&parts, 0, 2);
         epoch(&parts, 0, 3);
@@ -334,6 +418,42 @@ mod tests {
         assert_eq!(finish(&parts, e, 1, Some("a")), (Some(2), Some(2)));
         assert_eq!(finish(&parts, e, 2, Some("a")), (Some(3), Some(3)));
         assert_eq!(finish(&parts, e, 3, Some("a")), (Some(4), None));
+    }
+
+    #[test]
+    fn what_the_previous_owner_handled_is_skipped_and_handed_on() {
+        // Routes 0 "easyops" and 1 "chat". The first owner handles 11 and
+        // 12 on both routes and 13 on chat, while 10 is stuck; it is
+        // revoked.
+        let routes = vec!["easyops".to_string(), "chat".to_string()];
+        let first: Partitions<u32> = Partitions::new(CancellationToken::new(), routes.clone());
+        first.assign([tp(0)], HashMap::new());
+        let mut e = 0;
+        for o in 10..15 {
+            e = first.accept(&tp(0), o, 0b11, 0b11).unwrap().0.epoch;
+        }
+        for o in [11, 12] {
+            first.finish(&tp(0), e, o, 0, None);
+            first.finish(&tp(0), e, o, 1, None);
+        }
+        first.finish(&tp(0), e, 13, 1, None);
+        let points = first.revoke(&[tp(0)], Duration::ZERO);
+        assert_eq!(points[0].offset, 10);
+        assert_eq!(points[0].metadata, "kb1;10;r1.2;chat=r3.1");
+        // The next owner reads the record and skips what it names.
+        let handed = Handled::decode(&points[0].metadata, 10).unwrap().unwrap();
+        let next: Partitions<u32> = Partitions::new(CancellationToken::new(), routes);
+        next.assign([tp(0)], HashMap::from([(tp(0), handed)]));
+        let before = |o| next.accept(&tp(0), o, 0b11, 0b11).unwrap().1;
+        assert_eq!(before(10), 0);
+        assert_eq!(before(11), 0b11);
+        assert_eq!(before(12), 0b11);
+        assert_eq!(before(13), 0b10, "chat had it; easyops had not");
+        assert_eq!(before(14), 0);
+        // What it skipped is handled here too: handed on if it moves on.
+        let p = next.to_commit();
+        assert_eq!(p[0].offset, 10);
+        assert_eq!(p[0].metadata, "kb1;10;r1.2;chat=r3.1");
     }
 
     mod properties {
@@ -391,10 +511,10 @@ mod tests {
                         Op::Assign => {
                             if owned {
                                 // Already owned: the ownership stays.
-                                parts.assign([tp.clone()]);
+                                parts.assign([tp.clone()], Default::default());
                                 continue;
                             }
-                            parts.assign([tp.clone()]);
+                            parts.assign([tp.clone()], Default::default());
                             owned = true;
                             epoch = None;
                             pending.clear();
@@ -406,7 +526,7 @@ mod tests {
                                 continue;
                             }
                             let o = next + i64::from(gap);
-                            let e = parts.accept(&tp, o, 1).map(|o| o.epoch);
+                            let e = parts.accept(&tp, o, 1, 1).map(|o| o.0.epoch);
                             prop_assert!(e.is_ok());
                             let e = e.unwrap_or_default();
                             prop_assert!(epoch.is_none_or(|cur| cur == e));
@@ -420,18 +540,19 @@ mod tests {
                                 continue;
                             }
                             let (e, o) = outstanding.remove(n % outstanding.len());
-                            let mut stored = None;
-                            parts.finish(&tp, e, o, None, |p| stored = Some(p.offset));
+                            let before = parts.to_commit().first().map(|p| p.offset);
+                            parts.finish(&tp, e, o, 0, None);
+                            let point = parts.to_commit().first().map(|p| p.offset);
                             if Some(e) == epoch {
                                 pending.remove(&o);
-                                if let Some(p) = stored {
-                                    prop_assert!(pending.iter().all(|x| *x >= p), "stored {} past pending {:?}", p, pending);
+                                if let Some(p) = point {
+                                    prop_assert!(pending.iter().all(|x| *x >= p), "point {} past pending {:?}", p, pending);
                                     prop_assert!(p <= next);
-                                    prop_assert!(last_stored.is_none_or(|l| p > l));
+                                    prop_assert!(last_stored.is_none_or(|l| p >= l));
                                     last_stored = Some(p);
                                 }
                             } else {
-                                prop_assert_eq!(stored, None, "a late finish of an earlier ownership stored a point");
+                                prop_assert_eq!(point, before, "a late finish of an earlier ownership moved the point");
                             }
                         }
                         Op::Revoke => {

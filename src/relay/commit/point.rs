@@ -11,20 +11,41 @@ use crate::topic_partition::TopicPartition;
 pub(crate) struct CommitPoint {
     pub partition: TopicPartition,
     pub offset: i64,
+    /// What was handled beyond it (`handed_over`), or empty.
+    pub metadata: String,
 }
 
 impl CommitPoint {
     pub(crate) fn new(partition: TopicPartition, offset: i64) -> Self {
-        Self { partition, offset }
+        Self {
+            partition,
+            offset,
+            metadata: String::new(),
+        }
     }
 
-    /// The points as a librdkafka partition list, for a store or a commit.
-    pub(crate) fn list(points: &[CommitPoint]) -> TopicPartitionList {
-        TopicPartition::list_at(
+    pub(crate) fn with_metadata(mut self, metadata: String) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The points as a librdkafka partition list for a commit, with their
+    /// metadata unless `bare` (for brokers that keep less than kbridge
+    /// writes).
+    pub(crate) fn list(points: &[CommitPoint], bare: bool) -> TopicPartitionList {
+        let tpl = TopicPartition::list_at(
             points
                 .iter()
                 .map(|p| (&p.partition, Offset::Offset(p.offset))),
-        )
+        );
+        if !bare {
+            for p in points.iter().filter(|p| !p.metadata.is_empty()) {
+                if let Some(mut e) = tpl.find_partition(&p.partition.topic, p.partition.partition) {
+                    e.set_metadata(&p.metadata);
+                }
+            }
+        }
+        tpl
     }
 }
 

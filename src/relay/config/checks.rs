@@ -12,6 +12,13 @@ impl RelayConfig {
     /// The routes' own checks: names, mapping, topics, webhook (a
     /// `rate_limit` was parsed as it was read).
     fn check_routes(&self) -> Result<()> {
+        let max = crate::relay::commit::MAX_ROUTES;
+        if self.routes.len() > max {
+            bail!(UsageError(format!(
+                "{} routes: a relay takes at most {max}; split them over several `kbridge run`s (each its own group)",
+                self.routes.len()
+            )));
+        }
         let mut names = std::collections::BTreeSet::new();
         for r in &self.routes {
             if r.name.trim().is_empty() {

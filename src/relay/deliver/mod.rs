@@ -23,6 +23,7 @@ mod pace;
 mod poison;
 mod retry;
 mod target;
+mod throttling;
 
 use std::sync::Arc;
 
@@ -64,6 +65,7 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
             &job.partition,
             job.ownership.epoch,
             job.origin.offset,
+            job.route.id,
             job.order.as_ref(),
         );
         match next {

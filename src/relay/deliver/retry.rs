@@ -132,17 +132,31 @@ pub(crate) async fn deliver(
             } => (reason, after, trouble),
         };
         if trouble == Trouble::Throttled {
-            // The target's state, not this alert's: the route pauses, and
-            // neither `max_attempts` nor the poison count sees it.
+            // The target's state, not this alert's: neither `max_attempts`
+            // nor the poison count sees it. A robot's "too fast" rule, or
+            // 429s to most requests, pause the route; a 429 here and there
+            // paces its own request (see `throttling`).
             throttled += 1;
             let pause = after.unwrap_or_else(|| delays.next().unwrap_or(cfg.max_backoff));
-            if target.pace.pause(pause) {
-                tracing::warn!(
-                    route = %target.name,
-                    pause = ?pause,
-                    "the target is throttling; the route pauses: {reason}"
-                );
-                observer.paused();
+            if status != Some(429) || target.throttling.widely() {
+                if target.pace.pause(pause) {
+                    tracing::warn!(
+                        route = %target.name,
+                        pause = ?pause,
+                        "the target is throttling; the route pauses: {reason}"
+                    );
+                    observer.paused();
+                }
+                continue;
+            }
+            tracing::debug!(
+                key = idempotency_key,
+                attempt = attempts,
+                retry_in = ?pause,
+                "the target asks this request to wait: {reason}"
+            );
+            if !wait_turn(observer, ownership, pause).await {
+                return Delivery::Interrupted;
             }
             continue;
         }
@@ -201,17 +215,23 @@ pub(crate) async fn deliver(
                 "the webhook refuses the relay, not this alert: {reason}"
             ),
         }
-        observer.waiting(1);
-        let interrupted = tokio::select! {
-            biased;
-            _ = ownership.ending() => true,
-            _ = tokio::time::sleep(wait) => false,
-        };
-        observer.waiting(-1);
-        if interrupted {
+        if !wait_turn(observer, ownership, wait).await {
             return Delivery::Interrupted;
         }
     }
+}
+
+/// Waits `wait` before the alert's next attempt, counted as waiting;
+/// false when the ownership ended meanwhile.
+async fn wait_turn(observer: &dyn AttemptObserver, ownership: &Ownership, wait: Duration) -> bool {
+    observer.waiting(1);
+    let ended = tokio::select! {
+        biased;
+        _ = ownership.ending() => true,
+        _ = tokio::time::sleep(wait) => false,
+    };
+    observer.waiting(-1);
+    !ended
 }
 
 /// An alert parked: past `max_attempts` or found poison on a route

@@ -15,6 +15,7 @@ use super::answer_rules::AnswerRules;
 use super::http::{Attempt, AttemptObserver, Webhook};
 use super::pace::Pace;
 use super::poison::{Counts, Tally};
+use super::throttling::Throttling;
 use crate::relay::config::{RateLimit, RouteConfig, StatusPolicy};
 use crate::relay::telemetry::Totals;
 
@@ -34,6 +35,8 @@ pub(crate) struct Target {
     /// What the route's attempts came to: the evidence poison detection
     /// weighs an alert's failures against.
     tally: Tally,
+    /// Whether the target throttles the route or a few requests.
+    pub throttling: Throttling,
     totals: Arc<Totals>,
 }
 
@@ -74,6 +77,7 @@ impl Target {
             webhook: client,
             failing: AtomicBool::new(false),
             tally: Tally::default(),
+            throttling: Throttling::default(),
             totals,
         })
     }
@@ -155,6 +159,15 @@ fn describe(
 /// relay is not ready while any route's target fails as a target.
 impl AttemptObserver for Target {
     fn attempt(&self, attempt: &Attempt, elapsed: Duration) {
+        if attempt.status().is_some() {
+            self.throttling.answered(matches!(
+                attempt.verdict,
+                Verdict::Retry {
+                    trouble: Trouble::Throttled,
+                    ..
+                }
+            ));
+        }
         match &attempt.verdict {
             Verdict::Delivered | Verdict::Rejected { .. } => self.tally.record(true),
             Verdict::Retry {

@@ -1,7 +1,8 @@
 //! Taking one message into processing: every route that takes its topic
 //! looks at it ([`Route::intake`](super::Route::intake)), its offset is
-//! accepted as that many pieces of work (`commit`), and on each route the
-//! event is either
+//! accepted with the routes that have work for it (`commit`), and on each
+//! route the event is either skipped as handled by the partition's previous
+//! owner, or
 //! finished at once (skipped, or invalid without a dead-letter topic) or
 //! becomes a job for `deliver`, queued behind its key's earlier events on
 //! that route. This runs in the consume loop, one message after another:
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Event, Intake, RouteDecision};
-use crate::relay::commit::{OrderKey, Refused};
+use crate::relay::commit::{OrderKey, Refused, RouteSet, route_bit};
 use crate::relay::job::{Job, Work};
 use crate::relay::live_route::LiveRoute;
 use crate::relay::report::Outcome;
@@ -31,7 +32,7 @@ pub(crate) fn take(
     shared.totals().consumed();
     let offset = origin.offset;
     // Pure and local: decided before the offset is accepted, so that it is
-    // accepted as the number of jobs it makes.
+    // accepted with the routes that have a job for it.
     let origin = Arc::new(origin);
     // Shared with the jobs of the routes that map later.
     let event = Arc::new(Event::of_message(
@@ -44,19 +45,27 @@ pub(crate) fn take(
         .filter(|r| r.route.takes(&partition.topic))
         .map(|r| (r, r.route.intake(&event)))
         .collect();
-    let parts = decisions
-        .iter()
-        .filter(|(r, d)| match d {
+    // The routes that took it, and those with a job to do (a route that
+    // skips it, or finds it invalid without a dead-letter topic, is done
+    // with it now).
+    let (mut took, mut with_work): (RouteSet, RouteSet) = (0, 0);
+    for (r, d) in &decisions {
+        let bit = route_bit(r.id);
+        took |= bit;
+        let has_work = match d {
             Intake::Later(_) | Intake::Decided(RouteDecision::Deliver { .. }) => true,
             Intake::Decided(RouteDecision::Invalid { .. }) => r.dead_letter_topic.is_some(),
             Intake::Decided(RouteDecision::Skip(_)) => false,
-        })
-        .count();
-    let ownership = match shared
+        };
+        if has_work {
+            with_work |= bit;
+        }
+    }
+    let (ownership, before) = match shared
         .partitions()
-        .accept(&partition, offset, parts.max(1) as u32)
+        .accept(&partition, offset, took, with_work)
     {
-        Ok(o) => o,
+        Ok(accepted) => accepted,
         Err(Refused::SeenAgain) => {
             tracing::warn!(
                 topic = %partition.topic, partition = partition.partition, offset,
@@ -82,9 +91,19 @@ pub(crate) fn take(
             format!("no route takes topic {}", partition.topic),
         );
     }
-    let mut jobs = Vec::with_capacity(parts);
+    let mut jobs = Vec::with_capacity((with_work & !before).count_ones() as usize);
     for (route, intake) in decisions {
         let name = route.name();
+        if before & route_bit(route.id) != 0 {
+            // Its commit point stopped before it, but the previous owner
+            // handled it on this route (its commit's metadata said so).
+            shared.totals().handled_before(name);
+            tracing::debug!(event = %origin.coordinates(), route = %name, "handled by the partition's previous owner; not sent again");
+            shared.report(&origin, Some(name), || Outcome::Skipped {
+                reason: "handled by the partition's previous owner".into(),
+            });
+            continue;
+        }
         let (work, order) = match intake {
             // A jq route: ordered now, mapped in its job.
             Intake::Later(key) => {
@@ -145,9 +164,6 @@ pub(crate) fn take(
                 }
             });
         jobs.extend(started);
-    }
-    if parts == 0 {
-        shared.finish(&partition, epoch, offset, None);
     }
     jobs
 }

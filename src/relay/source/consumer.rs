@@ -2,11 +2,12 @@
 //! (errors, statistics) and what the rebalance callback needs (the owned
 //! partitions, the commit gate).
 //!
-//! Offsets follow rust-rdkafka's at-least-once recipe:
-//! `enable.auto.offset.store` is off, and a partition's offset is stored
-//! only when every event before it was delivered, dead-lettered or skipped
-//! (see `commit`). Stored offsets are committed by `commit::committer`, one
-//! commit at a time, not by librdkafka's auto-commit.
+//! Offsets are kbridge's, not librdkafka's: auto-commit and the offset
+//! store are off, and `commit::committer` commits each partition's handled
+//! prefix — every event before it delivered, dead-lettered or skipped —
+//! with what was handled beyond it as the commit's metadata, one commit at
+//! a time, as explicit partition lists (committing librdkafka's stored
+//! offsets cannot carry metadata: librdkafka#4570).
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -66,6 +67,14 @@ impl<J: Send + 'static> CommitsInTurn for RelayContext<J> {
 
     fn consumer(&self) -> Option<Arc<RelayConsumer<J>>> {
         self.consumer.get().and_then(Weak::upgrade)
+    }
+
+    fn to_commit(&self) -> Vec<crate::relay::commit::CommitPoint> {
+        self.partitions.to_commit()
+    }
+
+    fn committed(&self, points: &[crate::relay::commit::CommitPoint]) {
+        self.partitions.committed(points);
     }
 }
 
@@ -146,8 +155,7 @@ pub(crate) fn create<J: Send + 'static>(
         .set_default("partition.assignment.strategy", "cooperative-sticky")
         .set_default("session.timeout.ms", SESSION_TIMEOUT_MS)
         .set_default("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)
-        // Commits are ours (see `commit`); librdkafka only keeps the stored
-        // offsets.
+        // Commits are ours (see `commit`).
         .set_default("enable.auto.commit", "false")
         .set_default("enable.auto.offset.store", "false")
         .set_default("auto.offset.reset", offset_reset.as_librdkafka())

@@ -7,9 +7,11 @@
 //! `webhook.timeout` of the routes and a second more (so a request is only
 //! ever dropped after its own timeout: none of the old owner's requests is
 //! still waiting for its answer when the next owner sends its first),
-//! drops the rest, and commits what was handled — all before the callback
+//! drops the rest, and commits what was handled, with what was handled
+//! beyond the commit point as its metadata — all before the callback
 //! returns, since the group gives the partitions to their next owner only
-//! after that. An assign starts a fresh ownership.
+//! after that. An assign reads that record (`commit::handover`) and starts
+//! a fresh ownership that skips what it names.
 //!
 //! These callbacks run inside librdkafka's poll, on the consume loop's turn,
 //! that is on a tokio worker. The revoke's waits run
@@ -25,6 +27,7 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use super::consumer::RelayContext;
 use crate::relay::blocking::off_the_runtime;
 use crate::relay::commit::committer::{COMMIT_WAIT, CommitsInTurn, commit_now};
+use crate::relay::commit::handover;
 use crate::topic_partition::TopicPartition;
 
 /// The revoke's wait beyond the longest webhook timeout: the attempt's
@@ -56,12 +59,19 @@ impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
                     return;
                 }
                 tracing::info!(partitions = ?names(&tps), "partitions assigned");
+                let consumer = self.consumer();
                 if self.offset_reset == crate::relay::config::OffsetReset::Latest
-                    && let Some(consumer) = self.consumer()
+                    && let Some(consumer) = consumer.clone()
                 {
                     super::offset_reset::check_uncommitted(consumer, tps.clone());
                 }
-                self.partitions.assign(tps);
+                // What their previous owners handled beyond their commit
+                // points, read before their first message comes.
+                let handed_over = match &consumer {
+                    Some(c) => off_the_runtime(|| handover::read(c.as_ref(), &tps)),
+                    None => Default::default(),
+                };
+                self.partitions.assign(tps, handed_over);
                 self.totals.assigned(true);
                 self.on_assignment.owned(&self.partitions.owned());
             }

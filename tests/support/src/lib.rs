@@ -28,6 +28,7 @@ pub mod relay_cmd;
 pub mod relay_process;
 pub mod reports;
 pub mod runtime;
+pub mod small_target;
 pub mod stream;
 pub mod table;
 pub mod time;

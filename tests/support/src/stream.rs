@@ -88,6 +88,53 @@ impl Stream {
         }
     }
 
+    /// Produces `n` alert events at once (cycling over `alerts` fault ids,
+    /// as the stream does, numbered from `first`): the alerts waiting when
+    /// a relay starts. Each `Sent::at` is when all were acknowledged.
+    pub fn backlog(topic: &str, n: usize, alerts: usize, first: usize) -> Vec<Sent> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .expect("cannot create the backlog's producer");
+        let futures: Vec<_> = (first..first + n)
+            .map(|i| {
+                let fault = format!("fault-{}", i % alerts.max(1));
+                let value = serde_json::to_vec(&alert_event(i, &fault, "critical"))
+                    .expect("an event serialises");
+                let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+                    .key(fault.as_bytes())
+                    .payload(value.as_slice());
+                producer
+                    .send_result(record)
+                    .unwrap_or_else(|(e, _)| panic!("cannot queue backlog record {i}: {e}"))
+            })
+            .collect();
+        let delivered: Vec<_> = rt().block_on(async {
+            let mut out = Vec::with_capacity(futures.len());
+            for f in futures {
+                out.push(f.await);
+            }
+            out
+        });
+        let at = Instant::now();
+        delivered
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| match d {
+                Ok(Ok(d)) => Sent {
+                    key: format!("{topic}-{}-{}", d.partition, d.offset),
+                    partition: d.partition,
+                    offset: d.offset,
+                    at,
+                },
+                other => panic!("backlog record {i} not produced: {other:?}"),
+            })
+            .collect()
+    }
+
     /// Stops producing; returns every record sent.
     pub fn stop(mut self) -> Vec<Sent> {
         self.stop.store(true, Ordering::SeqCst);

@@ -24,6 +24,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
 use super::connector::{Stream, innermost};
+use super::pool::Member;
 
 type Driver = http1::Connection<TokioIo<Stream>, Full<Bytes>>;
 
@@ -35,6 +36,8 @@ pub(crate) struct Connection {
     /// It carried a request before: a failure may be the server's close of
     /// an idle connection, not the target's trouble.
     pub(crate) reused: bool,
+    /// Its place in the pool's count; proven by its first answer.
+    pub(crate) member: Member,
 }
 
 /// The target's answer to one request.
@@ -53,7 +56,7 @@ pub(crate) struct Exchange {
 
 impl Connection {
     /// Sets up HTTP/1.1 on a connected stream (no I/O yet).
-    pub(crate) async fn new(stream: Stream) -> Result<Self, String> {
+    pub(crate) async fn new(stream: Stream, member: Member) -> Result<Self, String> {
         let (sender, driver) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -63,6 +66,7 @@ impl Connection {
             driver: Box::pin(driver),
             idle_since: Instant::now(),
             reused: false,
+            member,
         })
     }
 
@@ -139,10 +143,13 @@ impl Connection {
         };
         self.reused = true;
         match outcome {
-            Ok((answer, whole)) => Exchange {
-                reusable: whole && ended.is_none() && !self.sender.is_closed(),
-                result: Ok(answer),
-            },
+            Ok((answer, whole)) => {
+                self.member.prove();
+                Exchange {
+                    reusable: whole && ended.is_none() && !self.sender.is_closed(),
+                    result: Ok(answer),
+                }
+            }
             Err(e) => {
                 let e = match (e.is_empty(), &ended) {
                     (false, _) => e,

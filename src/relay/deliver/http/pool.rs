@@ -1,12 +1,34 @@
-//! The webhook's idle connections, reused most-recent-first.
+//! The webhook's connections: idle ones reused most-recent-first, new ones
+//! opened on a ramp.
 //!
 //! At most `concurrency` requests are in flight (`Webhook::slot`), so at
 //! most that many connections exist; under load each is taken and given
 //! back once per request, so the seed's connection per alert becomes a few
-//! connections for a whole run. The lock is held only to push or pop.
+//! connections for a whole run.
+//!
+//! **The ramp.** Opening `concurrency` connections at once — 64 requests
+//! find the pool empty right after a start — overflows a small target's
+//! listen backlog (a single-process server has 5): the kernel drops the
+//! handshakes it cannot queue and the client, which already believes
+//! itself connected, writes its request into a connection the server
+//! accepts seconds later. The request times out here, is retried on
+//! another connection, and the server then answers the first one too: a
+//! duplicate, and an alert seconds late. So the pool grows the way TCP's
+//! slow start does: a connection is *proven* once an answer came back on
+//! it, and at most [`UNPROVEN`] connections may be unproven at a time
+//! (being opened, or waiting for their first answer). A request that
+//! finds no idle connection and may not open one waits for one to be given
+//! back. A healthy target proves its connections within a round trip, so
+//! the pool reaches what the load needs within a few of them; a target
+//! that stalls keeps the count where it is, and a stalled connection that
+//! times out is closed, making room for one new attempt.
+//!
+//! The lock is held only to push, pop and count.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::connection::Connection;
 use super::connector::Connector;
@@ -16,34 +38,141 @@ use super::connector::Connector;
 /// connection the server is about to close is rarely picked.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
+/// Connections that may be open without having carried an answer yet.
+const UNPROVEN: usize = 2;
+
 pub(crate) struct Pool {
     connector: Connector,
-    idle: Mutex<Vec<Connection>>,
+    census: Arc<Census>,
+}
+
+/// What the pool holds and how many connections exist: shared with every
+/// connection's [`Member`], which counts it out when it closes.
+#[derive(Default)]
+struct Census {
+    state: Mutex<State>,
+    /// A connection was given back, proven or closed: a waiting request
+    /// may go on.
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    idle: Vec<Connection>,
+    /// Connections open, being opened or in use.
+    open: usize,
+    /// Of those, the ones an answer came back on.
+    proven: usize,
+}
+
+/// A connection's place in the census: counted in while it exists, out
+/// when it is dropped (closed, failed, or its attempt timed out).
+pub(crate) struct Member {
+    census: Arc<Census>,
+    proven: bool,
+}
+
+impl Member {
+    /// An answer came back on this connection: the target takes it.
+    pub(crate) fn prove(&mut self) {
+        if !self.proven {
+            self.proven = true;
+            self.census.lock().proven += 1;
+            self.census.changed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        {
+            let mut s = self.census.lock();
+            s.open = s.open.saturating_sub(1);
+            if self.proven {
+                s.proven = s.proven.saturating_sub(1);
+            }
+        }
+        self.census.changed.notify_waiters();
+    }
+}
+
+impl Census {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Counts and a stack: nothing a panic elsewhere leaves half-done.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a request may do now.
+enum Next {
+    Reuse(Connection),
+    Open(Member),
 }
 
 impl Pool {
     pub(crate) fn new(connector: Connector) -> Self {
         Self {
             connector,
-            idle: Mutex::new(Vec::new()),
+            census: Arc::default(),
         }
     }
 
     /// A connection to use: the most recently rested one that is still
-    /// open, or a new one.
+    /// open, or a new one when the ramp allows it; otherwise waits for one
+    /// of those.
     pub(crate) async fn take(&self) -> Result<Connection, String> {
-        while let Some(mut conn) = self.pop() {
-            if conn.idle_since.elapsed() < IDLE_TIMEOUT && !conn.closed() {
-                return Ok(conn);
+        loop {
+            match self.next(true).await {
+                Next::Reuse(mut conn) => {
+                    // Checked outside the lock: it polls the connection.
+                    if conn.idle_since.elapsed() < IDLE_TIMEOUT && !conn.closed() {
+                        return Ok(conn);
+                    }
+                }
+                Next::Open(member) => return self.open(member).await,
             }
         }
-        self.connect().await
     }
 
-    /// A new connection, for when a reused one failed.
+    /// A new connection, for when a reused one failed (within the ramp).
     pub(crate) async fn connect(&self) -> Result<Connection, String> {
+        match self.next(false).await {
+            Next::Open(member) => self.open(member).await,
+            // next(false) does not reuse; were it to, the connection works.
+            Next::Reuse(conn) => Ok(conn),
+        }
+    }
+
+    /// Waits until a connection may be reused (`reuse`) or opened.
+    async fn next(&self, reuse: bool) -> Next {
+        loop {
+            let changed = self.census.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before looking, so a change made between the look
+            // and the wait still wakes this request.
+            changed.as_mut().enable();
+            {
+                let mut s = self.census.lock();
+                if reuse && let Some(conn) = s.idle.pop() {
+                    return Next::Reuse(conn);
+                }
+                if s.open < s.proven + UNPROVEN {
+                    s.open += 1;
+                    return Next::Open(Member {
+                        census: self.census.clone(),
+                        proven: false,
+                    });
+                }
+            }
+            changed.await;
+        }
+    }
+
+    /// Opens the connection `member` holds a place for; a failure gives the
+    /// place back (the member is dropped).
+    async fn open(&self, member: Member) -> Result<Connection, String> {
         let stream = self.connector.connect().await.map_err(|e| e.0)?;
-        Connection::new(stream).await
+        Connection::new(stream, member).await
     }
 
     /// Gives a connection that finished an exchange cleanly back, and
@@ -52,22 +181,90 @@ impl Pool {
     /// server closed its side, half-closed) until the next burst.
     pub(crate) fn give_back(&self, mut conn: Connection) {
         conn.idle_since = std::time::Instant::now();
-        let expired = match self.idle.lock() {
-            Ok(mut idle) => {
-                idle.push(conn);
-                // A stack: the bottom rested longest.
-                match idle.first() {
-                    Some(c) if c.idle_since.elapsed() >= IDLE_TIMEOUT => Some(idle.remove(0)),
-                    _ => None,
-                }
+        let expired = {
+            let mut s = self.census.lock();
+            s.idle.push(conn);
+            // A stack: the bottom rested longest.
+            match s.idle.first() {
+                Some(c) if c.idle_since.elapsed() >= IDLE_TIMEOUT => Some(s.idle.remove(0)),
+                _ => None,
             }
-            Err(_) => None,
         };
-        // Closed outside the lock.
+        self.census.changed.notify_waiters();
+        // Closed outside the lock (its member counts it out).
         drop(expired);
     }
 
-    fn pop(&self) -> Option<Connection> {
-        self.idle.lock().ok()?.pop()
+    /// Connections open and proven, for tests.
+    #[cfg(test)]
+    fn counts(&self) -> (usize, usize) {
+        let s = self.census.lock();
+        (s.open, s.proven)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that accepts connections but never answers: every
+    /// connection the pool opens stays unproven.
+    fn silent_server() -> (url::Url, std::net::TcpListener) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = url::Url::parse(&format!("http://127.0.0.1:{port}/a")).unwrap();
+        (url, listener)
+    }
+
+    #[tokio::test]
+    async fn no_more_than_two_connections_are_opened_before_one_answers() {
+        let (url, _listener) = silent_server();
+        let connector =
+            Connector::new(&url, &Default::default(), None, Duration::from_secs(5)).unwrap();
+        let pool = Arc::new(Pool::new(connector));
+        let a = pool.take().await.unwrap();
+        let mut b = pool.take().await.unwrap();
+        assert_eq!(pool.counts(), (2, 0));
+        // A third request waits: two connections are unproven.
+        let third = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.take().await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!third.is_finished(), "opened a third unproven connection");
+        // One answers: the pool may grow by one more.
+        b.member.prove();
+        tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("the third request went on once a connection was proven")
+            .unwrap()
+            .unwrap();
+        // A stalled connection closed makes room for a new attempt.
+        drop(a);
+        let fourth = tokio::time::timeout(Duration::from_secs(5), pool.take()).await;
+        assert!(fourth.is_ok(), "no room after a stalled connection closed");
+        assert_eq!(pool.counts().1, 1);
+    }
+
+    #[tokio::test]
+    async fn a_given_back_connection_is_reused_by_a_waiting_request() {
+        let (url, _listener) = silent_server();
+        let connector =
+            Connector::new(&url, &Default::default(), None, Duration::from_secs(5)).unwrap();
+        let pool = Arc::new(Pool::new(connector));
+        let a = pool.take().await.unwrap();
+        let _b = pool.take().await.unwrap();
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.take().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        pool.give_back(a);
+        let _reused = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by the connection given back")
+            .unwrap()
+            .unwrap();
+        assert_eq!(pool.counts(), (2, 0), "reused, not a third one");
     }
 }

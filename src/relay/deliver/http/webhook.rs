@@ -211,28 +211,41 @@ impl Webhook {
         body: Bytes,
         idempotency_key: &str,
     ) -> Attempt {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let unavailable = |reason: String, reach: Reach| Attempt {
+            verdict: Verdict::Retry {
+                reason,
+                after: None,
+                trouble: Trouble::Unavailable,
+            },
+            reach,
+        };
+        // Waiting for a connection is part of the attempt's time, but a
+        // request that never left is not "no answer": the log says which.
+        let conn = match tokio::time::timeout_at(deadline, self.pool.take()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(reason)) => return unavailable(reason, Reach::ConnectionFailed),
+            Err(_) => {
+                return unavailable(
+                    format!(
+                        "no connection to the webhook within {:?}: those open are busy, and new ones are opened only as the target answers on them (it accepts or answers slowly)",
+                        self.timeout
+                    ),
+                    Reach::ConnectionFailed,
+                );
+            }
+        };
         let answer =
-            match tokio::time::timeout(self.timeout, self.exchange(body, idempotency_key)).await {
+            match tokio::time::timeout_at(deadline, self.exchange(conn, body, idempotency_key))
+                .await
+            {
                 Ok(Ok(answer)) => answer,
-                Ok(Err(reason)) => {
-                    return Attempt {
-                        verdict: Verdict::Retry {
-                            reason,
-                            after: None,
-                            trouble: Trouble::Unavailable,
-                        },
-                        reach: Reach::ConnectionFailed,
-                    };
-                }
+                Ok(Err(reason)) => return unavailable(reason, Reach::ConnectionFailed),
                 Err(_) => {
-                    return Attempt {
-                        verdict: Verdict::Retry {
-                            reason: format!("timed out: no answer within {:?}", self.timeout),
-                            after: None,
-                            trouble: Trouble::Unavailable,
-                        },
-                        reach: Reach::TimedOut,
-                    };
+                    return unavailable(
+                        format!("timed out: no answer within {:?}", self.timeout),
+                        Reach::TimedOut,
+                    );
                 }
             };
         let status = answer.status;
@@ -269,8 +282,12 @@ impl Webhook {
     /// One request on a pooled connection. A reused connection that fails
     /// may have been closed by the server while it rested (a keep-alive
     /// timeout): the request is sent once more on a new one.
-    async fn exchange(&self, body: Bytes, idempotency_key: &str) -> Result<Answer, String> {
-        let mut conn = self.pool.take().await?;
+    async fn exchange(
+        &self,
+        mut conn: super::connection::Connection,
+        body: Bytes,
+        idempotency_key: &str,
+    ) -> Result<Answer, String> {
         loop {
             let reused = conn.reused;
             let request = self.request(body.clone(), idempotency_key);
