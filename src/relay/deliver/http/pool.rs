@@ -14,14 +14,18 @@
 //! accepts seconds later. The request times out here, is retried on
 //! another connection, and the server then answers the first one too: a
 //! duplicate, and an alert seconds late. So the pool grows the way TCP's
-//! slow start does: a connection is *proven* once an answer came back on
-//! it, and at most [`UNPROVEN`] connections may be unproven at a time
-//! (being opened, or waiting for their first answer). A request that
-//! finds no idle connection and may not open one waits for one to be given
-//! back. A healthy target proves its connections within a round trip, so
-//! the pool reaches what the load needs within a few of them; a target
-//! that stalls keeps the count where it is, and a stalled connection that
-//! times out is closed, making room for one new attempt.
+//! congestion window does. A connection is *proven* once an answer came
+//! back on it; at most `allowance` connections may be unproven at a time
+//! (being opened, or waiting for their first answer). The allowance starts
+//! at [`UNPROVEN`], grows by one with every connection proven (slow start:
+//! it doubles per round trip while the target keeps up) up to
+//! `concurrency`, and halves when a connection is given up unproven (its
+//! request timed out unanswered, or it could not be opened) — the sign of
+//! a target that cannot take more. A request that finds no idle connection
+//! and may not open one waits for one to be given back. A keep-alive
+//! target's connections stay proven, so the pool stops growing once it has
+//! what the load needs; a target that closes every connection after one
+//! answer gets a new one per request, at full concurrency once proven.
 //!
 //! The lock is held only to push, pop and count.
 
@@ -38,7 +42,8 @@ use super::connector::Connector;
 /// connection the server is about to close is rarely picked.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
-/// Connections that may be open without having carried an answer yet.
+/// Connections that may be open without having carried an answer yet, at
+/// first and at least.
 const UNPROVEN: usize = 2;
 
 pub(crate) struct Pool {
@@ -46,9 +51,23 @@ pub(crate) struct Pool {
     census: Arc<Census>,
 }
 
+impl Census {
+    fn new(most: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+                proven: 0,
+                allowance: UNPROVEN,
+                most: most.max(UNPROVEN),
+            }),
+            changed: Notify::new(),
+        }
+    }
+}
+
 /// What the pool holds and how many connections exist: shared with every
 /// connection's [`Member`], which counts it out when it closes.
-#[derive(Default)]
 struct Census {
     state: Mutex<State>,
     /// A connection was given back, proven or closed: a waiting request
@@ -56,13 +75,16 @@ struct Census {
     changed: Notify,
 }
 
-#[derive(Default)]
 struct State {
     idle: Vec<Connection>,
     /// Connections open, being opened or in use.
     open: usize,
     /// Of those, the ones an answer came back on.
     proven: usize,
+    /// How many may be unproven at a time (see the ramp).
+    allowance: usize,
+    /// The allowance's ceiling: `concurrency`.
+    most: usize,
 }
 
 /// A connection's place in the census: counted in while it exists, out
@@ -77,7 +99,11 @@ impl Member {
     pub(crate) fn prove(&mut self) {
         if !self.proven {
             self.proven = true;
-            self.census.lock().proven += 1;
+            {
+                let mut s = self.census.lock();
+                s.proven += 1;
+                s.allowance = (s.allowance + 1).min(s.most);
+            }
             self.census.changed.notify_waiters();
         }
     }
@@ -90,6 +116,9 @@ impl Drop for Member {
             s.open = s.open.saturating_sub(1);
             if self.proven {
                 s.proven = s.proven.saturating_sub(1);
+            } else {
+                // Given up before any answer: the target may take fewer.
+                s.allowance = (s.allowance / 2).max(UNPROVEN);
             }
         }
         self.census.changed.notify_waiters();
@@ -110,10 +139,12 @@ enum Next {
 }
 
 impl Pool {
-    pub(crate) fn new(connector: Connector) -> Self {
+    /// A pool of at most `concurrency` connections (`Webhook::slot`
+    /// bounds them; the ramp's ceiling is the same).
+    pub(crate) fn new(connector: Connector, concurrency: usize) -> Self {
         Self {
             connector,
-            census: Arc::default(),
+            census: Arc::new(Census::new(concurrency)),
         }
     }
 
@@ -156,7 +187,7 @@ impl Pool {
                 if reuse && let Some(conn) = s.idle.pop() {
                     return Next::Reuse(conn);
                 }
-                if s.open < s.proven + UNPROVEN {
+                if s.open - s.proven.min(s.open) < s.allowance {
                     s.open += 1;
                     return Next::Open(Member {
                         census: self.census.clone(),
@@ -195,11 +226,11 @@ impl Pool {
         drop(expired);
     }
 
-    /// Connections open and proven, for tests.
+    /// Connections open and proven, and the allowance, for tests.
     #[cfg(test)]
-    fn counts(&self) -> (usize, usize) {
+    fn counts(&self) -> (usize, usize, usize) {
         let s = self.census.lock();
-        (s.open, s.proven)
+        (s.open, s.proven, s.allowance)
     }
 }
 
@@ -221,29 +252,29 @@ mod tests {
         let (url, _listener) = silent_server();
         let connector =
             Connector::new(&url, &Default::default(), None, Duration::from_secs(5)).unwrap();
-        let pool = Arc::new(Pool::new(connector));
+        let pool = Arc::new(Pool::new(connector, 64));
         let a = pool.take().await.unwrap();
         let mut b = pool.take().await.unwrap();
-        assert_eq!(pool.counts(), (2, 0));
+        assert_eq!(pool.counts(), (2, 0, 2));
         // A third request waits: two connections are unproven.
         let third = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.take().await.map(|_| ()) }
+            async move { pool.take().await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!third.is_finished(), "opened a third unproven connection");
-        // One answers: the pool may grow by one more.
+        // One answers: the pool may grow (slow start: the allowance too).
         b.member.prove();
-        tokio::time::timeout(Duration::from_secs(5), third)
+        assert_eq!(pool.counts(), (2, 1, 3));
+        let _third = tokio::time::timeout(Duration::from_secs(5), third)
             .await
             .expect("the third request went on once a connection was proven")
             .unwrap()
             .unwrap();
-        // A stalled connection closed makes room for a new attempt.
+        assert_eq!(pool.counts(), (3, 1, 3));
+        // A stalled connection given up halves the allowance.
         drop(a);
-        let fourth = tokio::time::timeout(Duration::from_secs(5), pool.take()).await;
-        assert!(fourth.is_ok(), "no room after a stalled connection closed");
-        assert_eq!(pool.counts().1, 1);
+        assert_eq!(pool.counts(), (2, 1, 2));
     }
 
     #[tokio::test]
@@ -251,7 +282,7 @@ mod tests {
         let (url, _listener) = silent_server();
         let connector =
             Connector::new(&url, &Default::default(), None, Duration::from_secs(5)).unwrap();
-        let pool = Arc::new(Pool::new(connector));
+        let pool = Arc::new(Pool::new(connector, 64));
         let a = pool.take().await.unwrap();
         let _b = pool.take().await.unwrap();
         let waiting = tokio::spawn({
@@ -265,6 +296,6 @@ mod tests {
             .expect("woken by the connection given back")
             .unwrap()
             .unwrap();
-        assert_eq!(pool.counts(), (2, 0), "reused, not a third one");
+        assert_eq!(pool.counts().0, 2, "reused, not a third one");
     }
 }

@@ -175,7 +175,7 @@ impl Webhook {
             .parse::<http::Uri>()
             .context("webhook URL: its path is not a valid request target")?;
         Ok(Self {
-            pool: Arc::new(Pool::new(connector)),
+            pool: Arc::new(Pool::new(connector, concurrency)),
             target,
             origin: Arc::from(origin),
             proxy,
