@@ -10,15 +10,17 @@
 //! keeps its completed offsets there, and so does kbridge:
 //!
 //! ```text
-//! kb1;1200;r1.5.2.30;billing=r0.1
+//! kb1;1200;ops,billing;r1.5.2.30;billing=r0.1
 //! ```
 //!
 //! `kb1` is the format's version, `1200` the commit point it was written
 //! with (a reader ignores metadata whose base is not the committed offset:
-//! another tool moved the offset and kept the string), then the offsets
-//! every route that took them handled, then per route (its name
-//! percent-encoded) the offsets only some routes handled — an event fanned
-//! out to two routes, delivered on one. A set is relative to the base,
+//! another tool moved the offset and kept the string), then the routes that
+//! took the partition's events (names percent-encoded), the offsets every
+//! one of those routes handled, then per route the offsets only some
+//! routes handled — an event fanned out to two routes, delivered on one.
+//! A route the writer did not have (a route added since, or one that takes
+//! the topic now) finds nothing handled for it: it gets every event. A set is relative to the base,
 //! either as runs (`r`: alternately not handled and handled, starting with
 //! not handled: `r1.5.2.30` is 1–5 and 8–37) or, when that is less than half
 //! as long, as a bitset (`b`, base64url, bit i of byte i/8 for offset
@@ -60,7 +62,10 @@ pub(crate) type Ranges = Vec<(i64, i64)>;
 pub(crate) struct Handled {
     /// The commit point the record goes with.
     pub base: i64,
-    /// Offsets (each ≥ `base`) that every route that took them handled.
+    /// The routes that took the partition's events, by name: what `all`
+    /// speaks for.
+    pub took: Vec<String>,
+    /// Offsets (each ≥ `base`) that every route of `took` handled.
     pub all: Ranges,
     /// Offsets handled on some routes only, by route name.
     pub routes: BTreeMap<String, Ranges>,
@@ -121,7 +126,17 @@ impl Handled {
     }
 
     fn text(&self) -> String {
-        let mut s = format!("{VERSION};{};{}", self.base, set(self.base, &self.all));
+        let took: Vec<String> = self
+            .took
+            .iter()
+            .map(|n| utf8_percent_encode(n, IN_NAME).to_string())
+            .collect();
+        let mut s = format!(
+            "{VERSION};{};{};{}",
+            self.base,
+            took.join(","),
+            set(self.base, &self.all)
+        );
         for (name, ranges) in &self.routes {
             s.push(';');
             s.extend(utf8_percent_encode(name, IN_NAME));
@@ -142,22 +157,39 @@ impl Handled {
         let base: i64 = fields
             .next()
             .and_then(|b| b.parse().ok())
+            .filter(|b| *b >= 0)
             .ok_or("no base offset")?;
         if base != committed {
             return Ok(None);
         }
+        let took = fields
+            .next()
+            .ok_or("no routes")?
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(name)
+            .collect::<Result<Vec<_>, _>>()?;
         let all = read_set(base, fields.next().ok_or("no offset set")?)?;
         let mut routes = BTreeMap::new();
         for field in fields {
-            let (name, ranges) = field.split_once('=').ok_or("a route entry without '='")?;
-            let name = percent_decode_str(name)
-                .decode_utf8()
-                .map_err(|_| "a route name that is not UTF-8")?
-                .into_owned();
-            routes.insert(name, read_set(base, ranges)?);
+            let (route, ranges) = field.split_once('=').ok_or("a route entry without '='")?;
+            routes.insert(name(route)?, read_set(base, ranges)?);
         }
-        Ok(Some(Self { base, all, routes }))
+        Ok(Some(Self {
+            base,
+            took,
+            all,
+            routes,
+        }))
     }
+}
+
+/// A percent-encoded route name.
+fn name(encoded: &str) -> Result<String, String> {
+    percent_decode_str(encoded)
+        .decode_utf8()
+        .map(|n| n.into_owned())
+        .map_err(|_| "a route name that is not UTF-8".to_string())
 }
 
 /// Ranges of offsets ≥ `base`, relative to it, as runs or — when that is
@@ -263,6 +295,7 @@ mod tests {
     fn handled(base: i64, all: &[(i64, i64)], routes: &[(&str, &[(i64, i64)])]) -> Handled {
         Handled {
             base,
+            took: vec!["ops".to_string(), "billing".to_string()],
             all: all.to_vec(),
             routes: routes
                 .iter()
@@ -279,7 +312,7 @@ mod tests {
             &[("billing", &[(1200, 1201)])],
         );
         let text = h.encode(BUDGET);
-        assert_eq!(text, "kb1;1200;r1.5.2.30;billing=r0.1");
+        assert_eq!(text, "kb1;1200;ops,billing;r1.5.2.30;billing=r0.1");
         let back = Handled::decode(&text, 1200).unwrap().unwrap();
         assert_eq!(back, h);
         assert!(back.all_handled(1201) && back.all_handled(1237));
@@ -333,7 +366,7 @@ mod tests {
 
     #[test]
     fn a_huge_run_costs_nothing_to_read() {
-        let h = Handled::decode("kb1;0;r1.9000000000000000", 0)
+        let h = Handled::decode("kb1;0;a;r1.9000000000000000", 0)
             .unwrap()
             .unwrap();
         assert_eq!(h.all, vec![(1, 9_000_000_000_000_001)]);
@@ -342,7 +375,8 @@ mod tests {
     #[test]
     fn route_names_survive_any_character() {
         let name = "chat; ops=1.%, 飞书";
-        let h = handled(0, &[(3, 4)], &[(name, &[(1, 3)])]);
+        let mut h = handled(0, &[(3, 4)], &[(name, &[(1, 3)])]);
+        h.took.push(name.to_string());
         let back = Handled::decode(&h.encode(BUDGET), 0).unwrap().unwrap();
         assert_eq!(back, h);
         assert_eq!(back.routes_handled(2).collect::<Vec<_>>(), vec![name]);
@@ -353,7 +387,7 @@ mod tests {
     fn a_scattered_set_is_a_bitset_and_an_oversized_one_keeps_its_nearest_offsets() {
         let scattered: Ranges = (1..2000).step_by(2).map(|o| (o, o + 1)).collect();
         let text = handled(0, &scattered, &[]).encode(BUDGET);
-        assert!(text.starts_with("kb1;0;b"), "{text}");
+        assert!(text.starts_with("kb1;0;ops,billing;b"), "{text}");
         assert!(text.len() < 400, "{}", text.len());
         assert_eq!(Handled::decode(&text, 0).unwrap().unwrap().all, scattered);
         // Too many runs for the budget: the far half goes, repeatedly.
@@ -394,6 +428,7 @@ mod tests {
             ) {
                 let h = Handled {
                     base,
+                    took: vec!["x".to_string(), "a;b".to_string()],
                     all: ranges(base, &steps),
                     routes: [("a;b".to_string(), ranges(base, &route_steps))].into_iter().collect(),
                 };
@@ -419,6 +454,7 @@ mod tests {
             fn any_metadata_is_read_without_panic(text in ".{0,200}", committed in any::<i64>()) {
                 let _ = Handled::decode(&text, committed);
                 let _ = Handled::decode(&format!("kb1;{committed};{text}"), committed);
+                let _ = Handled::decode(&format!("kb1;{committed};a;{text}"), committed);
             }
         }
     }

@@ -40,6 +40,11 @@ pub(crate) struct OffsetTracker {
     pending: BTreeMap<i64, Pending>,
     /// One past the highest offset accepted so far.
     next: Option<i64>,
+    /// The routes that took any offset accepted (a partition is one
+    /// topic: the same routes take all of them).
+    took: RouteSet,
+    /// The first offset accepted.
+    first: Option<i64>,
 }
 
 impl OffsetTracker {
@@ -52,6 +57,8 @@ impl OffsetTracker {
         if self.next.is_some_and(|n| offset < n) {
             return false;
         }
+        self.took |= took;
+        self.first.get_or_insert(offset);
         if work != 0 {
             self.pending.insert(
                 offset,
@@ -88,6 +95,11 @@ impl OffsetTracker {
         self.pending.len()
     }
 
+    /// The first offset accepted, if any.
+    pub(crate) fn first(&self) -> Option<i64> {
+        self.first
+    }
+
     /// What was handled beyond the commit point: every offset between it
     /// and the next one to read that is not pending (handled, or a gap the
     /// log has no record for), and the pending offsets some of whose
@@ -120,7 +132,19 @@ impl OffsetTracker {
         if next > from {
             all.push((from, next));
         }
-        Handled { base, all, routes }
+        let mut took = Vec::new();
+        let mut set = self.took;
+        while set != 0 {
+            let id = set.trailing_zeros() as usize;
+            set &= set - 1;
+            took.extend(name(id));
+        }
+        Handled {
+            base,
+            took,
+            all,
+            routes,
+        }
     }
 }
 
@@ -213,6 +237,7 @@ mod tests {
         t.finish(104, 0b10);
         let h = t.handled_beyond(names);
         assert_eq!(h.base, 100);
+        assert_eq!(h.took, vec!["easyops", "chat"]);
         assert_eq!(h.all, vec![(101, 104), (106, 110)]);
         assert_eq!(h.routes["chat"], vec![(104, 105)]);
         assert_eq!(h.routes.len(), 1);

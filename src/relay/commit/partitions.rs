@@ -114,14 +114,31 @@ impl<J> Partitions<J> {
     ) -> Result<(Ownership, RouteSet), Refused> {
         let mut s = self.lock();
         let state = s.get_mut(tp).ok_or(Refused::NotOwned)?;
+        // The record speaks of the log its writer read from its base on:
+        // reading below it (the committed offset was out of range and the
+        // partition reset, the log truncated) is another history.
+        if state.offsets.first().is_none()
+            && state.handed_over.as_ref().is_some_and(|h| offset < h.base)
+        {
+            tracing::warn!(partition = %tp, offset, "reading below the previous owner's commit point: its record of what it handled beyond it is not used");
+            state.handed_over = None;
+        }
         let before = match &state.handed_over {
             None => 0,
-            Some(h) if h.all_handled(offset) => took,
             Some(h) => {
-                h.routes_handled(offset)
-                    .filter_map(|name| self.routes.iter().position(|r| r == name))
-                    .fold(0, |set, id| set | route_bit(id))
-                    & took
+                let ids = |names: &mut dyn Iterator<Item = &str>| {
+                    names
+                        .filter_map(|name| self.routes.iter().position(|r| r == name))
+                        .fold(0, |set: RouteSet, id| set | route_bit(id))
+                };
+                // Every route the writer had, when all of them handled it;
+                // a route it did not have gets the event.
+                let all = if h.all_handled(offset) {
+                    ids(&mut h.took.iter().map(String::as_str))
+                } else {
+                    0
+                };
+                (all | ids(&mut h.routes_handled(offset))) & took
             }
         };
         if state.offsets.accept(offset, took, work & !before) {
@@ -171,12 +188,15 @@ impl<J> Partitions<J> {
 
     /// A partition's commit point with what was handled beyond it, as the
     /// commit's metadata.
-    fn point(&self, tp: &TopicPartition, offsets: &OffsetTracker) -> Option<CommitPoint> {
-        let offset = offsets.committable()?;
-        let metadata = offsets
+    fn point(&self, tp: &TopicPartition, st: &PartitionState<J>) -> Option<CommitPoint> {
+        let offset = st.offsets.committable()?;
+        let metadata = st
+            .offsets
             .handled_beyond(|id| self.routes.get(id).cloned())
             .encode(BUDGET);
-        Some(CommitPoint::new(tp.clone(), offset).with_metadata(metadata))
+        let mut point = CommitPoint::new(tp.clone(), offset).with_metadata(metadata);
+        point.epoch = st.ownership.epoch;
+        Some(point)
     }
 
     /// The commit points (with their metadata) that moved since they were
@@ -185,7 +205,7 @@ impl<J> Partitions<J> {
         let s = self.lock();
         s.iter()
             .filter_map(|(tp, st)| {
-                let p = self.point(tp, &st.offsets)?;
+                let p = self.point(tp, st)?;
                 let same = st
                     .committed
                     .as_ref()
@@ -199,7 +219,11 @@ impl<J> Partitions<J> {
     pub(crate) fn committed(&self, points: &[CommitPoint]) {
         let mut s = self.lock();
         for p in points {
-            if let Some(st) = s.get_mut(&p.partition) {
+            // Not into a later ownership of the same partition (revoked
+            // and assigned again while this commit ran).
+            if let Some(st) = s.get_mut(&p.partition)
+                && st.ownership.epoch == p.epoch
+            {
                 st.committed = Some((p.offset, p.metadata.clone()));
             }
         }
@@ -236,7 +260,7 @@ impl<J> Partitions<J> {
         tps.iter()
             .filter_map(|tp| {
                 let st = s.remove(tp)?;
-                self.point(tp, &st.offsets)
+                self.point(tp, &st)
             })
             .collect()
     }
@@ -439,7 +463,7 @@ mod tests {
         first.finish(&tp(0), e, 13, 1, None);
         let points = first.revoke(&[tp(0)], Duration::ZERO);
         assert_eq!(points[0].offset, 10);
-        assert_eq!(points[0].metadata, "kb1;10;r1.2;chat=r3.1");
+        assert_eq!(points[0].metadata, "kb1;10;easyops,chat;r1.2;chat=r3.1");
         // The next owner reads the record and skips what it names.
         let handed = Handled::decode(&points[0].metadata, 10).unwrap().unwrap();
         let next: Partitions<u32> = Partitions::new(CancellationToken::new(), routes);
@@ -453,7 +477,33 @@ mod tests {
         // What it skipped is handled here too: handed on if it moves on.
         let p = next.to_commit();
         assert_eq!(p[0].offset, 10);
-        assert_eq!(p[0].metadata, "kb1;10;r1.2;chat=r3.1");
+        assert_eq!(p[0].metadata, "kb1;10;easyops,chat;r1.2;chat=r3.1");
+    }
+
+    #[test]
+    fn a_route_the_previous_owner_did_not_have_gets_every_event() {
+        let handed = Handled::decode("kb1;10;easyops;r1.5", 10).unwrap().unwrap();
+        let routes = vec!["easyops".to_string(), "chat".to_string()];
+        let parts: Partitions<u32> = Partitions::new(CancellationToken::new(), routes);
+        parts.assign([tp(0)], HashMap::from([(tp(0), handed)]));
+        assert_eq!(parts.accept(&tp(0), 10, 0b11, 0b11).unwrap().1, 0);
+        assert_eq!(
+            parts.accept(&tp(0), 11, 0b11, 0b11).unwrap().1,
+            0b01,
+            "easyops handled it; chat is new"
+        );
+    }
+
+    #[test]
+    fn reading_below_the_record_s_base_drops_the_record() {
+        let handed = Handled::decode("kb1;10;default;r1.5", 10).unwrap().unwrap();
+        let parts: Partitions<u32> = Partitions::default();
+        parts.assign([tp(0)], HashMap::from([(tp(0), handed)]));
+        // A reset to an earlier offset: another history.
+        assert_eq!(parts.accept(&tp(0), 3, 1, 1).unwrap().1, 0);
+        for o in 4..16 {
+            assert_eq!(parts.accept(&tp(0), o, 1, 1).unwrap().1, 0, "offset {o}");
+        }
     }
 
     mod properties {

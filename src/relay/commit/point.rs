@@ -13,6 +13,8 @@ pub(crate) struct CommitPoint {
     pub offset: i64,
     /// What was handled beyond it (`handed_over`), or empty.
     pub metadata: String,
+    /// The ownership it was taken under (0: none named).
+    pub epoch: u64,
 }
 
 impl CommitPoint {
@@ -21,6 +23,7 @@ impl CommitPoint {
             partition,
             offset,
             metadata: String::new(),
+            epoch: 0,
         }
     }
 

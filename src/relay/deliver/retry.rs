@@ -137,7 +137,9 @@ pub(crate) async fn deliver(
             // 429s to most requests, pause the route; a 429 here and there
             // paces its own request (see `throttling`).
             throttled += 1;
-            let pause = after.unwrap_or_else(|| delays.next().unwrap_or(cfg.max_backoff));
+            let pause = after
+                .map(|a| a.min(MAX_RETRY_AFTER))
+                .unwrap_or_else(|| delays.next().unwrap_or(cfg.max_backoff));
             if status != Some(429) || target.throttling.widely() {
                 if target.pace.pause(pause) {
                     tracing::warn!(

@@ -17,6 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// How many recent answers are weighed.
 const WINDOW: u32 = 32;
 
+/// How many answers a route needs before a 429 may pause it: the first
+/// 429 after a start says nothing about the others.
+const SAMPLE: u64 = 4;
+
 /// The route's last [`WINDOW`] answers, one bit each (1: throttled), and
 /// how many there were (up to the window) in the top byte.
 #[derive(Default)]
@@ -38,13 +42,14 @@ impl Throttling {
             });
     }
 
-    /// Whether at least half the recent answers were throttled: the target
-    /// throttles the route, not a request here and there.
+    /// Whether at least half the recent answers — of [`SAMPLE`] at least —
+    /// were throttled: the target throttles the route, not a request here
+    /// and there. (Before that, a throttled alert waits on its own.)
     pub(crate) fn widely(&self) -> bool {
         let v = self.recent.load(Ordering::Relaxed);
         let seen = v >> 56;
         let throttled = u64::from((v & BITS).count_ones());
-        seen > 0 && throttled * 2 >= seen
+        seen >= SAMPLE && throttled * 2 >= seen
     }
 }
 
@@ -69,10 +74,13 @@ mod tests {
             t.answered(true);
         }
         assert!(t.widely(), "16 of 32");
-        // The first answer a fresh route gets is throttled: the target
-        // throttles it.
+        // A fresh route: one 429 says nothing yet; four in a row do.
         let fresh = Throttling::default();
         fresh.answered(true);
+        assert!(!fresh.widely());
+        for _ in 0..3 {
+            fresh.answered(true);
+        }
         assert!(fresh.widely());
     }
 }

@@ -19,9 +19,9 @@
 //! (being opened, or waiting for their first answer). The allowance starts
 //! at [`UNPROVEN`], grows by one with every connection proven (slow start:
 //! it doubles per round trip while the target keeps up) up to
-//! `concurrency`, and halves when a connection is given up unproven (its
-//! request timed out unanswered, or it could not be opened) — the sign of
-//! a target that cannot take more. A request that finds no idle connection
+//! `concurrency`, and halves when a request times out unanswered or a
+//! connection cannot be opened — the sign of a target that cannot take
+//! more (a request cancelled by a revoke or the shutdown is no such sign). A request that finds no idle connection
 //! and may not open one waits for one to be given back. A keep-alive
 //! target's connections stay proven, so the pool stops growing once it has
 //! what the load needs; a target that closes every connection after one
@@ -116,9 +116,6 @@ impl Drop for Member {
             s.open = s.open.saturating_sub(1);
             if self.proven {
                 s.proven = s.proven.saturating_sub(1);
-            } else {
-                // Given up before any answer: the target may take fewer.
-                s.allowance = (s.allowance / 2).max(UNPROVEN);
             }
         }
         self.census.changed.notify_waiters();
@@ -202,8 +199,23 @@ impl Pool {
     /// Opens the connection `member` holds a place for; a failure gives the
     /// place back (the member is dropped).
     async fn open(&self, member: Member) -> Result<Connection, String> {
-        let stream = self.connector.connect().await.map_err(|e| e.0)?;
-        Connection::new(stream, member).await
+        let opened = match self.connector.connect().await {
+            Ok(stream) => Connection::new(stream, member).await,
+            Err(e) => Err(e.0),
+        };
+        if opened.is_err() {
+            self.stalled();
+        }
+        opened
+    }
+
+    /// The target did not take a connection, or left a request unanswered
+    /// past its timeout: it may take fewer new connections (the allowance
+    /// halves). A request cancelled by a revoke or the shutdown says
+    /// nothing about the target, and does not come here.
+    pub(crate) fn stalled(&self) {
+        let mut s = self.census.lock();
+        s.allowance = (s.allowance / 2).max(UNPROVEN);
     }
 
     /// Gives a connection that finished an exchange cleanly back, and
@@ -272,8 +284,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(pool.counts(), (3, 1, 3));
-        // A stalled connection given up halves the allowance.
+        // A stalled request halves the allowance; a connection merely
+        // dropped (a cancelled request) does not.
         drop(a);
+        assert_eq!(pool.counts(), (2, 1, 3));
+        pool.stalled();
         assert_eq!(pool.counts(), (2, 1, 2));
     }
 

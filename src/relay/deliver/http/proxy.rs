@@ -82,23 +82,26 @@ pub(crate) fn choose(
     else {
         return Ok(None);
     };
-    let proxy = parse(&value, name)?;
     let no_proxy = ["no_proxy", "NO_PROXY"]
         .iter()
         .find_map(|n| env(n))
         .unwrap_or_default();
     // hyper-util's matcher knows no_proxy's rules (domains and their
     // subdomains, IP addresses, CIDR ranges, `*`); the proxy it is given
-    // only makes it answer whether this host goes through one.
+    // only makes it answer whether this host goes through one. Asked
+    // first: a proxy variable set for other tools (`socks5://…`) does not
+    // stop kbridge when no_proxy names the webhook.
     let matcher = Matcher::builder()
         .all("http://proxy.invalid:1")
         .no(no_proxy)
         .build();
-    let uri = match format!("{}://{}/", target.scheme(), authority(target)).parse::<http::Uri>() {
-        Ok(uri) => uri,
-        Err(_) => return Ok(Some(proxy)),
-    };
-    Ok(matcher.intercept(&uri).map(|_| proxy))
+    let bypassed = format!("{}://{}/", target.scheme(), authority(target))
+        .parse::<http::Uri>()
+        .is_ok_and(|uri| matcher.intercept(&uri).is_none());
+    if bypassed {
+        return Ok(None);
+    }
+    parse(&value, name).map(Some)
 }
 
 /// `host:port` of a URL, IPv6 addresses in brackets.
@@ -395,5 +398,11 @@ mod tests {
             )
             .is_err()
         );
+        // Unless no_proxy names the webhook.
+        let bypassed = [("ALL_PROXY", "socks5h://p:1"), ("no_proxy", "x")];
+        assert!(matches!(
+            choose(None, &url("https://x/"), env(&bypassed)),
+            Ok(None)
+        ));
     }
 }

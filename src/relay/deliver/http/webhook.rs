@@ -222,19 +222,27 @@ impl Webhook {
         };
         // Waiting for a connection is part of the attempt's time, but a
         // request that never left is not "no answer": the log says which.
+        let no_connection = || {
+            unavailable(
+                format!(
+                    "no connection to the webhook within {:?}: those open are busy, and new ones are opened only as the target answers on them (it accepts or answers slowly)",
+                    self.timeout
+                ),
+                Reach::ConnectionFailed,
+            )
+        };
         let conn = match tokio::time::timeout_at(deadline, self.pool.take()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(reason)) => return unavailable(reason, Reach::ConnectionFailed),
-            Err(_) => {
-                return unavailable(
-                    format!(
-                        "no connection to the webhook within {:?}: those open are busy, and new ones are opened only as the target answers on them (it accepts or answers slowly)",
-                        self.timeout
-                    ),
-                    Reach::ConnectionFailed,
-                );
-            }
+            Err(_) => return no_connection(),
         };
+        // A request sent with moments left would time out unanswered while
+        // the target may still process it: a duplicate when it is retried.
+        // It leaves only with half its time or more.
+        if deadline.saturating_duration_since(tokio::time::Instant::now()) < self.timeout / 2 {
+            self.pool.give_back(conn);
+            return no_connection();
+        }
         let answer =
             match tokio::time::timeout_at(deadline, self.exchange(conn, body, idempotency_key))
                 .await
@@ -242,6 +250,7 @@ impl Webhook {
                 Ok(Ok(answer)) => answer,
                 Ok(Err(reason)) => return unavailable(reason, Reach::ConnectionFailed),
                 Err(_) => {
+                    self.pool.stalled();
                     return unavailable(
                         format!("timed out: no answer within {:?}", self.timeout),
                         Reach::TimedOut,
