@@ -128,6 +128,18 @@ impl Fleet {
         wait_fully_committed(&self.group, &self.topic, Duration::from_secs(60));
     }
 
+    /// Stops instance `name` with SIGTERM; it must exit 0 within 30 s.
+    pub fn sigterm(&mut self, name: &str) {
+        let relay = self.instance(name);
+        relay.signal("TERM");
+        let status = relay.expect_exit(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "{name} exited {status:?}:\n{}",
+            relay.stderr()
+        );
+    }
+
     /// Stops every instance with SIGTERM; each must exit 0.
     pub fn stop_all(&mut self) {
         for (name, relay) in self.instances.iter_mut() {

@@ -64,10 +64,7 @@ fn sigterm_one_of_three_instances() {
     }
     fleet.start_stream();
     flows(&fleet, 3 * RATE as usize);
-    let b = fleet.instance("b");
-    b.signal("TERM");
-    let status = b.expect_exit(Duration::from_secs(30));
-    assert!(status.success(), "{status:?}\n{}", b.stderr());
+    fleet.sigterm("b");
     flows(&fleet, 3 * RATE as usize);
     let sent = fleet.stop_stream();
     fleet.wait_committed();

@@ -52,10 +52,7 @@ fn one_relay_against_a_small_target_started_stopped_and_restarted() {
     let sent = started_now(backlog);
     fleet.join("a");
     processed(&fleet, 1_000);
-    let a = fleet.instance("a");
-    a.signal("TERM");
-    let status = a.expect_exit(Duration::from_secs(30));
-    assert!(status.success(), "{status:?}\n{}", a.stderr());
+    fleet.sigterm("a");
     fleet.join("a");
     fleet.wait_committed();
     let small = fleet.small.as_ref().expect("a small target");
@@ -97,10 +94,7 @@ fn a_fleet_against_a_small_target_with_a_stream_and_churn() {
     fleet.launch("b");
     fleet.instance("b").wait_assigned();
     processed(&fleet, 5_000);
-    let c = fleet.instance("c");
-    c.signal("TERM");
-    let status = c.expect_exit(Duration::from_secs(30));
-    assert!(status.success(), "{status:?}\n{}", c.stderr());
+    fleet.sigterm("c");
     fleet.join("c");
     processed(&fleet, 6_500);
     sent.extend(fleet.stop_stream());

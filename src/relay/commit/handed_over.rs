@@ -72,7 +72,7 @@ pub(crate) struct Handled {
 }
 
 /// Whether `ranges` hold `offset`.
-fn holds(ranges: &[(i64, i64)], offset: i64) -> bool {
+pub(crate) fn holds(ranges: &[(i64, i64)], offset: i64) -> bool {
     let i = ranges.partition_point(|(_, end)| *end <= offset);
     ranges.get(i).is_some_and(|(start, _)| *start <= offset)
 }
@@ -83,11 +83,13 @@ impl Handled {
     }
 
     /// Whether every route handled `offset`.
+    #[cfg(test)]
     pub(crate) fn all_handled(&self, offset: i64) -> bool {
         holds(&self.all, offset)
     }
 
     /// The routes (by name) that handled `offset` when not all did.
+    #[cfg(test)]
     pub(crate) fn routes_handled(&self, offset: i64) -> impl Iterator<Item = &str> {
         self.routes
             .iter()

@@ -25,6 +25,15 @@ pub(crate) fn route_bit(id: usize) -> RouteSet {
     1u128.checked_shl(id as u32).unwrap_or(0)
 }
 
+/// The route ids in a set, ascending.
+pub(crate) fn route_ids(mut set: RouteSet) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let id = (set != 0).then(|| set.trailing_zeros() as usize)?;
+        set &= set - 1;
+        Some(id)
+    })
+}
+
 /// An offset with work left.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -43,8 +52,6 @@ pub(crate) struct OffsetTracker {
     /// The routes that took any offset accepted (a partition is one
     /// topic: the same routes take all of them).
     took: RouteSet,
-    /// The first offset accepted.
-    first: Option<i64>,
 }
 
 impl OffsetTracker {
@@ -58,7 +65,6 @@ impl OffsetTracker {
             return false;
         }
         self.took |= took;
-        self.first.get_or_insert(offset);
         if work != 0 {
             self.pending.insert(
                 offset,
@@ -95,9 +101,9 @@ impl OffsetTracker {
         self.pending.len()
     }
 
-    /// The first offset accepted, if any.
-    pub(crate) fn first(&self) -> Option<i64> {
-        self.first
+    /// Whether no offset was accepted yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.next.is_none()
     }
 
     /// What was handled beyond the commit point: every offset between it
@@ -116,10 +122,7 @@ impl OffsetTracker {
                 all.push((from, *offset));
             }
             from = offset + 1;
-            let mut done = p.took & !p.left;
-            while done != 0 {
-                let id = done.trailing_zeros() as usize;
-                done &= done - 1;
+            for id in route_ids(p.took & !p.left) {
                 if let Some(n) = name(id) {
                     let r = routes.entry(n).or_default();
                     match r.last_mut() {
@@ -132,13 +135,7 @@ impl OffsetTracker {
         if next > from {
             all.push((from, next));
         }
-        let mut took = Vec::new();
-        let mut set = self.took;
-        while set != 0 {
-            let id = set.trailing_zeros() as usize;
-            set &= set - 1;
-            took.extend(name(id));
-        }
+        let took = route_ids(self.took).filter_map(&name).collect();
         Handled {
             base,
             took,
@@ -335,7 +332,7 @@ mod tests {
                     let h = t.handled_beyond(|id| Some(id.to_string()));
                     if let Some(base) = expected {
                         for o in base..next {
-                            prop_assert_eq!(h.all_handled(o), !pending.contains_key(&o), "offset {}", o);
+                            prop_assert_eq!(super::super::super::handed_over::holds(&h.all, o), !pending.contains_key(&o), "offset {}", o);
                         }
                     }
                 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::handed_over::{BUDGET, Handled};
+use super::handed_over::{BUDGET, Handled, Ranges, holds};
 use super::offsets::{OffsetTracker, RouteSet, route_bit};
 use super::ordering::{KeyedQueue, OrderKey};
 use super::ownership::Ownership;
@@ -28,7 +28,7 @@ struct PartitionState<J> {
     keys: KeyedQueue<OrderKey, J>,
     /// What the previous owner handled beyond its commit point: skipped
     /// here (see `handed_over`).
-    handed_over: Option<Handled>,
+    handed_over: Option<HandedOver>,
     /// The last point committed for this ownership, with its metadata.
     committed: Option<(i64, String)>,
 }
@@ -40,6 +40,51 @@ pub(crate) struct Partitions<J> {
     abort: CancellationToken,
     /// Route names by id: what a commit's metadata calls them.
     routes: Vec<String>,
+}
+
+/// A previous owner's record, its route names turned into this relay's
+/// route ids once, at the assignment (not per event).
+struct HandedOver {
+    base: i64,
+    /// The routes here that the record speaks for: a route the writer did
+    /// not have is not among them, and gets every event.
+    took: RouteSet,
+    /// Offsets all of `took` handled.
+    all: Ranges,
+    /// Offsets some routes handled.
+    routes: Vec<(RouteSet, Ranges)>,
+}
+
+impl HandedOver {
+    fn new(record: Handled, names: &[String]) -> Self {
+        let bit = |name: &str| names.iter().position(|n| n == name).map_or(0, route_bit);
+        Self {
+            base: record.base,
+            took: record.took.iter().fold(0, |set, n| set | bit(n)),
+            all: record.all,
+            routes: record
+                .routes
+                .into_iter()
+                .map(|(name, ranges)| (bit(&name), ranges))
+                .filter(|(b, _)| *b != 0)
+                .collect(),
+        }
+    }
+
+    /// The routes of `took` that already handled `offset`.
+    fn before(&self, offset: i64, took: RouteSet) -> RouteSet {
+        let all = if holds(&self.all, offset) {
+            self.took
+        } else {
+            0
+        };
+        let some = self
+            .routes
+            .iter()
+            .filter(|(_, ranges)| holds(ranges, offset))
+            .fold(0, |set, (b, _)| set | b);
+        (all | some) & took
+    }
 }
 
 impl<J> Default for Partitions<J> {
@@ -88,7 +133,9 @@ impl<J> Partitions<J> {
     ) {
         let mut s = self.lock();
         for tp in tps {
-            let handed_over = handed_over.remove(&tp);
+            let handed_over = handed_over
+                .remove(&tp)
+                .map(|h| HandedOver::new(h, &self.routes));
             s.entry(tp).or_insert_with(|| PartitionState {
                 ownership: Ownership::new(self.epochs.fetch_add(1, Ordering::Relaxed), &self.abort),
                 offsets: OffsetTracker::default(),
@@ -117,30 +164,14 @@ impl<J> Partitions<J> {
         // The record speaks of the log its writer read from its base on:
         // reading below it (the committed offset was out of range and the
         // partition reset, the log truncated) is another history.
-        if state.offsets.first().is_none()
-            && state.handed_over.as_ref().is_some_and(|h| offset < h.base)
-        {
+        if state.offsets.is_fresh() && state.handed_over.as_ref().is_some_and(|h| offset < h.base) {
             tracing::warn!(partition = %tp, offset, "reading below the previous owner's commit point: its record of what it handled beyond it is not used");
             state.handed_over = None;
         }
-        let before = match &state.handed_over {
-            None => 0,
-            Some(h) => {
-                let ids = |names: &mut dyn Iterator<Item = &str>| {
-                    names
-                        .filter_map(|name| self.routes.iter().position(|r| r == name))
-                        .fold(0, |set: RouteSet, id| set | route_bit(id))
-                };
-                // Every route the writer had, when all of them handled it;
-                // a route it did not have gets the event.
-                let all = if h.all_handled(offset) {
-                    ids(&mut h.took.iter().map(String::as_str))
-                } else {
-                    0
-                };
-                (all | ids(&mut h.routes_handled(offset))) & took
-            }
-        };
+        let before = state
+            .handed_over
+            .as_ref()
+            .map_or(0, |h| h.before(offset, took));
         if state.offsets.accept(offset, took, work & !before) {
             Ok((state.ownership.clone(), before))
         } else {

@@ -40,14 +40,7 @@ impl Stream {
     }
 
     pub fn start_on(brokers: &str, topic: &str, per_second: u32, alerts: usize) -> Self {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "0")
-            .set("message.timeout.ms", "20000")
-            .create()
-            .expect("cannot create the stream's producer");
+        let producer = producer(brokers, "0");
         let stop = Arc::new(AtomicBool::new(false));
         let topic = topic.to_string();
         let flag = stop.clone();
@@ -57,9 +50,7 @@ impl Stream {
             let mut next = Instant::now();
             let mut i = 0usize;
             while !flag.load(Ordering::SeqCst) {
-                let fault = format!("fault-{}", i % alerts.max(1));
-                let value = serde_json::to_vec(&alert_event(i, &fault, "critical"))
-                    .expect("an event serialises");
+                let (fault, value) = alert(i, alerts);
                 let at = Instant::now();
                 let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic)
                     .key(fault.as_bytes())
@@ -92,18 +83,10 @@ impl Stream {
     /// as the stream does, numbered from `first`): the alerts waiting when
     /// a relay starts. Each `Sent::at` is when all were acknowledged.
     pub fn backlog(topic: &str, n: usize, alerts: usize, first: usize) -> Vec<Sent> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .create()
-            .expect("cannot create the backlog's producer");
+        let producer = producer(&brokers(), "5");
         let futures: Vec<_> = (first..first + n)
             .map(|i| {
-                let fault = format!("fault-{}", i % alerts.max(1));
-                let value = serde_json::to_vec(&alert_event(i, &fault, "critical"))
-                    .expect("an event serialises");
+                let (fault, value) = alert(i, alerts);
                 let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
                     .key(fault.as_bytes())
                     .payload(value.as_slice());
@@ -144,6 +127,27 @@ impl Stream {
             .join()
             .expect("the stream's thread panicked")
     }
+}
+
+/// An idempotent producer that waits for every replica.
+fn producer(brokers: &str, linger_ms: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", linger_ms)
+        .set("message.timeout.ms", "20000")
+        .create()
+        .expect("cannot create the stream's producer")
+}
+
+/// Record `i` of a stream over `alerts` alert ids: its key (the fault id)
+/// and its value.
+fn alert(i: usize, alerts: usize) -> (String, Vec<u8>) {
+    let fault = format!("fault-{}", i % alerts.max(1));
+    let value =
+        serde_json::to_vec(&alert_event(i, &fault, "critical")).expect("an event serialises");
+    (fault, value)
 }
 
 impl Drop for Stream {

@@ -36,6 +36,8 @@ pub(crate) struct Connector {
     tls: Option<tokio_native_tls::TlsConnector>,
     /// The proxy every connection goes through, if any.
     proxy: Option<Proxy>,
+    /// `host:port` as a CONNECT to the proxy names the webhook.
+    authority: String,
     timeout: Duration,
 }
 
@@ -64,6 +66,7 @@ impl Connector {
             port,
             tls,
             proxy,
+            authority: proxy::authority(url),
             timeout,
         })
     }
@@ -98,13 +101,7 @@ impl Connector {
         };
         let tcp = match &self.proxy {
             None => tcp,
-            Some(proxy) => {
-                let authority = match self.host.contains(':') {
-                    true => format!("[{}]:{}", self.host, self.port),
-                    false => format!("{}:{}", self.host, self.port),
-                };
-                proxy::tunnel(tcp, proxy, &authority).await?
-            }
+            Some(proxy) => proxy::tunnel(tcp, proxy, &self.authority).await?,
         };
         let stream = tls.connect(&self.host, tcp).await.map_err(|e| {
             ConnectError(format!(

@@ -250,21 +250,21 @@ impl Pool {
 mod tests {
     use super::*;
 
-    /// A listener that accepts connections but never answers: every
-    /// connection the pool opens stays unproven.
-    fn silent_server() -> (url::Url, std::net::TcpListener) {
+    /// A pool (concurrency 64) toward a listener that accepts connections
+    /// but never answers: every connection it opens stays unproven until
+    /// the test proves it. Keep the listener.
+    fn silent_pool() -> (Arc<Pool>, std::net::TcpListener) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let url = url::Url::parse(&format!("http://127.0.0.1:{port}/a")).unwrap();
-        (url, listener)
+        let connector =
+            Connector::new(&url, &Default::default(), None, Duration::from_secs(5)).unwrap();
+        (Arc::new(Pool::new(connector, 64)), listener)
     }
 
     #[tokio::test]
     async fn no_more_than_two_connections_are_opened_before_one_answers() {
-        let (url, _listener) = silent_server();
-        let connector =
-            Connector::new(&url, &Default::default(), None, Duration::from_secs(5)).unwrap();
-        let pool = Arc::new(Pool::new(connector, 64));
+        let (pool, _listener) = silent_pool();
         let a = pool.take().await.unwrap();
         let mut b = pool.take().await.unwrap();
         assert_eq!(pool.counts(), (2, 0, 2));
@@ -273,8 +273,10 @@ mod tests {
             let pool = pool.clone();
             async move { pool.take().await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!third.is_finished(), "opened a third unproven connection");
+        // One turn of this current-thread runtime: the spawned request runs
+        // until it waits.
+        tokio::task::yield_now().await;
+        assert_eq!(pool.counts().0, 2, "began a third unproven connection");
         // One answers: the pool may grow (slow start: the allowance too).
         b.member.prove();
         assert_eq!(pool.counts(), (2, 1, 3));
@@ -294,17 +296,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_given_back_connection_is_reused_by_a_waiting_request() {
-        let (url, _listener) = silent_server();
-        let connector =
-            Connector::new(&url, &Default::default(), None, Duration::from_secs(5)).unwrap();
-        let pool = Arc::new(Pool::new(connector, 64));
+        let (pool, _listener) = silent_pool();
         let a = pool.take().await.unwrap();
         let _b = pool.take().await.unwrap();
         let waiting = tokio::spawn({
             let pool = pool.clone();
             async move { pool.take().await }
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the request waits");
         pool.give_back(a);
         let _reused = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await

@@ -152,20 +152,10 @@ pub(crate) fn parse(value: &str, what: &'static str) -> Result<Proxy> {
     if url.path() != "/" || url.query().is_some() {
         bail!("{what} '{shown_value}': a proxy URL has no path or query: write http://host:port");
     }
-    let authorization = if url.username().is_empty() && url.password().is_none() {
-        None
-    } else {
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let user = decode(url.username());
-        let password = url.password().map(decode).unwrap_or_default();
-        Some(super::webhook::basic(&user, &password).map_err(|_| {
-            anyhow::anyhow!("{what}: the proxy's user or password is not valid in a header")
-        })?)
-    };
+    // User info becomes Basic credentials as for the webhook's own URL.
+    let authorization = super::webhook::url_credentials(&url).map_err(|_| {
+        anyhow::anyhow!("{what}: the proxy's user or password is not valid in a header")
+    })?;
     let port = url.port().unwrap_or(DEFAULT_PORT);
     let mut shown = url.clone();
     let _ = shown.set_port(Some(port));

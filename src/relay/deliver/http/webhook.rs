@@ -361,7 +361,7 @@ fn host_header(url: &url::Url) -> Result<HeaderValue> {
 
 /// `https://user:password@host/...`: the credentials as Basic
 /// authentication (`basic_auth` or an `Authorization` header win).
-fn url_credentials(url: &url::Url) -> Result<Option<HeaderValue>> {
+pub(super) fn url_credentials(url: &url::Url) -> Result<Option<HeaderValue>> {
     if url.username().is_empty() && url.password().is_none() {
         return Ok(None);
     }
@@ -378,7 +378,7 @@ fn percent_decode(s: &str) -> String {
         .into_owned()
 }
 
-pub(super) fn basic(user: &str, password: &str) -> Result<HeaderValue> {
+fn basic(user: &str, password: &str) -> Result<HeaderValue> {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let mut value = HeaderValue::from_str(&format!("Basic {token}"))
         .context("the user or password is not valid in a header")?;
