@@ -233,6 +233,7 @@ fn routes(urls: &receiver::Urls) -> Vec<RouteConfig> {
             rate_limit: None,
             dead_letter_topic: None,
             retry: RetryOverride::default(),
+            storm: Default::default(),
             webhook: webhook(&urls.ops),
         },
         RouteConfig {
@@ -249,6 +250,7 @@ fn routes(urls: &receiver::Urls) -> Vec<RouteConfig> {
             }),
             dead_letter_topic: None,
             retry: RetryOverride::default(),
+            storm: Default::default(),
             webhook: WebhookConfig {
                 success: Some("(.code // .StatusCode) == 0".into()),
                 ..webhook(&urls.robot)

@@ -86,6 +86,9 @@ pub(crate) async fn run(
                 if let Some(f) = consumer.context().fatal_error() {
                     break Err(anyhow!("Kafka refused this client: {f}; check the credentials and ACLs in [kafka]"));
                 }
+                if let Some(why) = shared.storm().and_then(|s| s.fatal_error()) {
+                    break Err(anyhow!("{why}"));
+                }
                 if let Some(why) = jq_budget::must_restart() {
                     break Err(anyhow!("{why}"));
                 }

@@ -13,7 +13,8 @@ use crate::topic_partition::TopicPartition;
 
 pub(crate) struct FleetShare {
     routes: Vec<Arc<LiveRoute>>,
-    /// Every topic the relay consumes (a route without `topics` takes all).
+    /// Every topic the relay consumes (a route without `topics` takes all;
+    /// a storm route's repartition topic among them).
     topics: Vec<String>,
     state: Mutex<State>,
 }
@@ -48,7 +49,7 @@ impl FleetShare {
             *count = (*count).max(tp.partition.max(0) as usize + 1);
         }
         for route in &self.routes {
-            let takes = |topic: &str| route.route.takes(topic);
+            let takes = |topic: &str| route.sends_from(topic);
             let total: usize = self
                 .topics
                 .iter()

@@ -12,6 +12,7 @@ use crate::relay::live_route::LiveRoute;
 use crate::relay::route::Event;
 use crate::relay::source::Origin;
 use crate::relay::stage::Stage;
+use crate::relay::storm::Tag;
 use crate::topic_partition::TopicPartition;
 
 /// One event on one route. Holding a permit is what bounds memory: the
@@ -33,6 +34,9 @@ pub(crate) struct Job {
     pub order: Option<OrderKey>,
     pub work: Work,
     pub permit: Arc<OwnedSemaphorePermit>,
+    /// On a storm route's repartition topic: what the storm stage needs
+    /// to decide it (`storm::through`); `None` elsewhere.
+    pub storm: Option<Tag>,
     /// The message's bytes out of `max_pending_bytes`, shared by its jobs:
     /// released when the last of them is handled, however long it waited
     /// behind its alert's earlier events. Held, never read.
@@ -58,6 +62,9 @@ pub(crate) enum Work {
         stage: Stage,
         reason: String,
     },
+    /// Copy the event into its storm route's repartition topic, keyed by
+    /// its alert id (`order`'s key).
+    Forward,
 }
 
 impl Job {

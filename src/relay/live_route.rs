@@ -11,6 +11,7 @@ use anyhow::Result;
 use crate::relay::config::{RelayConfig, RetryConfig};
 use crate::relay::deliver::{Target, TargetSettings, answer_rules};
 use crate::relay::route::Route;
+use crate::relay::storm::StormRoute;
 use crate::relay::telemetry::Totals;
 
 pub(crate) struct LiveRoute {
@@ -25,6 +26,22 @@ pub(crate) struct LiveRoute {
     /// what cannot be delivered is dropped after its log line, and what
     /// may pass is parked.
     pub dead_letter_topic: Option<Arc<str>>,
+    /// The relay's topics it takes (its `topics`, or all of them).
+    sources: Vec<String>,
+    /// Its storm stage (`[route.storm]`), if it has one.
+    pub storm: Option<Arc<StormRoute>>,
+}
+
+/// What a route does with a message of a topic it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leg {
+    /// Decide and deliver: a route without a storm stage.
+    Direct,
+    /// A storm route's source: re-keyed into its repartition topic.
+    Forward,
+    /// A storm route's repartition topic: decided against the alert's
+    /// memory, then delivered.
+    Storm,
 }
 
 impl LiveRoute {
@@ -43,6 +60,8 @@ impl LiveRoute {
                 };
                 Ok(Arc::new(Self {
                     id,
+                    sources: rc.topics.clone().unwrap_or_else(|| cfg.topics.clone()),
+                    storm: StormRoute::compile(cfg, rc)?,
                     route: Route::compile(rc)?,
                     target: Target::new(rc, &settings, totals.clone())?,
                     dead_letter_topic: rc
@@ -61,8 +80,26 @@ impl LiveRoute {
         for rc in cfg.route_configs().iter() {
             Route::compile(rc)?;
             answer_rules(rc)?;
+            StormRoute::compile(cfg, rc)?;
         }
         Ok(())
+    }
+
+    /// What the route does with a message of `topic`, if it takes it.
+    pub(crate) fn leg(&self, topic: &str) -> Option<Leg> {
+        match &self.storm {
+            Some(s) if *s.repartition == *topic => Some(Leg::Storm),
+            _ if !self.sources.iter().any(|t| t == topic) => None,
+            Some(_) => Some(Leg::Forward),
+            None => Some(Leg::Direct),
+        }
+    }
+
+    /// Whether its requests to the target come from partitions of
+    /// `topic`: what its share of a group-wide rate limit is counted in
+    /// (a storm route sends from its repartition topic).
+    pub(crate) fn sends_from(&self, topic: &str) -> bool {
+        matches!(self.leg(topic), Some(Leg::Direct | Leg::Storm))
     }
 
     /// The route's name: logs, metrics labels, dead-letter headers.

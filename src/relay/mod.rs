@@ -63,6 +63,7 @@ mod shared;
 pub(crate) mod shutdown;
 mod source;
 mod stage;
+mod storm;
 mod systemd;
 mod telemetry;
 

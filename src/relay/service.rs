@@ -51,7 +51,17 @@ pub(crate) async fn serve(
     let abort = Abort::default();
     let shared = Arc::new(Shared::new(&cfg, totals, reports, &abort)?);
 
-    let mut needed = cfg.topics.clone();
+    // The storm stage's topics, made if missing (before the wait, which
+    // then finds them).
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        made = crate::relay::storm::ensure_topics(&cfg) => made?,
+        _ = stop.requested() => return Ok(()),
+    }
+    let mut needed = cfg.subscribed_topics();
+    if shared.storm().is_some() {
+        needed.push(cfg.storm_state_topic());
+    }
     for topic in shared
         .routes()
         .iter()
@@ -75,6 +85,7 @@ pub(crate) async fn serve(
         tokio::select! {
             waited = waiting => {
                 let counts = waited.context("internal error waiting for topics")??;
+                crate::relay::storm::check_partitions(&cfg, &counts)?;
                 shared.fleet_share().partition_counts(counts);
             }
             _ = stop.requested() => {
@@ -83,7 +94,9 @@ pub(crate) async fn serve(
             }
         }
     }
-    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+    shared.start_storm_releases();
+    let subscribed = cfg.subscribed_topics();
+    let topics: Vec<&str> = subscribed.iter().map(String::as_str).collect();
     shared
         .consumer()
         .subscribe(&topics)

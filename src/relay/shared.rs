@@ -1,12 +1,12 @@
 //! Everything the relay's tasks share: built once by `service`, read by the
 //! consume loop, the intake and every delivery task.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::relay::commit::{OrderKey, Partitions};
+use crate::relay::commit::{OrderKey, Ownership, Partitions};
 use crate::relay::config::RelayConfig;
 use crate::relay::deliver::DeadLetters;
 use crate::relay::fleet_share::FleetShare;
@@ -15,9 +15,12 @@ use crate::relay::live_route::LiveRoute;
 use crate::relay::report::{Outcome, Report};
 use crate::relay::shutdown::Abort;
 use crate::relay::source::{self, Origin, RelayConsumer};
+use crate::relay::source::{CommittedOffsets, OnAssignment};
 use crate::relay::stage::Stage;
+use crate::relay::storm::{Storm, Taken};
 use crate::relay::telemetry::Totals;
 use crate::topic_partition::TopicPartition;
+use rdkafka::TopicPartitionList;
 
 pub(crate) struct Shared {
     consumer: Arc<RelayConsumer<Job>>,
@@ -33,6 +36,47 @@ pub(crate) struct Shared {
     waiting_slots: Arc<Semaphore>,
     /// Each route's share of its rate limit, from the assignment.
     fleet_share: Arc<FleetShare>,
+    /// The storm stage, with storm routes.
+    storm: Option<Arc<Storm>>,
+    /// Where its release tasks start from (taken once, by `service`).
+    storm_taken: Mutex<Option<mpsc::UnboundedReceiver<Taken>>>,
+}
+
+/// What the rebalance callbacks tell: each route's share of its rate
+/// limit, and the storm stage.
+struct Assignment {
+    fleet_share: Arc<FleetShare>,
+    storm: Option<Arc<Storm>>,
+}
+
+impl OnAssignment for Assignment {
+    fn owned(&self, owned: &[TopicPartition]) {
+        self.fleet_share.owned(owned);
+    }
+
+    fn starting(&self, tpl: &TopicPartitionList, committed: &CommittedOffsets<'_>) {
+        if let Some(s) = &self.storm {
+            s.start_offsets(tpl, committed);
+        }
+    }
+
+    fn restore(&self, tps: &[TopicPartition]) {
+        if let Some(s) = &self.storm {
+            s.restore(tps);
+        }
+    }
+
+    fn taken(&self, owned: Vec<(TopicPartition, Ownership)>) {
+        if let Some(s) = &self.storm {
+            s.taken(owned);
+        }
+    }
+
+    fn revoked(&self, tps: &[TopicPartition]) {
+        if let Some(s) = &self.storm {
+            s.revoked(tps);
+        }
+    }
 }
 
 /// Events that may wait behind their alert's earlier events without a
@@ -50,7 +94,11 @@ impl Shared {
         abort: &Abort,
     ) -> Result<Self> {
         let routes = LiveRoute::build_all(cfg, &totals)?;
-        let fleet_share = Arc::new(FleetShare::new(routes.clone(), cfg.topics.clone()));
+        let fleet_share = Arc::new(FleetShare::new(routes.clone(), cfg.subscribed_topics()));
+        let (storm, storm_taken) = match Storm::new(cfg, &routes, totals.clone())? {
+            Some((storm, taken)) => (Some(storm), Some(taken)),
+            None => (None, None),
+        };
         let kafka = cfg.kafka_opts();
         let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(
             abort.token(),
@@ -71,7 +119,10 @@ impl Shared {
                 .max()
                 .unwrap_or_default()
                 + source::REVOKE_MARGIN,
-            fleet_share.clone(),
+            Arc::new(Assignment {
+                fleet_share: fleet_share.clone(),
+                storm: storm.clone(),
+            }),
         )?;
         // One producer for every route's dead-letter topic.
         let dead_letters = if routes.iter().any(|r| r.dead_letter_topic.is_some()) {
@@ -91,7 +142,26 @@ impl Shared {
                 cfg.max_pending.saturating_mul(WAITING_PER_PENDING),
             )),
             fleet_share,
+            storm,
+            storm_taken: Mutex::new(storm_taken),
         })
+    }
+
+    /// The storm stage, if a route has one.
+    pub(crate) fn storm(&self) -> Option<&Storm> {
+        self.storm.as_deref()
+    }
+
+    /// The storm stage's release tasks: started once the relay runs.
+    pub(crate) fn start_storm_releases(self: &Arc<Self>) {
+        let taken = self
+            .storm_taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(taken) = taken {
+            crate::relay::storm::spawn_releases(Arc::downgrade(self), taken);
+        }
     }
 
     pub(crate) fn fleet_share(&self) -> &FleetShare {

@@ -116,6 +116,8 @@ pub(crate) struct Totals {
     window: AtomicI64,
     /// Readiness: dead letters cannot be written.
     dead_letters_failing: AtomicBool,
+    /// Readiness: the storm stage cannot write to its topics.
+    storm_failing: AtomicI64,
 }
 
 impl Totals {
@@ -238,6 +240,12 @@ impl Totals {
                     .to_string(),
             );
         }
+        if self.storm_failing.load(Ordering::Relaxed) > 0 {
+            why.push(
+                "the storm stage cannot write to its topics (state or repartition): their partitions wait"
+                    .to_string(),
+            );
+        }
         let abandoned = crate::relay::route::jq_budget::abandoned();
         if abandoned > 0 {
             why.push(format!(
@@ -286,6 +294,44 @@ impl Totals {
     pub(crate) fn dead_letters_failing(&self, failing: bool) {
         self.dead_letters_failing.store(failing, Ordering::Relaxed);
         metrics::gauge!("kbridge_dead_letters_failing").set(if failing { 1.0 } else { 0.0 });
+    }
+
+    /// An event a storm route re-keyed into its repartition topic.
+    pub(crate) fn storm_forwarded(&self, route: &Arc<str>) {
+        metrics::counter!("kbridge_storm_forwarded_total", "route" => label(route)).increment(1);
+    }
+
+    /// An event a storm route absorbed (`reason`: dedupe, flap, max_age).
+    pub(crate) fn storm_absorbed(&self, route: &Arc<str>, reason: &'static str) {
+        metrics::counter!("kbridge_storm_absorbed_total", "route" => label(route), "reason" => reason)
+            .increment(1);
+    }
+
+    /// A recovery held (`hold_resolved`).
+    pub(crate) fn storm_held(&self, route: &Arc<str>) {
+        metrics::counter!("kbridge_storm_held_total", "route" => label(route)).increment(1);
+    }
+
+    /// A held recovery sent when its hold ended.
+    pub(crate) fn storm_released(&self, route: &Arc<str>) {
+        metrics::counter!("kbridge_storm_released_total", "route" => label(route)).increment(1);
+    }
+
+    /// The route's alert memory in this instance, in bytes.
+    pub(crate) fn storm_state(&self, route: &Arc<str>, bytes: usize) {
+        metrics::gauge!("kbridge_storm_state_bytes", "route" => label(route)).set(bytes as f64);
+    }
+
+    /// The route's memory reached `max_state_bytes` (`what`: what gave way).
+    pub(crate) fn storm_state_full(&self, route: &Arc<str>, what: &'static str) {
+        metrics::counter!("kbridge_storm_state_full_total", "route" => label(route), "what" => what)
+            .increment(1);
+    }
+
+    /// A write to a storm topic fails (+1) or no longer does (-1).
+    pub(crate) fn storm_failing(&self, delta: i64) {
+        let n = self.storm_failing.fetch_add(delta, Ordering::Relaxed) + delta;
+        metrics::gauge!("kbridge_storm_writes_failing").set(n as f64);
     }
 
     /// An alert was parked (+1), or a parked one left (-1).

@@ -28,3 +28,4 @@ mod secured;
 mod shutdown;
 mod signing;
 mod startup;
+mod storm;

@@ -146,6 +146,14 @@ impl<J> Partitions<J> {
         }
     }
 
+    /// The current ownerships of these partitions (those owned).
+    pub(crate) fn ownerships(&self, tps: &[TopicPartition]) -> Vec<(TopicPartition, Ownership)> {
+        let s = self.lock();
+        tps.iter()
+            .filter_map(|tp| Some((tp.clone(), s.get(tp)?.ownership.clone())))
+            .collect()
+    }
+
     /// Takes a message into processing under its partition's current
     /// ownership: the routes that `took` it, of which `work` have a job to
     /// do. Returns the ownership and the routes that already handled it

@@ -38,6 +38,14 @@ impl RelayConfig {
                 }
             }
             r.webhook.check(&format!("route '{}' webhook", r.name))?;
+            r.storm
+                .check(&format!("route '{}' [route.storm]", r.name))?;
+            if r.storm.is_active() && !super::topic_name_ok(&r.name) {
+                bail!(UsageError(format!(
+                    "route '{}' has a storm stage, whose topic is named after the route: use only ASCII letters, digits, '.', '_' and '-' in its name",
+                    r.name
+                )));
+            }
         }
         Ok(())
     }
@@ -46,6 +54,13 @@ impl RelayConfig {
     pub(super) fn check(&self) -> Result<()> {
         self.retry.status_policy()?;
         self.check_ranges()?;
+        self.storm.check_relay(!self.routes.is_empty())?;
+        let prefix = self.storm.prefix(&self.group);
+        if self.storm_routes() > 0 && !super::topic_name_ok(&prefix) {
+            bail!(UsageError(format!(
+                "[storm] topic_prefix '{prefix}' (by default kbridge-<group>-) is not a valid start of a topic name: use only ASCII letters, digits, '.', '_' and '-', or set [storm] topic_prefix"
+            )));
+        }
         for (key, instead) in OWNED_KAFKA_KEYS {
             if self.kafka.contains_key(*key) {
                 bail!(UsageError(format!(

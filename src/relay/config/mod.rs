@@ -16,6 +16,7 @@ mod route;
 mod schema;
 mod secret;
 mod status_policy;
+mod storm;
 mod webhook;
 
 pub(crate) use overrides::{LogOverrides, MetricsOverrides, Overrides, WebhookOverrides};
@@ -27,4 +28,5 @@ pub(crate) use secret::Secret;
 #[cfg(test)]
 pub(crate) use status_policy::StatusSpec;
 pub(crate) use status_policy::{StatusPolicy, Treatment};
+pub(crate) use storm::topic_name_ok;
 pub(crate) use webhook::{SignScheme, SigningConfig, WebhookConfig, WebhookTls};

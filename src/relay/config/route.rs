@@ -15,6 +15,7 @@ use super::de::one_or_many_opt;
 use super::preset::Preset;
 use super::schema::{PoisonAfter, RetryConfig};
 use super::status_policy::StatusSpec;
+use super::storm::StormConfig;
 use super::webhook::WebhookConfig;
 
 /// The name of the one route of a configuration without `[[route]]`.
@@ -53,6 +54,10 @@ pub(crate) struct RouteConfig {
     /// this route (a robot gives up sooner than the ops platform).
     #[serde(default)]
     pub retry: RetryOverride,
+    /// `[route.storm]`: dedupe, flap damping, a maximum age (see
+    /// `config::storm`); none set, no storm stage.
+    #[serde(default)]
+    pub storm: StormConfig,
     pub webhook: WebhookConfig,
 }
 
@@ -107,7 +112,11 @@ pub(crate) enum Mapping {
 impl RouteConfig {
     /// The one route of a configuration without `[[route]]`: every topic,
     /// the top-level `preset` and `[webhook]`.
-    pub(crate) fn default_route(preset: Preset, webhook: &WebhookConfig) -> Self {
+    pub(crate) fn default_route(
+        preset: Preset,
+        webhook: &WebhookConfig,
+        storm: StormConfig,
+    ) -> Self {
         Self {
             name: DEFAULT_ROUTE.to_string(),
             topics: None,
@@ -119,6 +128,7 @@ impl RouteConfig {
             rate_limit: None,
             dead_letter_topic: None,
             retry: RetryOverride::default(),
+            storm,
             webhook: webhook.clone(),
         }
     }

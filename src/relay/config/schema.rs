@@ -16,6 +16,7 @@ use super::preset::Preset;
 use super::route::RouteConfig;
 use super::secret::redacted;
 use super::status_policy::{StatusPolicy, StatusSpec, default_reject_on, default_retry_on};
+use super::storm::StormConfig;
 use super::webhook::WebhookConfig;
 use crate::client::{KafkaOpts, PropertySource};
 use crate::error::UsageError;
@@ -95,6 +96,10 @@ pub(crate) struct RelayConfig {
     /// answer rules).
     #[serde(default)]
     pub jq: JqConfig,
+    /// `[storm]`: where storm-controlled routes keep their memory (and
+    /// the `default` route's storm keys).
+    #[serde(default)]
+    pub storm: StormConfig,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -335,10 +340,43 @@ impl RelayConfig {
     /// without `[[route]]` (its top-level `preset` and `[webhook]`).
     pub(crate) fn route_configs(&self) -> std::borrow::Cow<'_, [RouteConfig]> {
         if self.routes.is_empty() {
-            vec![RouteConfig::default_route(self.preset, &self.webhook)].into()
+            vec![RouteConfig::default_route(
+                self.preset,
+                &self.webhook,
+                self.storm.default_route(),
+            )]
+            .into()
         } else {
             self.routes.as_slice().into()
         }
+    }
+
+    /// How many routes have a storm stage.
+    pub(crate) fn storm_routes(&self) -> usize {
+        self.route_configs()
+            .iter()
+            .filter(|r| r.storm.is_active())
+            .count()
+    }
+
+    /// The compacted topic that holds the storm stages' memory.
+    pub(crate) fn storm_state_topic(&self) -> String {
+        format!("{}state", self.storm.prefix(&self.group))
+    }
+
+    /// The topic a storm route's events are re-keyed into by alert id.
+    pub(crate) fn repartition_topic(&self, route: &str) -> String {
+        format!("{}{route}-repartition", self.storm.prefix(&self.group))
+    }
+
+    /// What the relay subscribes to: its topics, and each storm route's
+    /// repartition topic.
+    pub(crate) fn subscribed_topics(&self) -> Vec<String> {
+        let mut all = self.topics.clone();
+        for r in self.route_configs().iter().filter(|r| r.storm.is_active()) {
+            all.push(self.repartition_topic(&r.name));
+        }
+        all
     }
 
     /// What happens to an event that cannot be delivered, in words (for

@@ -52,6 +52,10 @@ pub(crate) struct Interrupted;
 /// dropped), or interrupted.
 type Handled = Result<(), Interrupted>;
 
+/// Whether a job was handled, and if so whether every body of it was
+/// delivered (the storm stage remembers what was).
+type Sent = Result<bool, Interrupted>;
+
 /// Handles a job, then the jobs queued behind it for the same key.
 pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
     // Taken before anything looks at the ownership: a revoke from now on
@@ -88,7 +92,7 @@ pub(crate) async fn run_chain(shared: Arc<Shared>, mut job: Job) {
 /// panic's message, or, without a dead-letter topic, parked: handled again
 /// every `retry.max_backoff` (a panic may depend on the target's answer)
 /// while the other alerts flow.
-async fn contained(shared: &Shared, job: &Job) -> Handled {
+async fn contained(shared: &Shared, job: &Job) -> Sent {
     use futures_util::FutureExt;
     let mut parked: Option<retry::Parked<'_>> = None;
     loop {
@@ -106,7 +110,9 @@ async fn contained(shared: &Shared, job: &Job) -> Handled {
         tracing::error!(event = %job.origin.coordinates(), %route, "{reason}");
         shared.totals().panicked(route);
         if job.route.dead_letter_topic.is_some() {
-            return dead_letter(shared, job, Stage::Deliver, &reason).await;
+            return dead_letter(shared, job, Stage::Deliver, &reason)
+                .await
+                .map(|()| false);
         }
         if parked.is_none() {
             let key = job.origin.coordinates();
@@ -129,35 +135,60 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(a panic without a message)".into())
 }
 
-/// Maps (a jq route), delivers or dead-letters one event on one route.
-async fn handle(shared: &Shared, job: &Job) -> Handled {
+/// A held recovery whose hold ended (`storm::release`): mapped and
+/// delivered — or dead-lettered — as if it had just been read; whether it
+/// was delivered.
+pub(crate) async fn release(shared: &Shared, job: &Job) -> Sent {
+    contained(shared, job).await
+}
+
+/// Maps (a jq route), delivers or dead-letters one event on one route —
+/// through its storm stage, on a storm route's repartition topic — or
+/// forwards it there; whether it was delivered.
+async fn handle(shared: &Shared, job: &Job) -> Sent {
     fault_injection::panic_if_asked(job);
+    let not_delivered = |handled: Handled| handled.map(|()| false);
     match &job.work {
-        Work::DeadLetter { stage, reason } => dead_letter(shared, job, *stage, reason).await,
-        Work::Deliver { bodies } => deliver(shared, job, bodies).await,
+        Work::DeadLetter { stage, reason } => {
+            not_delivered(dead_letter(shared, job, *stage, reason).await)
+        }
+        Work::Forward => {
+            let key = job.order.as_ref().map(|o| o.key.as_str());
+            not_delivered(crate::relay::storm::forward(shared, job, key).await)
+        }
+        Work::Deliver { bodies } => gated(shared, job, bodies).await,
         Work::Map { event, key_failure } => {
             let route = job.route.name();
             match job.route.route.later(event, key_failure.as_deref()) {
-                RouteDecision::Deliver { bodies, .. } => deliver(shared, job, &bodies).await,
+                RouteDecision::Deliver { bodies, .. } => gated(shared, job, &bodies).await,
                 RouteDecision::Skip(reason) => {
                     shared.skip(&job.origin, Some(route), reason);
-                    Ok(())
+                    Ok(false)
                 }
                 // Dead-lettered, or without a dead-letter topic dropped
                 // (`dead_letter` says so).
                 RouteDecision::Invalid { stage, reason } => {
                     shared.invalid(&job.origin, route, stage, &reason);
-                    dead_letter(shared, job, stage, &reason).await
+                    not_delivered(dead_letter(shared, job, stage, &reason).await)
                 }
             }
         }
     }
 }
 
+/// The bodies through the storm stage, when the job is on a storm route's
+/// repartition topic; else straight to the target.
+async fn gated(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Sent {
+    match &job.storm {
+        Some(tag) => crate::relay::storm::through(shared, job, bodies, tag).await,
+        None => send(shared, job, bodies).await,
+    }
+}
+
 /// Sends the event's bodies on its route, in turn. An output the target
 /// refuses does not keep the others from being sent, and the event is
 /// dead-lettered once for all that failed.
-async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Handled {
+pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Sent {
     let coordinates = job.origin.coordinates();
     let target = &job.route.target;
     let route = &target.name;
@@ -228,9 +259,11 @@ async fn deliver(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Handled
             bodies: bodies.to_vec(),
             attempts: tries,
         });
-        return Ok(());
+        return Ok(true);
     }
-    dead_letter(shared, job, Stage::Deliver, &failures.join("; ")).await
+    dead_letter(shared, job, Stage::Deliver, &failures.join("; "))
+        .await
+        .map(|()| false)
 }
 
 /// Writes the event's dead letter for this route (or, without a

@@ -15,10 +15,12 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::{Event, Intake, RouteDecision};
 use crate::relay::commit::{OrderKey, Refused, RouteSet, route_bit};
 use crate::relay::job::{Job, Work};
-use crate::relay::live_route::LiveRoute;
+use crate::relay::live_route::{Leg, LiveRoute};
 use crate::relay::report::Outcome;
 use crate::relay::shared::Shared;
 use crate::relay::source::Origin;
+use crate::relay::stage::Stage;
+use crate::relay::storm::Tag;
 use crate::topic_partition::TopicPartition;
 
 /// Decides what to do with one message; returns the jobs to start now.
@@ -39,17 +41,23 @@ pub(crate) fn take(
         origin.clone(),
         shared.max_message_bytes(),
     ));
-    let decisions: Vec<(&Arc<LiveRoute>, Intake)> = shared
+    let decisions: Vec<(&Arc<LiveRoute>, Leg, Intake, Option<String>)> = shared
         .routes()
         .iter()
-        .filter(|r| r.route.takes(&partition.topic))
-        .map(|r| (r, r.route.intake(&event)))
+        .filter_map(|r| {
+            let leg = r.leg(&partition.topic)?;
+            let (intake, state) = match leg {
+                Leg::Storm => storm_intake(r, &event),
+                Leg::Direct | Leg::Forward => (r.route.intake(&event), None),
+            };
+            Some((r, leg, intake, state))
+        })
         .collect();
     // The routes that took it, and those with a job to do (a route that
     // skips it, or finds it invalid without a dead-letter topic, is done
     // with it now).
     let (mut took, mut with_work): (RouteSet, RouteSet) = (0, 0);
-    for (r, d) in &decisions {
+    for (r, _, d, _) in &decisions {
         let bit = route_bit(r.id);
         took |= bit;
         let has_work = match d {
@@ -92,7 +100,7 @@ pub(crate) fn take(
         );
     }
     let mut jobs = Vec::with_capacity((with_work & !before).count_ones() as usize);
-    for (route, intake) in decisions {
+    for (route, leg, intake, state) in decisions {
         let name = route.name();
         if before & route_bit(route.id) != 0 {
             // Its commit point stopped before it, but the previous owner
@@ -104,7 +112,19 @@ pub(crate) fn take(
             });
             continue;
         }
+        let tag = state.map(|state| Tag {
+            state,
+            redriven: origin.redriven,
+        });
         let (work, order) = match intake {
+            // A storm route's source: re-keyed by alert id, in order.
+            Intake::Later(key) if leg == Leg::Forward => {
+                let (order, _) = key.split();
+                (Work::Forward, order.map(|k| OrderKey::new(route.id, k)))
+            }
+            Intake::Decided(RouteDecision::Deliver { key, .. }) if leg == Leg::Forward => {
+                (Work::Forward, key.map(|k| OrderKey::new(route.id, k)))
+            }
             // A jq route: ordered now, mapped in its job.
             Intake::Later(key) => {
                 let (order, key_failure) = key.split();
@@ -149,6 +169,7 @@ pub(crate) fn take(
             work,
             permit: permit.clone(),
             bytes: bytes.clone(),
+            storm: tag,
         };
         let Some(order) = order else {
             jobs.push(job);
@@ -166,4 +187,34 @@ pub(crate) fn take(
         jobs.extend(started);
     }
     jobs
+}
+
+/// A storm route's intake on its repartition topic: the route's own, with
+/// the alert's state for the storm stage — or why the event is invalid.
+fn storm_intake(route: &LiveRoute, event: &Event) -> (Intake, Option<String>) {
+    let intake = route.route.intake(event);
+    let Some(storm) = &route.storm else {
+        return (intake, None);
+    };
+    if !matches!(
+        intake,
+        Intake::Later(_) | Intake::Decided(RouteDecision::Deliver { .. })
+    ) {
+        return (intake, None);
+    }
+    let state = match event.json() {
+        Ok(v) => storm.state_of(v),
+        Err(RouteDecision::Invalid { reason, .. }) => Err(reason),
+        Err(_) => Err("not JSON".into()),
+    };
+    match state {
+        Ok(state) => (intake, Some(state)),
+        Err(reason) => (
+            Intake::Decided(RouteDecision::Invalid {
+                stage: Stage::Map,
+                reason,
+            }),
+            None,
+        ),
+    }
 }

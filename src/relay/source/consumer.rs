@@ -19,10 +19,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::client::{KafkaContext, KafkaOpts, LastError, LibrdkafkaLogs};
-use crate::relay::commit::Partitions;
 use crate::relay::commit::committer::{CommitGate, CommitsInTurn};
+use crate::relay::commit::{Ownership, Partitions};
 use crate::relay::config::OffsetReset;
 use crate::relay::telemetry::Totals;
+use crate::topic_partition::TopicPartition;
+use rdkafka::TopicPartitionList;
 
 /// The consumer, generic over the job type its partitions' queues hold.
 pub(crate) type RelayConsumer<J> = StreamConsumer<RelayContext<J>>;
@@ -48,9 +50,24 @@ pub(crate) struct RelayContext<J: Send + 'static> {
 }
 
 /// What wants to know which partitions this instance owns (each route's
-/// share of its rate limit).
+/// share of its rate limit, the storm stage's memory), told by the
+/// rebalance callbacks in this order: `starting` and `restore` before an
+/// assignment is taken, `taken` and `owned` after; `revoked` and `owned`
+/// after a revoke was committed.
+/// Reads the group's committed offsets of a list of partitions.
+pub(crate) type CommittedOffsets<'a> =
+    dyn Fn(TopicPartitionList) -> rdkafka::error::KafkaResult<TopicPartitionList> + 'a;
+
 pub(crate) trait OnAssignment: Send + Sync {
-    fn owned(&self, owned: &[crate::topic_partition::TopicPartition]);
+    fn owned(&self, owned: &[TopicPartition]);
+    /// May set where partitions being assigned start, given a way to read
+    /// their committed offsets (blocking).
+    fn starting(&self, _tpl: &TopicPartitionList, _committed: &CommittedOffsets<'_>) {}
+    /// Reads what the partitions need before their first event (blocking).
+    fn restore(&self, _tps: &[TopicPartition]) {}
+    /// The partitions just taken, with their ownerships.
+    fn taken(&self, _owned: Vec<(TopicPartition, Ownership)>) {}
+    fn revoked(&self, _tps: &[TopicPartition]) {}
 }
 
 impl<J: Send + 'static> RelayContext<J> {

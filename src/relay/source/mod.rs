@@ -15,6 +15,8 @@ mod origin;
 mod rebalance;
 
 pub(crate) use backpressure::Backpressure;
-pub(crate) use consumer::{Membership, OnAssignment, RelayConsumer, create as create_consumer};
+pub(crate) use consumer::{
+    CommittedOffsets, Membership, OnAssignment, RelayConsumer, create as create_consumer,
+};
 pub(crate) use origin::Origin;
 pub(crate) use rebalance::REVOKE_MARGIN;

@@ -20,7 +20,13 @@ pub(crate) struct Origin {
     /// Key, value and headers, in bytes: what the message counts against
     /// `max_pending_bytes`.
     pub size: usize,
+    /// It carries [`REDRIVE_HEADER`]: re-driven from the dead letters on
+    /// purpose, so the storm stage's dedupe lets it through.
+    pub redriven: bool,
 }
+
+/// The header a re-driven dead letter carries (its count of re-drives).
+pub(crate) const REDRIVE_HEADER: &[u8] = b"kbridge.redrive.count";
 
 impl Origin {
     /// Copies what the event needs out of the consumer's buffer. Headers
@@ -40,6 +46,10 @@ impl Origin {
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
             headers: m.headers().map(BorrowedHeaders::detach),
+            redriven: m.headers().is_some()
+                && crate::headers::raw_headers(m)
+                    .iter()
+                    .any(|h| h.key == REDRIVE_HEADER),
         }
     }
 

@@ -22,7 +22,7 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 
 use super::consumer::RelayContext;
 use crate::relay::blocking::off_the_runtime;
@@ -35,7 +35,14 @@ use crate::topic_partition::TopicPartition;
 pub(crate) const REVOKE_MARGIN: Duration = Duration::from_secs(1);
 
 impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            off_the_runtime(|| {
+                self.on_assignment.starting(tpl, &|asked| {
+                    consumer.committed_offsets(asked, handover::FETCH_WAIT)
+                })
+            });
+        }
         if let Rebalance::Revoke(tpl) = rebalance {
             let tps = TopicPartition::all_of(tpl);
             if tps.is_empty() {
@@ -43,6 +50,7 @@ impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
             }
             tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
             off_the_runtime(|| self.revoke(&tps));
+            self.on_assignment.revoked(&tps);
             let owned = self.partitions.owned();
             self.totals.assigned(!owned.is_empty());
             self.on_assignment.owned(&owned);
@@ -71,7 +79,11 @@ impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
                     Some(c) => off_the_runtime(|| handover::read(c.as_ref(), &tps)),
                     None => Default::default(),
                 };
-                self.partitions.assign(tps, handed_over);
+                // What they remember (the storm stage's memory), read
+                // before their first event too.
+                off_the_runtime(|| self.on_assignment.restore(&tps));
+                self.partitions.assign(tps.clone(), handed_over);
+                self.on_assignment.taken(self.partitions.ownerships(&tps));
                 self.totals.assigned(true);
                 self.on_assignment.owned(&self.partitions.owned());
             }

@@ -26,6 +26,8 @@ pub struct Rec {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The record's timestamp (epoch ms); the producer's clock when `None`.
+    pub timestamp: Option<i64>,
 }
 
 impl Rec {
@@ -103,6 +105,9 @@ pub fn produce_records_with(topic: &str, recs: &[Rec], config: &[(&str, &str)]) 
             }
             if let Some(v) = &r.value {
                 record = record.payload(v.as_slice());
+            }
+            if let Some(ts) = r.timestamp {
+                record = record.timestamp(ts);
             }
             match producer.send(record, Duration::from_secs(20)).await {
                 Ok(d) => out.push((d.partition, d.offset)),

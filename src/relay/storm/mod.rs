@@ -1,0 +1,437 @@
+//! Storm control — between route and deliver, for the routes that ask for
+//! it (`[route.storm]`): repeated alerts (`dedupe`), flapping recoveries
+//! (`hold_resolved`) and stale alerts (`max_age`) are absorbed — counted,
+//! logged with their reason, never silently dropped — and the memory that
+//! takes lives in Kafka, so that a crash, a restart or a rebalance keeps it.
+//!
+//! An event of a storm route goes through Kafka twice, as in Kafka
+//! Streams:
+//!
+//! 1. **Re-keyed** (`forward`): from the relay's topic into the route's
+//!    repartition topic, keyed by alert id, so that every event of an
+//!    alert — whatever partition it came from — lands on one partition,
+//!    owned by one instance of the group. The source offset is handled
+//!    once the brokers have the copy.
+//! 2. **Decided** (`gate`): read back from the repartition topic (the same
+//!    group consumes it), the event meets its alert's memory (`memory`:
+//!    a pure decision) in the partition's `store`: delivered, skipped, or
+//!    held. What changed is written to the compacted state topic
+//!    (`changelog`) *before* the offset is handled: an offset is committed
+//!    only when what it fed is delivered or durable.
+//!
+//! Partition N of the state topic holds the memory of partition N of every
+//! repartition topic. When a repartition partition is assigned here, its
+//! memory is read back first (`restore`), before its first event; a held
+//! recovery is sent by whoever owns its partition when the hold ends
+//! (`release`). The topics are created at start (`topics`).
+//!
+//! What a crash can cost: an event delivered whose memory was not yet
+//! written is delivered once more by the next owner (as any event whose
+//! offset was not committed); a held recovery sent but not yet recorded
+//! likewise. A clean stop or revoke costs nothing.
+
+mod changelog;
+mod forward;
+mod gate;
+mod memory;
+mod release;
+mod restore;
+mod store;
+mod topics;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use rdkafka::TopicPartitionList;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use tokio::sync::mpsc;
+
+use crate::client::{KafkaContext, KafkaOpts};
+use crate::relay::commit::Ownership;
+use crate::relay::config::{RelayConfig, RouteConfig};
+use crate::relay::deliver::Interrupted;
+use crate::relay::live_route::LiveRoute;
+use crate::relay::route::jq::Jq;
+use crate::relay::telemetry::Totals;
+use crate::topic_partition::TopicPartition;
+
+pub(crate) use forward::forward;
+pub(crate) use gate::{Tag, through};
+pub(crate) use memory::Policy;
+pub(crate) use release::spawn_releases;
+pub(crate) use topics::{check_partitions, ensure as ensure_topics};
+
+/// The default `state`: Guance's `df_status`, `ok` for a recovery.
+const DEFAULT_STATE: &str =
+    r#"if .df_status == "ok" then "resolved" else (.df_status // "firing") end"#;
+
+/// A route's storm stage, compiled.
+pub(crate) struct StormRoute {
+    /// Where the route's events are re-keyed by alert id.
+    pub repartition: Arc<str>,
+    pub policy: Policy,
+    state: Jq,
+    max_state_bytes: usize,
+    /// The route's memory in this instance, in bytes (every store's).
+    bytes: Arc<AtomicUsize>,
+    /// `max_state_bytes` was reached (said once per time it is reached).
+    full: AtomicBool,
+}
+
+impl StormRoute {
+    /// The route's storm stage, if it has one.
+    pub(crate) fn compile(cfg: &RelayConfig, rc: &RouteConfig) -> Result<Option<Arc<Self>>> {
+        if !rc.storm.is_active() {
+            return Ok(None);
+        }
+        let code = rc.storm.state.as_deref().unwrap_or(DEFAULT_STATE);
+        let state = Jq::compile(code)
+            .map_err(|e| anyhow!("route '{}': [route.storm] state: {e}", rc.name))?;
+        Ok(Some(Arc::new(Self {
+            repartition: Arc::from(cfg.repartition_topic(&rc.name)),
+            policy: Policy {
+                dedupe: rc.storm.dedupe,
+                hold_resolved: rc.storm.hold_resolved,
+                max_age: rc.storm.max_age,
+            },
+            state,
+            max_state_bytes: rc.storm.max_state_bytes(),
+            bytes: Arc::default(),
+            full: AtomicBool::new(false),
+        })))
+    }
+
+    /// The alert's state: the `state` program's first output (`null` or
+    /// none: `firing`).
+    pub(crate) fn state_of(&self, v: &jaq_json::Val) -> Result<String, String> {
+        self.state
+            .key(v)
+            .map(|s| s.unwrap_or_else(|| "firing".into()))
+            .map_err(|e| format!("[route.storm] state: {e}"))
+    }
+
+    /// Whether the route's memory is at `max_state_bytes`; says so (log,
+    /// metric) the first time.
+    fn is_full(&self, route: &Arc<str>, totals: &Totals, what: &'static str) -> bool {
+        let full = self.bytes.load(Ordering::Relaxed) >= self.max_state_bytes;
+        if full {
+            totals.storm_state_full(route, what);
+            if !self.full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    %route,
+                    max_state_bytes = self.max_state_bytes,
+                    "the route's storm memory is full: {what} (raise [route.storm] max_state_bytes, or shorten dedupe / hold_resolved); nothing is dropped"
+                );
+            }
+        } else {
+            self.full.store(false, Ordering::Relaxed);
+        }
+        full
+    }
+}
+
+/// A repartition partition taken here, for its release task.
+pub(crate) struct Taken {
+    pub route: Arc<LiveRoute>,
+    pub partition: TopicPartition,
+    pub store: Arc<store::Store>,
+    pub ownership: Ownership,
+}
+
+/// The storm stage as the relay runs it: its producer (repartition and
+/// state records), the stores of the partitions owned, and what the
+/// rebalance callbacks do for it.
+pub(crate) struct Storm {
+    state_topic: Arc<str>,
+    producer: FutureProducer<KafkaContext>,
+    kafka: KafkaOpts,
+    restore_timeout: Duration,
+    /// The storm routes, by repartition topic.
+    routes: HashMap<Arc<str>, Arc<LiveRoute>>,
+    stores: Mutex<HashMap<TopicPartition, Arc<store::Store>>>,
+    fatal: Mutex<Option<String>>,
+    taken: mpsc::UnboundedSender<Taken>,
+    totals: Arc<Totals>,
+}
+
+impl Storm {
+    /// The storm stage of a configuration with storm routes (none
+    /// without), and the channel its release tasks are started from.
+    pub(crate) fn new(
+        cfg: &RelayConfig,
+        routes: &[Arc<LiveRoute>],
+        totals: Arc<Totals>,
+    ) -> Result<Option<(Arc<Self>, mpsc::UnboundedReceiver<Taken>)>> {
+        let storm_routes: HashMap<Arc<str>, Arc<LiveRoute>> = routes
+            .iter()
+            .filter_map(|r| Some((r.storm.as_ref()?.repartition.clone(), r.clone())))
+            .collect();
+        if storm_routes.is_empty() {
+            return Ok(None);
+        }
+        let kafka = cfg.kafka_opts();
+        let producer = kafka
+            .client()
+            .set_default("client.id", "kbridge-storm")
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set_default("linger.ms", "2")
+            // Java's partitioner: another tool's producer keyed by alert id
+            // lands on the same partition.
+            .set("partitioner", "murmur2_random")
+            .set_default("message.max.bytes", "100000000")
+            .set_default("message.timeout.ms", "30000")
+            .build(KafkaContext::default(), "the storm stage's producer")?;
+        let (taken, rx) = mpsc::unbounded_channel();
+        Ok(Some((
+            Arc::new(Self {
+                state_topic: Arc::from(cfg.storm_state_topic()),
+                producer,
+                kafka,
+                restore_timeout: cfg.storm.restore_timeout(),
+                routes: storm_routes,
+                stores: Mutex::default(),
+                fatal: Mutex::default(),
+                taken,
+                totals,
+            }),
+            rx,
+        )))
+    }
+
+    /// An error that must stop the relay (a memory that cannot be read
+    /// back, a producer that failed for good).
+    pub(crate) fn fatal_error(&self) -> Option<String> {
+        self.fatal.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn set_fatal(&self, why: String) {
+        tracing::error!("{why}");
+        if let Ok(mut f) = self.fatal.lock() {
+            f.get_or_insert(why);
+        }
+    }
+
+    fn store(&self, tp: &TopicPartition) -> Option<Arc<store::Store>> {
+        self.stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tp)
+            .cloned()
+    }
+
+    /// Of the partitions being assigned, the repartition ones without a
+    /// committed offset start at the beginning (whatever `offset_reset`
+    /// says: every record there is an alert already taken from its
+    /// source). Blocking; for the assign callback, before the assignment.
+    pub(crate) fn start_offsets(
+        &self,
+        tpl: &TopicPartitionList,
+        committed: &crate::relay::source::CommittedOffsets<'_>,
+    ) {
+        let mine: Vec<TopicPartition> = TopicPartition::all_of(tpl)
+            .into_iter()
+            .filter(|tp| self.routes.contains_key(&*tp.topic))
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        let committed = match committed(TopicPartition::list(&mine)) {
+            Ok(c) => c,
+            Err(e) => {
+                self.set_fatal(format!("cannot read the committed offsets of the repartition partitions assigned: {e}; restarting is safe"));
+                return;
+            }
+        };
+        for tp in &mine {
+            let has = committed
+                .find_partition(&tp.topic, tp.partition)
+                .is_some_and(|e| matches!(e.offset(), rdkafka::Offset::Offset(o) if o >= 0));
+            if !has {
+                let Ok(topic) = std::ffi::CString::new(tp.topic.as_bytes()) else {
+                    continue;
+                };
+                // SAFETY: `tpl` is the live list librdkafka hands the
+                // rebalance callback, which may set its offsets before it
+                // is assigned; the topic is a NUL-terminated copy.
+                unsafe {
+                    rdkafka::bindings::rd_kafka_topic_partition_list_set_offset(
+                        tpl.ptr(),
+                        topic.as_ptr(),
+                        tp.partition,
+                        rdkafka::bindings::RD_KAFKA_OFFSET_BEGINNING as i64,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Reads back the memory of the repartition partitions being
+    /// assigned. Blocking, within `[storm] restore_timeout`; a failure
+    /// stops the relay (its partitions' events wait, uncommitted).
+    pub(crate) fn restore(&self, tps: &[TopicPartition]) {
+        let mine: Vec<&TopicPartition> = tps
+            .iter()
+            .filter(|tp| self.routes.contains_key(&*tp.topic))
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        let mut partitions: Vec<i32> = mine.iter().map(|tp| tp.partition).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        let names: Vec<&str> = self.routes.values().map(|r| &**r.name()).collect();
+        let started = std::time::Instant::now();
+        let mut restored = match restore::read(
+            &self.kafka,
+            &self.state_topic,
+            &partitions,
+            &names,
+            self.restore_timeout,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                self.set_fatal(format!(
+                    "cannot read the storm memory back from {}: {e:#}; kbridge stops so that no alert is decided without it (systemd restarts it; check the topic and kbridge's Read ACL on it)",
+                    self.state_topic
+                ));
+                return;
+            }
+        };
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        let mut alerts = 0;
+        for tp in mine {
+            let Some(route) = self.routes.get(&*tp.topic) else {
+                continue;
+            };
+            let Some(storm) = route.storm.as_ref() else {
+                continue;
+            };
+            let mut memories = restored
+                .remove(&(route.name().to_string(), tp.partition))
+                .unwrap_or_default();
+            memories.retain(|_, m| !m.is_expired(&storm.policy, now));
+            alerts += memories.len();
+            stores.insert(
+                tp.clone(),
+                Arc::new(store::Store::new(memories, storm.bytes.clone())),
+            );
+        }
+        tracing::info!(
+            alerts,
+            took = ?started.elapsed(),
+            "storm memory read back from {} partitions {partitions:?}",
+            self.state_topic
+        );
+    }
+
+    /// The partitions just taken, with their ownerships: their release
+    /// tasks start.
+    pub(crate) fn taken(&self, owned: Vec<(TopicPartition, Ownership)>) {
+        for (tp, ownership) in owned {
+            let (Some(route), Some(store)) = (self.routes.get(&*tp.topic), self.store(&tp)) else {
+                continue;
+            };
+            let _ = self.taken.send(Taken {
+                route: route.clone(),
+                partition: tp,
+                store,
+                ownership,
+            });
+        }
+    }
+
+    /// The partitions revoked (and committed): their memory is the next
+    /// owner's now.
+    pub(crate) fn revoked(&self, tps: &[TopicPartition]) {
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        for tp in tps {
+            stores.remove(tp);
+        }
+    }
+
+    /// Sends one record and waits until the brokers have it, retrying
+    /// until then or until `ownership` ends (`Interrupted`: the event is
+    /// not handled, and its next owner reads it again).
+    async fn send_acked<'a>(
+        &self,
+        what: &str,
+        record: impl Fn() -> FutureRecord<'a, [u8], [u8]>,
+        ownership: &Ownership,
+    ) -> Result<(), Interrupted> {
+        let mut wait = Duration::from_millis(100);
+        let mut failing = false;
+        let result = loop {
+            if ownership.is_ending() {
+                break Err(Interrupted);
+            }
+            let sent = tokio::select! {
+                sent = self.producer.send(record(), Timeout::Never) => sent,
+                _ = ownership.revoked() => break Err(Interrupted),
+            };
+            let e = match sent {
+                Ok(_) => break Ok(()),
+                Err((e, _)) => e,
+            };
+            if let Some((code, reason)) = self.producer.client().fatal_error() {
+                self.set_fatal(format!(
+                    "the storm stage's producer failed for good ({code:?}: {reason}); kbridge stops (systemd restarts it)"
+                ));
+            }
+            if !failing {
+                failing = true;
+                self.totals.storm_failing(1);
+            }
+            tracing::error!(
+                retry_in = ?wait,
+                "cannot write {what}: {e}; its partition waits until it succeeds (check the storm topics exist and kbridge may write them)"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ownership.ending() => break Err(Interrupted),
+            }
+            wait = (wait * 2).min(Duration::from_secs(5));
+        };
+        if failing {
+            self.totals.storm_failing(-1);
+        }
+        result
+    }
+
+    /// Records an alert's memory (`None`: forgets it) in the state topic.
+    async fn record(
+        &self,
+        route: &str,
+        partition: i32,
+        alert: &str,
+        memory: Option<&memory::Memory>,
+        ownership: &Ownership,
+    ) -> Result<(), Interrupted> {
+        let key = changelog::key(route, alert);
+        let value = memory.map(changelog::value);
+        self.send_acked(
+            "the storm memory",
+            || {
+                let r = FutureRecord::to(&self.state_topic)
+                    .partition(partition)
+                    .key(key.as_slice());
+                match &value {
+                    Some(v) => r.payload(v.as_slice()),
+                    None => r,
+                }
+            },
+            ownership,
+        )
+        .await
+    }
+}
+
+/// The wall clock in epoch milliseconds: memories outlive the process.
+pub(crate) fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

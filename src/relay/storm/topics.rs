@@ -1,0 +1,153 @@
+//! The storm stage's topics, made at start when they are missing: the
+//! compacted state topic and each storm route's repartition topic, all
+//! with `[storm] partitions` (partition N of each belongs together). A
+//! cluster that does not let kbridge create them gets told exactly which
+//! to create, and with what.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::relay::config::RelayConfig;
+
+/// How long the repartition topics keep an event: long enough for any
+/// outage the relay survives (its committed offset must stay in them).
+const REPARTITION_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One storm topic: name and its configuration.
+pub(crate) struct StormTopic {
+    pub name: String,
+    pub configs: Vec<(&'static str, String)>,
+}
+
+/// The topics a configuration's storm routes need (none without them).
+pub(crate) fn needed(cfg: &RelayConfig) -> Vec<StormTopic> {
+    let routes = cfg.route_configs();
+    let storm: Vec<&str> = routes
+        .iter()
+        .filter(|r| r.storm.is_active())
+        .map(|r| r.name.as_str())
+        .collect();
+    if storm.is_empty() {
+        return Vec::new();
+    }
+    let mut topics = vec![StormTopic {
+        name: cfg.storm_state_topic(),
+        configs: vec![
+            ("cleanup.policy", "compact".into()),
+            // Tombstones of forgotten alerts leave the log after a day.
+            ("delete.retention.ms", "86400000".into()),
+            ("min.compaction.lag.ms", "0".into()),
+        ],
+    }];
+    for r in storm {
+        topics.push(StormTopic {
+            name: cfg.repartition_topic(r),
+            configs: vec![
+                ("cleanup.policy", "delete".into()),
+                (
+                    "retention.ms",
+                    REPARTITION_RETENTION.as_millis().to_string(),
+                ),
+            ],
+        });
+    }
+    topics
+}
+
+/// What an operator runs to make them by hand.
+fn by_hand(cfg: &RelayConfig, topics: &[StormTopic]) -> String {
+    let rf = match cfg.storm.replication_factor() {
+        -1 => "3".to_string(),
+        n => n.to_string(),
+    };
+    topics
+        .iter()
+        .map(|t| {
+            let configs: String = t
+                .configs
+                .iter()
+                .map(|(k, v)| format!(" -c {k}={v}"))
+                .collect();
+            format!(
+                "kbridge topics create {} --partitions {} --replication-factor {rf}{configs}",
+                t.name,
+                cfg.storm.partitions()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Creates the storm topics that do not exist yet.
+pub(crate) async fn ensure(cfg: &RelayConfig) -> Result<()> {
+    let topics = needed(cfg);
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let kafka = cfg.kafka_opts();
+    let admin = kafka.admin()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            t.configs.iter().fold(
+                NewTopic::new(
+                    &t.name,
+                    cfg.storm.partitions(),
+                    TopicReplication::Fixed(cfg.storm.replication_factor()),
+                ),
+                |n, (k, v)| n.set(k, v),
+            )
+        })
+        .collect();
+    let results = match admin
+        .create_topics(new.iter(), &kafka.admin_options())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => bail!(
+            "cannot create the storm topics ({e}); create them yourself: {}",
+            by_hand(cfg, &topics)
+        ),
+    };
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(
+                topic = %name,
+                partitions = cfg.storm.partitions(),
+                "created the storm topic"
+            ),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!(
+                "cannot create the storm topic '{name}': {code}; create the storm topics yourself ({}) and let kbridge read and write them (ACLs: Read, Write and Describe on each; the group's Read)",
+                by_hand(cfg, &topics)
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the storm topics have one partition count (partition N of
+/// the state belongs to partition N of each repartition topic).
+pub(crate) fn check_partitions(cfg: &RelayConfig, counts: &BTreeMap<String, usize>) -> Result<()> {
+    let topics = needed(cfg);
+    let Some(state) = topics.first() else {
+        return Ok(());
+    };
+    let want = counts.get(&state.name).copied().unwrap_or_default();
+    for t in &topics[1..] {
+        let have = counts.get(&t.name).copied().unwrap_or_default();
+        if have != want {
+            bail!(
+                "the storm topics must have one partition count: {} has {want}, {} has {have}; give {} {want} partitions (`kbridge topics` cannot shrink a topic: delete and recreate it while no kbridge runs, which forgets the storm memory of that route)",
+                state.name,
+                t.name,
+                t.name
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! Storm control end to end (`[storm]` for the default route): repeated
+//! triggers deduped wherever their partitions were, a flapping recovery
+//! absorbed, a held recovery sent when its hold ends — also by the next
+//! instance after a SIGKILL, from the memory in the state topic — and
+//! stale alerts skipped after an outage.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::broker::unique;
+use support::events::alert_event;
+use support::http_get::{free_port, get};
+use support::http_target::{Script, Target};
+use support::kafka::{new_topic, wait_fully_committed};
+use support::records::{Rec, produce_records, read_all};
+use support::relay_cmd::RelayCmd;
+use support::wait::wait_until;
+
+/// The default route's storm keys, committing often.
+fn storm_config(keys: &str, metrics_port: u16) -> String {
+    format!(
+        "commit_interval = \"100ms\"\n[metrics]\naddr = \"127.0.0.1:{metrics_port}\"\n[storm]\n{keys}\n"
+    )
+}
+
+/// The default route's repartition topic for a group.
+fn repartition(group: &str) -> String {
+    format!("kbridge-{group}-default-repartition")
+}
+
+/// An alert event on a partition of its own choosing, unkeyed.
+fn on_partition(p: i32, n: usize, fault: &str, status: &str) -> Rec {
+    Rec {
+        partition: Some(p),
+        ..Rec::value(serde_json::to_vec(&alert_event(n, fault, status)).unwrap())
+    }
+}
+
+/// (alert id, df_status) of every request the target applied, in order.
+fn sent(target: &Target) -> Vec<(String, String)> {
+    target
+        .delivered()
+        .iter()
+        .map(|r| {
+            (
+                r.alert_id().to_string(),
+                r.body["extInfo"]["df_status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pair(fault: &str, status: &str) -> (String, String) {
+    (fault.to_string(), status.to_string())
+}
+
+/// The value of a metric line that has every one of `labels`.
+fn metric(port: u16, name: &str, labels: &[&str]) -> Option<f64> {
+    let text = get(port, "/metrics")?;
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|lb| l.contains(lb)))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Waits until the relay handled everything on the source topic and on
+/// its repartition topic.
+#[track_caller]
+fn settle(group: &str, topic: &str) {
+    wait_fully_committed(group, topic, Duration::from_secs(30));
+    wait_fully_committed(group, &repartition(group), Duration::from_secs(30));
+}
+
+#[test]
+fn repeated_triggers_are_deduped_across_partitions_and_a_change_of_state_is_sent() {
+    let topic = new_topic("storm-dedupe", 3);
+    let group = unique("storm-dedupe-g");
+    let target = Target::start(Script::default());
+    let port = free_port();
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .config(&storm_config("dedupe = \"10m\"", port))
+        .start();
+    relay.wait_assigned();
+    // One fault's events on every partition of the source (as an unkeyed
+    // producer spreads them): one at a time, each handled before the next.
+    let events = [
+        (0, "A", "critical"),
+        (1, "A", "critical"),
+        (2, "B", "critical"),
+        (0, "A", "critical"),
+        (1, "A", "ok"),
+        (2, "A", "ok"),
+        (0, "A", "critical"),
+    ];
+    for (n, (p, fault, status)) in events.iter().enumerate() {
+        produce_records(&topic, &[on_partition(*p, n, fault, status)]);
+        settle(&group, &topic);
+    }
+    assert_eq!(
+        sent(&target),
+        vec![
+            pair("A", "critical"),
+            pair("B", "critical"),
+            pair("A", "ok"),
+            pair("A", "critical"),
+        ],
+        "{}",
+        target.dump()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(
+            port,
+            "kbridge_storm_absorbed_total",
+            &["reason=\"dedupe\"", "route=\"default\""]
+        ) == Some(3.0)),
+        "three repeats counted: {:?}",
+        get(port, "/metrics")
+    );
+    assert!(
+        relay.has_log("storm memory read back"),
+        "{}",
+        relay.stderr()
+    );
+    relay.stop();
+}
+
+#[test]
+fn a_flap_within_hold_resolved_is_absorbed_and_a_recovery_goes_when_its_hold_ends() {
+    let topic = new_topic("storm-flap", 2);
+    let group = unique("storm-flap-g");
+    let target = Target::start(Script::default());
+    let port = free_port();
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .config(&storm_config("hold_resolved = \"3s\"", port))
+        .start();
+    relay.wait_assigned();
+    // F flaps: trigger, recovery, trigger within the hold.
+    for (n, (p, status)) in [(0, "critical"), (1, "ok"), (0, "critical")]
+        .iter()
+        .enumerate()
+    {
+        produce_records(&topic, &[on_partition(*p, n, "F", status)]);
+        settle(&group, &topic);
+    }
+    // G recovers for good.
+    produce_records(&topic, &[on_partition(1, 3, "G", "critical")]);
+    settle(&group, &topic);
+    let recovered_at = Instant::now();
+    produce_records(&topic, &[on_partition(0, 4, "G", "ok")]);
+    settle(&group, &topic);
+    assert!(
+        wait_until(Duration::from_secs(15), || sent(&target)
+            .contains(&pair("G", "ok"))),
+        "the held recovery is sent when its hold ends: {}",
+        target.dump()
+    );
+    let g_ok = target
+        .delivered()
+        .into_iter()
+        .find(|r| r.alert_id() == "G" && r.body["extInfo"]["df_status"] == "ok")
+        .unwrap();
+    assert!(
+        g_ok.at.duration_since(recovered_at) >= Duration::from_millis(2900),
+        "held for hold_resolved: {:?}",
+        g_ok.at.duration_since(recovered_at)
+    );
+    assert_eq!(
+        sent(&target),
+        vec![
+            pair("F", "critical"),
+            pair("G", "critical"),
+            pair("G", "ok")
+        ],
+        "the flap never reaches the target: {}",
+        target.dump()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(
+            port,
+            "kbridge_storm_absorbed_total",
+            &["reason=\"flap\""]
+        ) == Some(2.0)),
+        "the recovery and the re-trigger counted: {:?}",
+        get(port, "/metrics")
+    );
+    relay.stop();
+}
+
+#[test]
+fn a_held_recovery_survives_a_kill_and_is_sent_once_by_the_restarted_relay() {
+    let topic = new_topic("storm-kill", 2);
+    let group = unique("storm-kill-g");
+    let target = Target::start(Script::default());
+    let port = free_port();
+    let cmd = RelayCmd::new(&topic, &group, &target.url())
+        .config(&storm_config("hold_resolved = \"4s\"", port));
+    let mut relay = cmd.start();
+    relay.wait_assigned();
+    produce_records(&topic, &[on_partition(0, 0, "K", "critical")]);
+    settle(&group, &topic);
+    produce_records(&topic, &[on_partition(1, 1, "K", "ok")]);
+    // Committed: the hold is in the state topic.
+    settle(&group, &topic);
+    relay.signal("KILL");
+    relay.expect_exit(Duration::from_secs(10));
+    assert_eq!(sent(&target), vec![pair("K", "critical")]);
+    // The state topic holds the alert's memory with its hold.
+    let state = read_all(
+        &format!("kbridge-{group}-state"),
+        1,
+        Duration::from_secs(10),
+    );
+    let last: Value =
+        serde_json::from_slice(state.last().unwrap().value.as_ref().unwrap()).unwrap();
+    assert_eq!(last["v"], 1, "{last}");
+    assert!(last["held"]["until"].is_i64(), "{last}");
+
+    let mut relay = cmd.start();
+    relay.wait_assigned();
+    assert!(
+        wait_until(Duration::from_secs(20), || sent(&target).len() == 2),
+        "the restarted relay sends the held recovery: {}",
+        target.dump()
+    );
+    settle(&group, &topic);
+    // Sent once: another sweep of the clock sends nothing more.
+    assert!(!wait_until(Duration::from_secs(3), || sent(&target).len() > 2));
+    assert_eq!(sent(&target), vec![pair("K", "critical"), pair("K", "ok")]);
+    relay.stop();
+}
+
+#[test]
+fn alerts_older_than_max_age_are_skipped_after_an_outage() {
+    let topic = new_topic("storm-age", 1);
+    let group = unique("storm-age-g");
+    let target = Target::start(Script::default());
+    let port = free_port();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Written two hours ago, during the outage, and one now.
+    let old = Rec {
+        timestamp: Some(now - 2 * 3600 * 1000),
+        ..on_partition(0, 0, "OLD", "critical")
+    };
+    produce_records(&topic, &[old, on_partition(0, 1, "NEW", "critical")]);
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .config(&storm_config("max_age = \"1h\"", port))
+        .start();
+    relay.wait_assigned();
+    settle(&group, &topic);
+    assert_eq!(sent(&target), vec![pair("NEW", "critical")]);
+    assert!(
+        wait_until(Duration::from_secs(10), || metric(
+            port,
+            "kbridge_storm_absorbed_total",
+            &["reason=\"max_age\""]
+        ) == Some(1.0)),
+        "{:?}",
+        get(port, "/metrics")
+    );
+    relay.stop();
+}
