@@ -63,8 +63,11 @@ pub(crate) enum Work {
         reason: String,
     },
     /// Copy the event into its storm route's repartition topic, keyed by
-    /// its alert id (`order`'s key).
+    /// its group or alert id (`order`'s key).
     Forward,
+    /// Take the event into its group (`order`'s key) on a digest route:
+    /// its digest is sent on the group's schedule (`storm::digest`).
+    Fold,
 }
 
 impl Job {

@@ -307,6 +307,16 @@ impl Totals {
             .increment(1);
     }
 
+    /// An event taken into its group (a digest route).
+    pub(crate) fn storm_grouped(&self, route: &Arc<str>) {
+        metrics::counter!("kbridge_storm_grouped_total", "route" => label(route)).increment(1);
+    }
+
+    /// A group's digest delivered.
+    pub(crate) fn storm_digest(&self, route: &Arc<str>) {
+        metrics::counter!("kbridge_storm_digests_total", "route" => label(route)).increment(1);
+    }
+
     /// A recovery held (`hold_resolved`).
     pub(crate) fn storm_held(&self, route: &Arc<str>) {
         metrics::counter!("kbridge_storm_held_total", "route" => label(route)).increment(1);

@@ -264,3 +264,159 @@ fn alerts_older_than_max_age_are_skipped_after_an_outage() {
     );
     relay.stop();
 }
+
+/// A digest route: a chat robot told about groups of alerts by service.
+fn digest_route(url: &str, times: &str) -> String {
+    format!(
+        r#"commit_interval = "100ms"
+
+[[route]]
+name = "robot"
+map = '{{group: .group, status: .status, firing: .firing, resolved: .resolved, digest: .digest, changed: [.alerts[] | select(.changed) | {{id, state}}]}}'
+key = '.df_fault_id'
+rate_limit = "20/min"
+[route.storm]
+group_by = '.service'
+{times}
+[route.webhook]
+url = "{url}"
+success = '.code == 0'
+"#
+    )
+}
+
+/// A storm's alert: fault `i` on one of 40 hosts, each host in one of four
+/// services.
+fn storm_alert(i: usize, status: &str) -> Rec {
+    let mut e = alert_event(i, &format!("fault-{i}"), status);
+    let host = i % 40;
+    e["host"] = serde_json::json!(format!("host-{host}"));
+    e["service"] = serde_json::json!(format!("svc-{}", host % 4));
+    Rec::value(serde_json::to_vec(&e).unwrap())
+}
+
+/// One digest as the robot got it: group, status, the changed alerts
+/// with their state.
+type Digest = (String, String, Vec<(String, String)>);
+
+/// The digests a robot got, in order.
+fn digests(target: &Target) -> Vec<Digest> {
+    target
+        .delivered()
+        .iter()
+        .map(|r| {
+            let b = &r.body;
+            (
+                b["group"].as_str().unwrap_or("").to_string(),
+                b["status"].as_str().unwrap_or("").to_string(),
+                b["changed"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|c| {
+                                (
+                                    c["id"].as_str().unwrap_or("").to_string(),
+                                    c["state"].as_str().unwrap_or("").to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_storm_of_500_alerts_reaches_a_20_per_minute_robot_as_digests_by_service() {
+    let topic = new_topic("storm-digest", 3);
+    let group = unique("storm-digest-g");
+    let robot = Target::start(Script::default());
+    let relay_cmd = RelayCmd::new(&topic, &group, &robot.url()).config(&digest_route(
+        &robot.url(),
+        "group_wait = \"2s\"\ngroup_interval = \"10s\"",
+    ));
+    let mut relay = relay_cmd.start();
+    relay.wait_assigned();
+    // 500 alerts over 10 s, 50 a second.
+    for second in 0..10 {
+        let batch: Vec<Rec> = (second * 50..second * 50 + 50)
+            .map(|i| storm_alert(i, "critical"))
+            .collect();
+        produce_records(&topic, &batch);
+        std::thread::sleep(Duration::from_millis(900));
+    }
+    wait_fully_committed(&group, &topic, Duration::from_secs(60));
+    // Every alert was in some digest, told firing.
+    let told_firing = |robot: &Target| {
+        digests(robot)
+            .iter()
+            .flat_map(|(_, _, changed)| changed.clone())
+            .filter(|(_, state)| state == "critical")
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(90), || told_firing(&robot) >= 500),
+        "every alert in a digest: {} told firing in {} digests",
+        told_firing(&robot),
+        robot.delivered().len()
+    );
+    // All recover.
+    let recoveries: Vec<Rec> = (0..500).map(|i| storm_alert(i, "ok")).collect();
+    produce_records(&topic, &recoveries);
+    let closed = |robot: &Target| {
+        let d = digests(robot);
+        (0..4).all(|s| {
+            d.iter()
+                .rev()
+                .find(|(g, _, _)| *g == format!("svc-{s}"))
+                .is_some_and(|(_, status, _)| status == "resolved")
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(90), || closed(&robot)),
+        "every group's last digest says resolved: {:?}",
+        digests(&robot)
+            .iter()
+            .map(|(g, s, c)| format!("{g} {s} {}", c.len()))
+            .collect::<Vec<_>>()
+    );
+    let all = digests(&robot);
+    // Each alert told firing once and resolved once: no digest repeated.
+    let mut firing: Vec<String> = all
+        .iter()
+        .flat_map(|(_, _, c)| {
+            c.iter()
+                .filter(|(_, s)| s == "critical")
+                .map(|(id, _)| id.clone())
+        })
+        .collect();
+    firing.sort();
+    let before = firing.len();
+    firing.dedup();
+    assert_eq!(
+        (before, firing.len()),
+        (500, 500),
+        "each alert told firing once"
+    );
+    let resolved = all
+        .iter()
+        .flat_map(|(_, _, c)| c.iter().filter(|(_, s)| s == "resolved"))
+        .count();
+    assert_eq!(resolved, 500, "each alert told resolved once");
+    // The robot's limit held: at most 20 requests in any minute.
+    let at: Vec<Instant> = robot.requests().iter().map(|r| r.at).collect();
+    for (i, start) in at.iter().enumerate() {
+        let within = at[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*start) < Duration::from_secs(60))
+            .count();
+        assert!(within <= 20, "{within} requests within a minute");
+    }
+    assert!(
+        all.len() <= 16,
+        "a few digests, not 1,000 messages: {}",
+        all.len()
+    );
+    relay.stop();
+}

@@ -47,6 +47,22 @@ pub(crate) struct StormConfig {
     /// again) and recoveries are sent without a hold — never dropped.
     #[serde(default)]
     pub max_state_bytes: Option<usize>,
+    /// jq: the group an alert belongs to (`.service`); the route then
+    /// sends digests of groups — its `map` receives a group, not an
+    /// event — on Alertmanager's schedule.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// A new group's first digest waits this long for more alerts
+    /// (default 30s).
+    #[serde(default, deserialize_with = "duration_opt")]
+    pub group_wait: Option<Duration>,
+    /// After a digest, what changes waits this long (default 5m).
+    #[serde(default, deserialize_with = "duration_opt")]
+    pub group_interval: Option<Duration>,
+    /// A group still firing, unchanged, is told again after this (default
+    /// 4h).
+    #[serde(default, deserialize_with = "duration_opt")]
+    pub repeat_interval: Option<Duration>,
     /// `[storm]` only: the storm topics' names start with this:
     /// `<prefix>state` (the compacted memory) and
     /// `<prefix><route>-repartition` (each storm route's events, keyed by
@@ -77,7 +93,21 @@ const LONGEST: Duration = Duration::from_secs(30 * 24 * 3600);
 impl StormConfig {
     /// Whether the route has a storm stage at all.
     pub(crate) fn is_active(&self) -> bool {
-        self.dedupe.is_some() || self.hold_resolved.is_some() || self.max_age.is_some()
+        self.dedupe.is_some()
+            || self.hold_resolved.is_some()
+            || self.max_age.is_some()
+            || self.group_by.is_some()
+    }
+
+    /// `group_wait`, `group_interval`, `repeat_interval` with their
+    /// defaults (Alertmanager's).
+    pub(crate) fn timing(&self) -> (Duration, Duration, Duration) {
+        (
+            self.group_wait.unwrap_or(Duration::from_secs(30)),
+            self.group_interval.unwrap_or(Duration::from_secs(300)),
+            self.repeat_interval
+                .unwrap_or(Duration::from_secs(4 * 3600)),
+        )
     }
 
     pub(crate) fn max_state_bytes(&self) -> usize {
@@ -91,6 +121,9 @@ impl StormConfig {
             ("dedupe", self.dedupe),
             ("hold_resolved", self.hold_resolved),
             ("max_age", self.max_age),
+            ("group_wait", self.group_wait),
+            ("group_interval", self.group_interval),
+            ("repeat_interval", self.repeat_interval),
         ] {
             if let Some(d) = d
                 && (d.is_zero() || d > LONGEST)
@@ -115,9 +148,23 @@ impl StormConfig {
                 "{where_}: topic_prefix, partitions, replication_factor and restore_timeout belong in [storm] (one set of storm topics per relay)"
             )));
         }
+        if self.group_by.is_none()
+            && (self.group_wait.is_some()
+                || self.group_interval.is_some()
+                || self.repeat_interval.is_some())
+        {
+            bail!(UsageError(format!(
+                "{where_}: group_wait, group_interval and repeat_interval need group_by"
+            )));
+        }
+        if self.group_by.is_some() && (self.dedupe.is_some() || self.hold_resolved.is_some()) {
+            bail!(UsageError(format!(
+                "{where_}: dedupe and hold_resolved are for routes that send each alert; a digest route (group_by) already tells only what changed since its last digest (a repeat is no news; a recovery and a re-trigger between two digests cancel out): set group_interval instead"
+            )));
+        }
         if self.state.is_some() && !self.is_active() {
             bail!(UsageError(format!(
-                "{where_}: state is set but nothing uses it; set dedupe, hold_resolved or max_age"
+                "{where_}: state is set but nothing uses it; set dedupe, hold_resolved, max_age or group_by"
             )));
         }
         Ok(())
@@ -182,6 +229,11 @@ impl StormConfig {
             ));
         }
         let own = self.default_route();
+        if !has_routes && own.group_by.is_some() {
+            bail!(UsageError(
+                "[storm] group_by: digests need a [[route]] with a jq map (which receives each group) and a key; the preset maps single events".into()
+            ));
+        }
         if has_routes && own != StormConfig::default() {
             bail!(UsageError(
                 "[storm] sets a route's keys (state, dedupe, hold_resolved, max_age, max_state_bytes) in a configuration with [[route]]: set them in each route's [route.storm]".into()

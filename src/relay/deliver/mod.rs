@@ -156,6 +156,10 @@ async fn handle(shared: &Shared, job: &Job) -> Sent {
             let key = job.order.as_ref().map(|o| o.key.as_str());
             not_delivered(crate::relay::storm::forward(shared, job, key).await)
         }
+        Work::Fold => match &job.storm {
+            Some(tag) => crate::relay::storm::fold(shared, job, tag).await,
+            None => Err(Interrupted),
+        },
         Work::Deliver { bodies } => gated(shared, job, bodies).await,
         Work::Map { event, key_failure } => {
             let route = job.route.name();

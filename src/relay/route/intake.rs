@@ -41,16 +41,16 @@ pub(crate) fn take(
         origin.clone(),
         shared.max_message_bytes(),
     ));
-    let decisions: Vec<(&Arc<LiveRoute>, Leg, Intake, Option<String>)> = shared
+    let decisions: Vec<(&Arc<LiveRoute>, Leg, Intake, Facts)> = shared
         .routes()
         .iter()
         .filter_map(|r| {
             let leg = r.leg(&partition.topic)?;
-            let (intake, state) = match leg {
-                Leg::Storm => storm_intake(r, &event),
-                Leg::Direct | Leg::Forward => (r.route.intake(&event), None),
+            let (intake, facts) = match leg {
+                Leg::Direct => (r.route.intake(&event), Facts::default()),
+                Leg::Forward | Leg::Storm => storm_intake(r, leg, &event),
             };
-            Some((r, leg, intake, state))
+            Some((r, leg, intake, facts))
         })
         .collect();
     // The routes that took it, and those with a job to do (a route that
@@ -100,7 +100,7 @@ pub(crate) fn take(
         );
     }
     let mut jobs = Vec::with_capacity((with_work & !before).count_ones() as usize);
-    for (route, leg, intake, state) in decisions {
+    for (route, leg, intake, facts) in decisions {
         let name = route.name();
         if before & route_bit(route.id) != 0 {
             // Its commit point stopped before it, but the previous owner
@@ -112,18 +112,31 @@ pub(crate) fn take(
             });
             continue;
         }
-        let tag = state.map(|state| Tag {
+        let Facts { state, group } = facts;
+        let mut tag = state.map(|state| Tag {
             state,
             redriven: origin.redriven,
+            alert: None,
         });
         let (work, order) = match intake {
-            // A storm route's source: re-keyed by alert id, in order.
+            // A storm route's source: re-keyed by group (a digest route)
+            // or alert id, in order.
             Intake::Later(key) if leg == Leg::Forward => {
                 let (order, _) = key.split();
+                let order = group.or(order);
                 (Work::Forward, order.map(|k| OrderKey::new(route.id, k)))
             }
             Intake::Decided(RouteDecision::Deliver { key, .. }) if leg == Leg::Forward => {
-                (Work::Forward, key.map(|k| OrderKey::new(route.id, k)))
+                let order = group.or(key);
+                (Work::Forward, order.map(|k| OrderKey::new(route.id, k)))
+            }
+            // A digest route's repartition topic: into its group, in order.
+            Intake::Later(key) if group.is_some() => {
+                let (alert, _) = key.split();
+                if let Some(t) = tag.as_mut() {
+                    t.alert = alert;
+                }
+                (Work::Fold, group.map(|g| OrderKey::new(route.id, g)))
             }
             // A jq route: ordered now, mapped in its job.
             Intake::Later(key) => {
@@ -189,32 +202,52 @@ pub(crate) fn take(
     jobs
 }
 
-/// A storm route's intake on its repartition topic: the route's own, with
-/// the alert's state for the storm stage — or why the event is invalid.
-fn storm_intake(route: &LiveRoute, event: &Event) -> (Intake, Option<String>) {
+/// What the storm stage needs of an event, found at intake.
+#[derive(Default)]
+struct Facts {
+    /// The alert's state (on the repartition topic).
+    state: Option<String>,
+    /// Its group, on a digest route.
+    group: Option<String>,
+}
+
+/// A storm route's intake: the route's own, with what the storm stage
+/// needs — its group (re-keyed by it), and on the repartition topic the
+/// alert's state — or why the event is invalid.
+fn storm_intake(route: &LiveRoute, leg: Leg, event: &Event) -> (Intake, Facts) {
     let intake = route.route.intake(event);
     let Some(storm) = &route.storm else {
-        return (intake, None);
+        return (intake, Facts::default());
     };
     if !matches!(
         intake,
         Intake::Later(_) | Intake::Decided(RouteDecision::Deliver { .. })
     ) {
-        return (intake, None);
+        return (intake, Facts::default());
     }
-    let state = match event.json() {
-        Ok(v) => storm.state_of(v),
-        Err(RouteDecision::Invalid { reason, .. }) => Err(reason),
-        Err(_) => Err("not JSON".into()),
-    };
-    match state {
-        Ok(state) => (intake, Some(state)),
+    let facts = event
+        .json()
+        .map_err(|invalid| match invalid {
+            RouteDecision::Invalid { reason, .. } => reason,
+            _ => "not JSON".into(),
+        })
+        .and_then(|v| {
+            Ok(Facts {
+                state: match leg {
+                    Leg::Storm => Some(storm.state_of(v)?),
+                    _ => None,
+                },
+                group: storm.group_of(v).transpose()?,
+            })
+        });
+    match facts {
+        Ok(facts) => (intake, facts),
         Err(reason) => (
             Intake::Decided(RouteDecision::Invalid {
                 stage: Stage::Map,
                 reason,
             }),
-            None,
+            Facts::default(),
         ),
     }
 }

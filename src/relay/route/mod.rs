@@ -198,15 +198,37 @@ impl Route {
             Ok(v) => v,
             Err(invalid) => return invalid,
         };
+        if let Some(reason) = key_failure {
+            // Mapped first all the same: a map that produces nothing
+            // skips the event, whatever its key.
+            return match Self::mapped(map, v) {
+                RouteDecision::Deliver { .. } => invalid_at_map(format!("key: {reason}")),
+                other => other,
+            };
+        }
+        Self::mapped(map, v)
+    }
+
+    /// A digest route's map on a group (`storm::digest`): the map alone —
+    /// the route's filter is for events.
+    pub(crate) fn map_group(&self, group: &Event) -> RouteDecision {
+        let Compiled::Jq(map) = &self.mapping else {
+            return invalid_at_map("a digest needs a jq map".into());
+        };
+        match group.json() {
+            Ok(v) => Self::mapped(map, v),
+            Err(invalid) => invalid,
+        }
+    }
+
+    /// The map's bodies for a value, or why there are none.
+    fn mapped(map: &Jq, v: &jaq_json::Val) -> RouteDecision {
         let bodies = match map.bodies(v) {
             Ok(b) => b,
             Err(reason) => return invalid_at_map(reason),
         };
         if bodies.is_empty() {
             return RouteDecision::Skip("the route's map produced nothing".into());
-        }
-        if let Some(reason) = key_failure {
-            return invalid_at_map(format!("key: {reason}"));
         }
         match bodies.into_iter().collect::<Result<Vec<_>, _>>() {
             Ok(bodies) => RouteDecision::Deliver {

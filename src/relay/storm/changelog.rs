@@ -1,54 +1,104 @@
-//! The state topic's records: one per route and alert, the latest the one
-//! that counts (the topic is compacted), a tombstone when the alert is
-//! forgotten. Partition N of the state belongs to partition N of the
-//! route's repartition topic, so that whoever owns one reads the other.
+//! The state topic's records: the latest per key is the one that counts
+//! (the topic is compacted), a tombstone forgets. Partition N of the state
+//! belongs to partition N of the route's repartition topic, so that
+//! whoever owns one reads the other.
 //!
-//! Key: `["alert", <route>, <alert id>]` as JSON; value: the alert's
-//! `Memory` as JSON with `"v": 1`. Both readable with `kbridge consume`.
+//! Keys are JSON arrays: `["alert", <route>, <alert id>]` (an alert's
+//! `Memory`), `["group", <route>, <group>]` (a group's `Meta`) and
+//! `["member", <route>, <group>, <alert id>]` (one alert of a group);
+//! values are JSON with `"v": 1`. Both readable with `kbridge consume`.
 //! A reader skips a record of a version it does not know (a newer
 //! kbridge's, during a rolling upgrade), with a warning.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-use super::memory::Memory;
 
 /// The version of the value's format this kbridge writes.
 pub(crate) const VERSION: u32 = 1;
 
-/// The record key of an alert's memory on a route.
-pub(crate) fn key(route: &str, alert: &str) -> Vec<u8> {
-    serde_json::to_vec(&("alert", route, alert)).unwrap_or_default()
+/// What a state record is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    Alert {
+        route: String,
+        alert: String,
+    },
+    Group {
+        route: String,
+        group: String,
+    },
+    Member {
+        route: String,
+        group: String,
+        alert: String,
+    },
 }
 
-/// The route and alert a record key names; `None` for any other record
-/// (a kind a newer kbridge writes, or not kbridge's at all).
-pub(crate) fn read_key(bytes: &[u8]) -> Option<(String, String)> {
-    let (kind, route, alert): (String, String, String) = serde_json::from_slice(bytes).ok()?;
-    (kind == "alert").then_some((route, alert))
+impl Key {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        match self {
+            Key::Alert { route, alert } => serde_json::to_vec(&("alert", route, alert)),
+            Key::Group { route, group } => serde_json::to_vec(&("group", route, group)),
+            Key::Member {
+                route,
+                group,
+                alert,
+            } => serde_json::to_vec(&("member", route, group, alert)),
+        }
+        .unwrap_or_default()
+    }
+
+    /// The key a record names; `None` for any other record (a kind a
+    /// newer kbridge writes, or not kbridge's at all).
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Key> {
+        let parts: Vec<String> = serde_json::from_slice(bytes).ok()?;
+        let mut parts = parts.into_iter();
+        let kind = parts.next()?;
+        let route = parts.next()?;
+        let key = match (kind.as_str(), parts.next(), parts.next()) {
+            ("alert", Some(alert), None) => Key::Alert { route, alert },
+            ("group", Some(group), None) => Key::Group { route, group },
+            ("member", Some(group), Some(alert)) => Key::Member {
+                route,
+                group,
+                alert,
+            },
+            _ => return None,
+        };
+        parts.next().is_none().then_some(key)
+    }
+
+    pub(crate) fn route(&self) -> &str {
+        match self {
+            Key::Alert { route, .. } | Key::Group { route, .. } | Key::Member { route, .. } => {
+                route
+            }
+        }
+    }
 }
 
 #[derive(Serialize)]
-struct Written<'a> {
+struct Written<'a, T> {
     v: u32,
     #[serde(flatten)]
-    memory: &'a Memory,
+    value: &'a T,
 }
 
 #[derive(Deserialize)]
-struct Read {
+struct Read<T> {
     v: u32,
     #[serde(flatten)]
-    memory: Memory,
+    value: T,
 }
 
-/// An alert's memory as the record's value.
-pub(crate) fn value(memory: &Memory) -> Vec<u8> {
-    serde_json::to_vec(&Written { v: VERSION, memory }).unwrap_or_default()
+/// A record's value.
+pub(crate) fn value<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(&Written { v: VERSION, value }).unwrap_or_default()
 }
 
-/// A record's value read back: the memory, or why not.
-pub(crate) fn read_value(bytes: &[u8]) -> Result<Memory, String> {
-    let read: Read =
+/// A record's value read back, or why not.
+pub(crate) fn read_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let read: Read<T> =
         serde_json::from_slice(bytes).map_err(|e| format!("not kbridge's storm state: {e}"))?;
     if read.v != VERSION {
         return Err(format!(
@@ -56,21 +106,27 @@ pub(crate) fn read_value(bytes: &[u8]) -> Result<Memory, String> {
             read.v
         ));
     }
-    Ok(read.memory)
+    Ok(read.value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::storm::memory::Delivered;
+    use crate::relay::storm::memory::{Delivered, Memory};
 
     #[test]
     fn records_round_trip_and_name_their_route_and_alert() {
-        let k = key("robot", "fault-1 \"x\"");
-        assert_eq!(
-            read_key(&k),
-            Some(("robot".to_string(), "fault-1 \"x\"".to_string()))
-        );
+        let k = Key::Alert {
+            route: "robot".into(),
+            alert: "fault-1 \"x\"".into(),
+        };
+        assert_eq!(Key::decode(&k.encode()), Some(k));
+        let m = Key::Member {
+            route: "r".into(),
+            group: "pay-api".into(),
+            alert: "f".into(),
+        };
+        assert_eq!(Key::decode(&m.encode()), Some(m));
         let m = Memory {
             delivered: Some(Delivered {
                 state: "firing".into(),
@@ -83,14 +139,19 @@ mod tests {
             std::str::from_utf8(&v).unwrap(),
             r#"{"v":1,"delivered":{"state":"firing","at":42}}"#
         );
-        assert_eq!(read_value(&v), Ok(m));
+        assert_eq!(read_value::<Memory>(&v), Ok(m));
     }
 
     #[test]
     fn other_records_and_versions_are_refused() {
-        assert_eq!(read_key(b"[\"group\",\"r\",\"g\"]"), None);
-        assert_eq!(read_key(b"\xff"), None);
-        assert!(read_value(br#"{"v":2}"#).unwrap_err().contains("version 2"));
-        assert!(read_value(b"[]").is_err());
+        assert_eq!(Key::decode(b"[\"silence\",\"r\",\"g\"]"), None);
+        assert_eq!(Key::decode(b"[\"alert\",\"r\",\"g\",\"x\"]"), None);
+        assert_eq!(Key::decode(b"\xff"), None);
+        assert!(
+            read_value::<Memory>(br#"{"v":2}"#)
+                .unwrap_err()
+                .contains("version 2")
+        );
+        assert!(read_value::<Memory>(b"[]").is_err());
     }
 }

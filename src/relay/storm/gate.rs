@@ -18,6 +18,9 @@ pub(crate) struct Tag {
     pub state: String,
     /// Re-driven from the dead letters: never a repeat.
     pub redriven: bool,
+    /// On a digest route: the alert id (its `key`), as the job's order is
+    /// its group.
+    pub alert: Option<String>,
 }
 
 /// Decides the event against its alert's memory and does what that says;
@@ -46,7 +49,7 @@ pub(crate) async fn through(
         }
         return send(shared, job, bodies).await;
     };
-    let Some(store) = storm.store(&job.partition) else {
+    let Some(store) = storm.alerts(&job.partition) else {
         // Its memory was not read back (the relay is stopping for that).
         return Err(Interrupted);
     };
@@ -115,11 +118,13 @@ pub(crate) async fn through(
     } else if *memory != before {
         let p = job.partition.partition;
         if *memory == Memory::default() {
-            storm.record(route, p, key, None, &job.ownership).await?;
+            storm
+                .record_alert(route, p, key, None, &job.ownership)
+                .await?;
             store.forget(key, &entry, &memory);
         } else {
             storm
-                .record(route, p, key, Some(&memory), &job.ownership)
+                .record_alert(route, p, key, Some(&memory), &job.ownership)
                 .await?;
             store.changed(key, size_before, &memory);
         }

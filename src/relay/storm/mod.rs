@@ -31,8 +31,10 @@
 //! likewise. A clean stop or revoke costs nothing.
 
 mod changelog;
+mod digest;
 mod forward;
 mod gate;
+mod group;
 mod memory;
 mod release;
 mod restore;
@@ -59,6 +61,7 @@ use crate::relay::route::jq::Jq;
 use crate::relay::telemetry::Totals;
 use crate::topic_partition::TopicPartition;
 
+pub(crate) use digest::fold;
 pub(crate) use forward::forward;
 pub(crate) use gate::{Tag, through};
 pub(crate) use memory::Policy;
@@ -69,12 +72,20 @@ pub(crate) use topics::{check_partitions, ensure as ensure_topics};
 const DEFAULT_STATE: &str =
     r#"if .df_status == "ok" then "resolved" else (.df_status // "firing") end"#;
 
+/// A digest route's grouping: its `group_by` program and its times.
+pub(crate) struct Grouping {
+    by: Jq,
+    pub timing: group::Timing,
+}
+
 /// A route's storm stage, compiled.
 pub(crate) struct StormRoute {
     /// Where the route's events are re-keyed by alert id.
     pub repartition: Arc<str>,
     pub policy: Policy,
     state: Jq,
+    /// `group_by`: the route sends digests of groups.
+    pub grouping: Option<Grouping>,
     max_state_bytes: usize,
     /// The route's memory in this instance, in bytes (every store's).
     bytes: Arc<AtomicUsize>,
@@ -99,6 +110,22 @@ impl StormRoute {
                 max_age: rc.storm.max_age,
             },
             state,
+            grouping: match &rc.storm.group_by {
+                None => None,
+                Some(code) => {
+                    let (group_wait, group_interval, repeat_interval) = rc.storm.timing();
+                    Some(Grouping {
+                        by: Jq::compile(code).map_err(|e| {
+                            anyhow!("route '{}': [route.storm] group_by: {e}", rc.name)
+                        })?,
+                        timing: group::Timing {
+                            group_wait,
+                            group_interval,
+                            repeat_interval,
+                        },
+                    })
+                }
+            },
             max_state_bytes: rc.storm.max_state_bytes(),
             bytes: Arc::default(),
             full: AtomicBool::new(false),
@@ -112,6 +139,17 @@ impl StormRoute {
             .key(v)
             .map(|s| s.unwrap_or_else(|| "firing".into()))
             .map_err(|e| format!("[route.storm] state: {e}"))
+    }
+
+    /// A digest route's group of an event: `group_by`'s first output
+    /// (`null` or none: the one group `""`); `None` on other routes.
+    pub(crate) fn group_of(&self, v: &jaq_json::Val) -> Option<Result<String, String>> {
+        let g = self.grouping.as_ref()?;
+        Some(
+            g.by.key(v)
+                .map(Option::unwrap_or_default)
+                .map_err(|e| format!("[route.storm] group_by: {e}")),
+        )
     }
 
     /// Whether the route's memory is at `max_state_bytes`; says so (log,
@@ -134,11 +172,41 @@ impl StormRoute {
     }
 }
 
+/// A partition's memory: its alerts', or its groups' on a digest route.
+#[derive(Clone)]
+pub(crate) enum Stores {
+    Alerts(Arc<store::Store<memory::Memory>>),
+    Groups(Arc<store::Store<group::Group>>),
+}
+
+impl Stores {
+    fn next_due(&self) -> Option<i64> {
+        match self {
+            Stores::Alerts(s) => s.next_due(),
+            Stores::Groups(s) => s.next_due(),
+        }
+    }
+
+    fn due(&self, now: i64) -> Vec<String> {
+        match self {
+            Stores::Alerts(s) => s.due(now),
+            Stores::Groups(s) => s.due(now),
+        }
+    }
+
+    async fn changed(&self) {
+        match self {
+            Stores::Alerts(s) => s.changed.notified().await,
+            Stores::Groups(s) => s.changed.notified().await,
+        }
+    }
+}
+
 /// A repartition partition taken here, for its release task.
 pub(crate) struct Taken {
     pub route: Arc<LiveRoute>,
     pub partition: TopicPartition,
-    pub store: Arc<store::Store>,
+    pub store: Stores,
     pub ownership: Ownership,
 }
 
@@ -152,7 +220,7 @@ pub(crate) struct Storm {
     restore_timeout: Duration,
     /// The storm routes, by repartition topic.
     routes: HashMap<Arc<str>, Arc<LiveRoute>>,
-    stores: Mutex<HashMap<TopicPartition, Arc<store::Store>>>,
+    stores: Mutex<HashMap<TopicPartition, Stores>>,
     fatal: Mutex<Option<String>>,
     taken: mpsc::UnboundedSender<Taken>,
     totals: Arc<Totals>,
@@ -216,12 +284,26 @@ impl Storm {
         }
     }
 
-    fn store(&self, tp: &TopicPartition) -> Option<Arc<store::Store>> {
+    fn store(&self, tp: &TopicPartition) -> Option<Stores> {
         self.stores
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(tp)
             .cloned()
+    }
+
+    fn alerts(&self, tp: &TopicPartition) -> Option<Arc<store::Store<memory::Memory>>> {
+        match self.store(tp)? {
+            Stores::Alerts(s) => Some(s),
+            Stores::Groups(_) => None,
+        }
+    }
+
+    fn groups(&self, tp: &TopicPartition) -> Option<Arc<store::Store<group::Group>>> {
+        match self.store(tp)? {
+            Stores::Groups(s) => Some(s),
+            Stores::Alerts(_) => None,
+        }
     }
 
     /// Of the partitions being assigned, the repartition ones without a
@@ -315,12 +397,28 @@ impl Storm {
             let mut memories = restored
                 .remove(&(route.name().to_string(), tp.partition))
                 .unwrap_or_default();
-            memories.retain(|_, m| !m.is_expired(&storm.policy, now));
-            alerts += memories.len();
-            stores.insert(
-                tp.clone(),
-                Arc::new(store::Store::new(memories, storm.bytes.clone())),
-            );
+            let store = if storm.grouping.is_some() {
+                memories.groups.retain(|_, g| !g.is_empty());
+                alerts += memories
+                    .groups
+                    .values()
+                    .map(|g| g.members.len())
+                    .sum::<usize>();
+                Stores::Groups(Arc::new(store::Store::new(
+                    memories.groups,
+                    storm.bytes.clone(),
+                )))
+            } else {
+                memories
+                    .alerts
+                    .retain(|_, m| !m.is_expired(&storm.policy, now));
+                alerts += memories.alerts.len();
+                Stores::Alerts(Arc::new(store::Store::new(
+                    memories.alerts,
+                    storm.bytes.clone(),
+                )))
+            };
+            stores.insert(tp.clone(), store);
         }
         tracing::info!(
             alerts,
@@ -403,17 +501,15 @@ impl Storm {
         result
     }
 
-    /// Records an alert's memory (`None`: forgets it) in the state topic.
+    /// Writes one state record (`None`: a tombstone, which forgets it).
     async fn record(
         &self,
-        route: &str,
         partition: i32,
-        alert: &str,
-        memory: Option<&memory::Memory>,
+        key: changelog::Key,
+        value: Option<Vec<u8>>,
         ownership: &Ownership,
     ) -> Result<(), Interrupted> {
-        let key = changelog::key(route, alert);
-        let value = memory.map(changelog::value);
+        let key = key.encode();
         self.send_acked(
             "the storm memory",
             || {
@@ -428,6 +524,23 @@ impl Storm {
             ownership,
         )
         .await
+    }
+
+    /// Records an alert's memory (`None`: forgets it).
+    async fn record_alert(
+        &self,
+        route: &str,
+        partition: i32,
+        alert: &str,
+        memory: Option<&memory::Memory>,
+        ownership: &Ownership,
+    ) -> Result<(), Interrupted> {
+        let key = changelog::Key::Alert {
+            route: route.to_string(),
+            alert: alert.to_string(),
+        };
+        self.record(partition, key, memory.map(changelog::value), ownership)
+            .await
     }
 }
 

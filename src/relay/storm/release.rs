@@ -1,18 +1,20 @@
 //! What a storm partition does on its own clock, for as long as it is
 //! owned here: sends each held recovery when its hold ends (through the
-//! route's own mapping, retries and dead letters, as if just read), and
-//! sweeps the memory — forgetting what no longer matters, and, past
-//! `max_state_bytes`, the oldest delivered states (a repeat may then be
-//! sent again: nothing is lost).
+//! route's own mapping, retries and dead letters, as if just read), each
+//! group's digest when it is due (`digest`), and sweeps the memory —
+//! forgetting what no longer matters, and, past `max_state_bytes`, the
+//! oldest delivered states (a repeat may then be sent again: nothing is
+//! lost).
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::Taken;
 use super::memory::{Delivered, Memory};
 use super::now_ms;
+use super::store::Store;
+use super::{Stores, Taken};
 use crate::relay::commit::OrderKey;
 use crate::relay::deliver::{Interrupted, release};
 use crate::relay::job::{Job, Work};
@@ -49,16 +51,24 @@ async fn run(shared: Arc<Shared>, taken: Taken) {
         tokio::select! {
             biased;
             _ = taken.ownership.ending() => return,
-            _ = taken.store.changed.notified() => continue,
+            _ = taken.store.changed() => continue,
             _ = tokio::time::sleep(wait) => {}
         }
         for key in taken.store.due(now_ms()) {
-            if release_one(&shared, &taken, &key).await.is_err() {
+            let done = match &taken.store {
+                Stores::Alerts(store) => release_one(&shared, &taken, store, &key).await,
+                Stores::Groups(store) => super::digest::send(&shared, &taken, store, &key).await,
+            };
+            if done.is_err() {
                 return;
             }
         }
         if Instant::now() >= next_sweep {
-            if sweep(&shared, &taken).await.is_err() {
+            let swept = match &taken.store {
+                Stores::Alerts(store) => sweep(&shared, &taken, store).await,
+                Stores::Groups(store) => super::digest::sweep(&shared, &taken, store).await,
+            };
+            if swept.is_err() {
                 return;
             }
             next_sweep = Instant::now() + SWEEP_EVERY;
@@ -66,13 +76,42 @@ async fn run(shared: Arc<Shared>, taken: Taken) {
     }
 }
 
+impl Taken {
+    /// A job of this partition's clock (a held recovery, a digest): it
+    /// runs outside the consume loop's window, so its slots are its own.
+    pub(super) fn job(&self, origin: Arc<Origin>, work: Work, order: Option<OrderKey>) -> Job {
+        let slot = || {
+            Arc::new(Semaphore::new(1))
+                .try_acquire_owned()
+                .map(Arc::new)
+                .expect("a new semaphore of one has its permit")
+        };
+        Job {
+            partition: self.partition.clone(),
+            ownership: self.ownership.clone(),
+            origin,
+            route: self.route.clone(),
+            order,
+            work,
+            permit: slot(),
+            bytes: slot(),
+            storm: None,
+        }
+    }
+}
+
 /// Sends one alert's held recovery, if it is still held and due.
-async fn release_one(shared: &Shared, taken: &Taken, key: &str) -> Result<(), Interrupted> {
+async fn release_one(
+    shared: &Shared,
+    taken: &Taken,
+    store: &Store<Memory>,
+    key: &str,
+) -> Result<(), Interrupted> {
     let Taken {
         route,
         partition,
-        store,
         ownership,
+        ..
     } = taken;
     let _running = ownership.run();
     if ownership.is_ending() {
@@ -103,28 +142,14 @@ async fn release_one(shared: &Shared, taken: &Taken, key: &str) -> Result<(), In
         origin.clone(),
         shared.max_message_bytes(),
     ));
-    let slot = |n: u32| {
-        Arc::new(Semaphore::new(n as usize))
-            .try_acquire_many_owned(n)
-            .map(Arc::new)
-    };
-    let (Ok(permit), Ok(bytes)) = (slot(1), slot(1)) else {
-        return Ok(());
-    };
-    let job = Job {
-        partition: partition.clone(),
-        ownership: ownership.clone(),
+    let job = taken.job(
         origin,
-        route: route.clone(),
-        order: held.key.clone().map(|k| OrderKey::new(route.id, k)),
-        work: Work::Map {
+        Work::Map {
             event,
             key_failure: None,
         },
-        permit,
-        bytes,
-        storm: None,
-    };
+        held.key.clone().map(|k| OrderKey::new(route.id, k)),
+    );
     let delivered = release(shared, &job).await?;
     memory.held = None;
     if delivered {
@@ -135,7 +160,7 @@ async fn release_one(shared: &Shared, taken: &Taken, key: &str) -> Result<(), In
     }
     let storm = shared.storm().ok_or(Interrupted)?;
     storm
-        .record(
+        .record_alert(
             route.name(),
             partition.partition,
             key,
@@ -151,20 +176,20 @@ async fn release_one(shared: &Shared, taken: &Taken, key: &str) -> Result<(), In
 
 /// Forgets what no longer matters, and past `max_state_bytes` the oldest
 /// delivered states; reports the route's memory.
-async fn sweep(shared: &Shared, taken: &Taken) -> Result<(), Interrupted> {
-    let (Some(storm), Some(route_storm)) = (shared.storm(), taken.route.storm.as_ref()) else {
+async fn sweep(shared: &Shared, taken: &Taken, store: &Store<Memory>) -> Result<(), Interrupted> {
+    let Some(route_storm) = taken.route.storm.as_ref() else {
         return Ok(());
     };
     let route = taken.route.name();
     let policy = route_storm.policy;
     let now = now_ms();
     let mut evictable: Vec<(i64, String)> = Vec::new();
-    for key in taken.store.keys() {
-        let Some((entry, memory)) = taken.store.try_lock(&key) else {
+    for key in store.keys() {
+        let Some((entry, memory)) = store.try_lock(&key) else {
             continue;
         };
         if memory.is_expired(&policy, now) {
-            forget(shared, taken, &key, &entry, &memory).await?;
+            forget(shared, taken, store, &key, &entry, &memory).await?;
         } else if memory.held.is_none()
             && let Some(d) = &memory.delivered
         {
@@ -182,10 +207,10 @@ async fn sweep(shared: &Shared, taken: &Taken) -> Result<(), Interrupted> {
             if route_storm.bytes.load(std::sync::atomic::Ordering::Relaxed) < target {
                 break;
             }
-            if let Some((entry, memory)) = taken.store.try_lock(&key)
+            if let Some((entry, memory)) = store.try_lock(&key)
                 && memory.held.is_none()
             {
-                forget(shared, taken, &key, &entry, &memory).await?;
+                forget(shared, taken, store, &key, &entry, &memory).await?;
             }
         }
     }
@@ -193,7 +218,6 @@ async fn sweep(shared: &Shared, taken: &Taken) -> Result<(), Interrupted> {
         route,
         route_storm.bytes.load(std::sync::atomic::Ordering::Relaxed),
     );
-    let _ = storm;
     Ok(())
 }
 
@@ -201,13 +225,14 @@ async fn sweep(shared: &Shared, taken: &Taken) -> Result<(), Interrupted> {
 async fn forget(
     shared: &Shared,
     taken: &Taken,
+    store: &Store<Memory>,
     key: &str,
-    entry: &super::store::Entry,
+    entry: &super::store::Entry<Memory>,
     memory: &Memory,
 ) -> Result<(), Interrupted> {
     let storm = shared.storm().ok_or(Interrupted)?;
     storm
-        .record(
+        .record_alert(
             taken.route.name(),
             taken.partition.partition,
             key,
@@ -215,6 +240,6 @@ async fn forget(
             &taken.ownership,
         )
         .await?;
-    taken.store.forget(key, entry, memory);
+    store.forget(key, entry, memory);
     Ok(())
 }

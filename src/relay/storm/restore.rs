@@ -16,12 +16,20 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::changelog;
+use super::changelog::{self, Key};
+use super::group::{Group, Member, Meta};
 use super::memory::Memory;
 use crate::client::{KafkaContext, KafkaOpts};
 
-/// The memories read back, by (route name, partition) and alert.
-pub(crate) type Restored = HashMap<(String, i32), HashMap<String, Memory>>;
+/// One route's memory on one partition, read back.
+#[derive(Default)]
+pub(crate) struct Memories {
+    pub alerts: HashMap<String, Memory>,
+    pub groups: HashMap<String, Group>,
+}
+
+/// The memories read back, by (route name, partition).
+pub(crate) type Restored = HashMap<(String, i32), Memories>;
 
 /// Reads partitions `partitions` of the state topic, keeping the records
 /// of `routes`.
@@ -64,6 +72,8 @@ pub(crate) fn read(
     }
     consumer.assign(&tpl)?;
     let mut records = 0u64;
+    // The latest value of each key, by partition: what compaction keeps.
+    let mut latest: HashMap<(i32, Key), Vec<u8>> = HashMap::new();
     while !ends.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -94,24 +104,53 @@ pub(crate) fn read(
         {
             ends.remove(&p);
         }
-        let Some((route, alert)) = m.key().and_then(changelog::read_key) else {
+        let Some(key) = m.key().and_then(Key::decode) else {
             continue;
         };
-        let Some(memories) = out.get_mut(&(route, p)) else {
+        if !routes.contains(&key.route()) {
             continue;
-        };
+        }
         match m.payload() {
             None => {
-                memories.remove(&alert);
+                latest.remove(&(p, key));
             }
-            Some(bytes) => match changelog::read_value(bytes) {
+            Some(bytes) => {
+                latest.insert((p, key), bytes.to_vec());
+            }
+        }
+    }
+    for ((p, key), bytes) in latest {
+        let warn = |e: String| tracing::warn!(topic, partition = p, key = ?key, "storm state record not used: {e}");
+        match &key {
+            Key::Alert { route, alert } => match changelog::read_value::<Memory>(&bytes) {
                 Ok(memory) => {
-                    memories.insert(alert, memory);
+                    let entry = out.entry((route.clone(), p)).or_default();
+                    entry.alerts.insert(alert.clone(), memory);
                 }
-                Err(e) => tracing::warn!(
-                    topic, partition = p, offset = m.offset(), alert = %alert,
-                    "storm state record not used: {e}"
-                ),
+                Err(e) => warn(e),
+            },
+            Key::Group { route, group } => match changelog::read_value::<Meta>(&bytes) {
+                Ok(meta) => {
+                    let entry = out.entry((route.clone(), p)).or_default();
+                    entry.groups.entry(group.clone()).or_default().meta = meta;
+                }
+                Err(e) => warn(e),
+            },
+            Key::Member {
+                route,
+                group,
+                alert,
+            } => match changelog::read_value::<Member>(&bytes) {
+                Ok(member) => {
+                    let entry = out.entry((route.clone(), p)).or_default();
+                    entry
+                        .groups
+                        .entry(group.clone())
+                        .or_default()
+                        .members
+                        .insert(alert.clone(), member);
+                }
+                Err(e) => warn(e),
             },
         }
     }

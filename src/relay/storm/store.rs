@@ -1,12 +1,14 @@
-//! The alerts' memory of one storm route on one partition: held by the
-//! instance that owns the partition, read back from the state topic when
-//! it is assigned, dropped when it is revoked.
+//! The memory of one storm route on one partition — an alert's (`Memory`)
+//! or a group's (`Group`) per key: held by the instance that owns the
+//! partition, read back from the state topic when it is assigned, dropped
+//! when it is revoked.
 //!
-//! Each alert's memory has a lock of its own, held while one of its events
-//! is decided, delivered and recorded: the partition's per-alert order
+//! Each key's memory has a lock of its own, held while one of its events
+//! is decided, delivered and recorded: the partition's per-key order
 //! already makes its events wait for each other, and the lock also keeps
-//! the release of a held recovery (`release`) from crossing an event of
-//! the same alert. The map's own lock is only held to look an alert up.
+//! the partition's clock (`release`: a held recovery, a digest) from
+//! crossing an event of the same key. The map's own lock is only held to
+//! look a key up.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,13 +18,40 @@ use tokio::sync::Notify;
 
 use super::memory::Memory;
 
-pub(crate) type Entry = Arc<tokio::sync::Mutex<Memory>>;
+/// What a store keeps per key.
+pub(crate) trait Remembered: Default + Clone + PartialEq + Send + 'static {
+    /// What it counts against `max_state_bytes`, with its key.
+    fn size(&self, key: &str) -> usize;
+    /// When the partition's clock must act on it (a hold ends, a digest
+    /// is due).
+    fn due(&self) -> Option<i64>;
+}
 
-pub(crate) struct Store {
-    alerts: Mutex<HashMap<String, Entry>>,
-    /// When each held recovery is due, by alert: what `release` waits for.
+impl Remembered for Memory {
+    fn size(&self, key: &str) -> usize {
+        Memory::size(self, key)
+    }
+    fn due(&self) -> Option<i64> {
+        self.held.as_ref().map(|h| h.until)
+    }
+}
+
+impl Remembered for super::group::Group {
+    fn size(&self, key: &str) -> usize {
+        super::group::Group::size(self, key)
+    }
+    fn due(&self) -> Option<i64> {
+        self.meta.due
+    }
+}
+
+pub(crate) type Entry<M> = Arc<tokio::sync::Mutex<M>>;
+
+pub(crate) struct Store<M: Remembered> {
+    alerts: Mutex<HashMap<String, Entry<M>>>,
+    /// When each key is due, by key: what `release` waits for.
     holds: Mutex<BTreeMap<String, i64>>,
-    /// A hold was added: `release` looks again.
+    /// A key came due earlier: `release` looks again.
     pub(crate) changed: Notify,
     /// The bytes of this store's memories (`Memory::size`), also counted
     /// in the route's total.
@@ -30,17 +59,17 @@ pub(crate) struct Store {
     route_bytes: Arc<AtomicUsize>,
 }
 
-impl Store {
+impl<M: Remembered> Store<M> {
     /// A store with the memories read back from the state topic.
-    pub(crate) fn new(restored: HashMap<String, Memory>, route_bytes: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(restored: HashMap<String, M>, route_bytes: Arc<AtomicUsize>) -> Self {
         let mut bytes = 0;
         let mut holds = BTreeMap::new();
         let alerts = restored
             .into_iter()
             .map(|(key, m)| {
                 bytes += m.size(&key);
-                if let Some(h) = &m.held {
-                    holds.insert(key.clone(), h.until);
+                if let Some(due) = m.due() {
+                    holds.insert(key.clone(), due);
                 }
                 (key, Arc::new(tokio::sync::Mutex::new(m)))
             })
@@ -55,7 +84,7 @@ impl Store {
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Entry<M>>> {
         self.alerts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -64,14 +93,14 @@ impl Store {
     }
 
     /// The alert's memory (a new, empty one if it has none).
-    pub(crate) fn entry(&self, key: &str) -> Entry {
+    pub(crate) fn entry(&self, key: &str) -> Entry<M> {
         let mut map = self.map();
         if let Some(e) = map.get(key) {
             return e.clone();
         }
-        let e: Entry = Arc::default();
+        let e: Entry<M> = Arc::default();
         map.insert(key.to_string(), e.clone());
-        let size = Memory::default().size(key);
+        let size = M::default().size(key);
         self.bytes.fetch_add(size, Ordering::Relaxed);
         self.route_bytes.fetch_add(size, Ordering::Relaxed);
         e
@@ -80,7 +109,7 @@ impl Store {
     /// The alert's memory, locked: the one the store holds now (an entry
     /// forgotten by `forget` while this waited for its lock is looked up
     /// again).
-    pub(crate) async fn lock(&self, key: &str) -> (Entry, tokio::sync::OwnedMutexGuard<Memory>) {
+    pub(crate) async fn lock(&self, key: &str) -> (Entry<M>, tokio::sync::OwnedMutexGuard<M>) {
         loop {
             let entry = self.entry(key);
             let guard = entry.clone().lock_owned().await;
@@ -90,12 +119,12 @@ impl Store {
         }
     }
 
-    /// The alert's memory, locked, if nobody holds it now (the sweep does
+    /// The key's memory, locked, if nobody holds it now (the sweep does
     /// not wait behind a delivery).
     pub(crate) fn try_lock(
         &self,
         key: &str,
-    ) -> Option<(Entry, tokio::sync::OwnedMutexGuard<Memory>)> {
+    ) -> Option<(Entry<M>, tokio::sync::OwnedMutexGuard<M>)> {
         let entry = self.map().get(key)?.clone();
         let guard = entry.clone().try_lock_owned().ok()?;
         Some((entry, guard))
@@ -103,7 +132,7 @@ impl Store {
 
     /// Accounts for a memory changed from `before` bytes to what it is
     /// now, and indexes its hold.
-    pub(crate) fn changed(&self, key: &str, before: usize, memory: &Memory) {
+    pub(crate) fn changed(&self, key: &str, before: usize, memory: &M) {
         let after = memory.size(key);
         if after >= before {
             self.bytes.fetch_add(after - before, Ordering::Relaxed);
@@ -115,11 +144,13 @@ impl Store {
                 .fetch_sub(before - after, Ordering::Relaxed);
         }
         let mut holds = self.hold_index();
-        match &memory.held {
-            Some(h) => {
-                let new = holds.insert(key.to_string(), h.until).is_none();
+        match memory.due() {
+            Some(due) => {
+                let earlier = holds
+                    .insert(key.to_string(), due)
+                    .is_none_or(|was| due < was);
                 drop(holds);
-                if new {
+                if earlier {
                     self.changed.notify_one();
                 }
             }
@@ -131,13 +162,13 @@ impl Store {
 
     /// Forgets an alert whose memory is `entry` (still locked by the
     /// caller, who wrote its tombstone first).
-    pub(crate) fn forget(&self, key: &str, entry: &Entry, memory: &Memory) {
+    pub(crate) fn forget(&self, key: &str, entry: &Entry<M>, memory: &M) {
         let mut map = self.map();
         if map.get(key).is_some_and(|e| Arc::ptr_eq(e, entry)) {
             map.remove(key);
             drop(map);
-            self.changed(key, memory.size(key), &Memory::default());
-            let size = Memory::default().size(key);
+            self.changed(key, memory.size(key), &M::default());
+            let size = M::default().size(key);
             self.bytes.fetch_sub(size, Ordering::Relaxed);
             self.route_bytes.fetch_sub(size, Ordering::Relaxed);
         }
@@ -163,7 +194,7 @@ impl Store {
     }
 }
 
-impl Drop for Store {
+impl<M: Remembered> Drop for Store<M> {
     fn drop(&mut self) {
         self.route_bytes
             .fetch_sub(self.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -217,7 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_forgotten_entry_is_looked_up_again() {
-        let store = Arc::new(Store::new(HashMap::new(), Arc::default()));
+        let store: Arc<Store<Memory>> = Arc::new(Store::new(HashMap::new(), Arc::default()));
         let (entry, m) = store.lock("k").await;
         let waiting = tokio::spawn({
             let store = store.clone();
