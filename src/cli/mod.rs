@@ -16,6 +16,7 @@ mod manual;
 mod output;
 mod produce;
 mod run;
+mod silence;
 mod topics;
 
 use std::process::ExitCode;
@@ -97,6 +98,9 @@ enum Command {
     Demo(run::DemoArgs),
     /// Check the relay's config, and show what it would do with sample events
     Check(check::CheckArgs),
+    /// Silence alerts for a time window (every relay of the group honours it)
+    #[command(subcommand)]
+    Silence(silence::SilenceCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to generate completions for
@@ -150,6 +154,7 @@ impl Cli {
             Command::Run(args) => return args.execute(opts, brokers_given).await,
             Command::Demo(args) => crate::demo::run(args.deadline).await?,
             Command::Check(args) => return args.execute(),
+            Command::Silence(cmd) => return cmd.execute(opts, brokers_given).await,
             Command::Completions { shell } => {
                 let mut script = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "kbridge", &mut script);

@@ -61,9 +61,10 @@ mod route;
 pub(crate) mod service;
 mod shared;
 pub(crate) mod shutdown;
+pub(crate) mod silence;
 mod source;
 mod stage;
-mod storm;
+pub(crate) mod storm;
 mod systemd;
 mod telemetry;
 

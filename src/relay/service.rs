@@ -94,6 +94,13 @@ pub(crate) async fn serve(
             }
         }
     }
+    if shared.storm().is_some() {
+        let storm = shared.clone();
+        tokio::task::spawn_blocking(move || storm.storm().map(|s| s.watch_silences()))
+            .await
+            .context("internal error reading the silences")?
+            .transpose()?;
+    }
     shared.start_storm_releases();
     let subscribed = cfg.subscribed_topics();
     let topics: Vec<&str> = subscribed.iter().map(String::as_str).collect();

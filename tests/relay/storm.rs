@@ -12,6 +12,7 @@ use support::events::alert_event;
 use support::http_get::{free_port, get};
 use support::http_target::{Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
+use support::output::OutputExt;
 use support::records::{Rec, produce_records, read_all};
 use support::relay_cmd::RelayCmd;
 use support::wait::wait_until;
@@ -419,4 +420,116 @@ fn a_storm_of_500_alerts_reaches_a_20_per_minute_robot_as_digests_by_service() {
         all.len()
     );
     relay.stop();
+}
+
+#[test]
+fn a_silence_is_honoured_by_every_instance_and_ends_on_time() {
+    let topic = new_topic("storm-silence", 2);
+    let group = unique("storm-silence-g");
+    let target = Target::start(Script::default());
+    let cmd = RelayCmd::new(&topic, &group, &target.url())
+        .config("commit_interval = \"100ms\"\n[storm]\nsilences = true\n");
+    let mut first = cmd.start();
+    first.wait_assigned();
+    let mut second = cmd.start();
+    second.wait_assigned();
+    let state = format!("kbridge-{group}-state");
+    let silence = |args: &[&str]| {
+        let mut all = vec!["silence"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--state-topic", &state]);
+        support::kbridge::run(&all, "")
+    };
+    let added = silence(&[
+        "add",
+        "--match",
+        ".df_fault_id | startswith(\"maint-\")",
+        "--for",
+        "1h",
+        "--comment",
+        "db maintenance",
+    ]);
+    assert!(added.status.success(), "{}", added.describe());
+    let id = added.stdout_str().trim().to_string();
+    let listed = silence(&["list"]);
+    assert!(
+        listed.stdout_str().contains(&id) && listed.stdout_str().contains("active"),
+        "{}",
+        listed.describe()
+    );
+    for relay in [&mut first, &mut second] {
+        relay.wait_for_log("silence known", Duration::from_secs(10));
+    }
+    // Silenced on both partitions, whichever instance owns each.
+    let mut recs = Vec::new();
+    for p in 0..2 {
+        recs.push(on_partition(
+            p,
+            p as usize * 2,
+            &format!("maint-{p}"),
+            "critical",
+        ));
+        recs.push(on_partition(
+            p,
+            p as usize * 2 + 1,
+            &format!("live-{p}"),
+            "critical",
+        ));
+    }
+    produce_records(&topic, &recs);
+    wait_fully_committed(&group, &topic, Duration::from_secs(30));
+    let mut ids: Vec<String> = sent(&target).into_iter().map(|(a, _)| a).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["live-0", "live-1"], "{}", target.dump());
+
+    // Expired: the matcher's events flow again.
+    let expired = silence(&["expire", &id]);
+    assert!(expired.status.success(), "{}", expired.describe());
+    assert!(silence(&["list"]).stdout_str().is_empty());
+    assert!(silence(&["list", "--all"]).stdout_str().contains("expired"));
+    let known = |relay: &mut support::relay_process::Relay, n: usize| {
+        assert!(
+            wait_until(Duration::from_secs(10), || relay
+                .count_logs("silence known")
+                >= n),
+            "{}",
+            relay.stderr()
+        );
+    };
+    known(&mut first, 2);
+    known(&mut second, 2);
+    produce_records(&topic, &[on_partition(0, 10, "maint-10", "critical")]);
+    assert!(
+        wait_until(Duration::from_secs(20), || sent(&target)
+            .contains(&pair("maint-10", "critical"))),
+        "{}",
+        target.dump()
+    );
+
+    // A silence for 3 s: in force, then over on time.
+    let short = silence(&["add", "-m", "true", "--for", "3s"]);
+    assert!(short.status.success(), "{}", short.describe());
+    let ends = Instant::now() + Duration::from_secs(3);
+    known(&mut first, 3);
+    known(&mut second, 3);
+    produce_records(&topic, &[on_partition(1, 11, "during", "critical")]);
+    wait_fully_committed(&group, &topic, Duration::from_secs(30));
+    assert!(
+        !sent(&target).contains(&pair("during", "critical")),
+        "{}",
+        target.dump()
+    );
+    // Time passes: the silence ends by itself.
+    while Instant::now() < ends + Duration::from_millis(300) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    produce_records(&topic, &[on_partition(1, 12, "after", "critical")]);
+    assert!(
+        wait_until(Duration::from_secs(20), || sent(&target)
+            .contains(&pair("after", "critical"))),
+        "{}",
+        target.dump()
+    );
+    first.stop();
+    second.stop();
 }

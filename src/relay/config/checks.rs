@@ -56,7 +56,7 @@ impl RelayConfig {
         self.check_ranges()?;
         self.storm.check_relay(!self.routes.is_empty())?;
         let prefix = self.storm.prefix(&self.group);
-        if self.storm_routes() > 0 && !super::topic_name_ok(&prefix) {
+        if self.has_storm() && !super::topic_name_ok(&prefix) {
             bail!(UsageError(format!(
                 "[storm] topic_prefix '{prefix}' (by default kbridge-<group>-) is not a valid start of a topic name: use only ASCII letters, digits, '.', '_' and '-', or set [storm] topic_prefix"
             )));

@@ -351,6 +351,12 @@ impl RelayConfig {
         }
     }
 
+    /// Whether the relay has a storm stage: a storm route, or silences
+    /// asked for (`[storm] silences = true`); it then has a state topic.
+    pub(crate) fn has_storm(&self) -> bool {
+        self.storm_routes() > 0 || self.storm.silences == Some(true)
+    }
+
     /// How many routes have a storm stage.
     pub(crate) fn storm_routes(&self) -> usize {
         self.route_configs()

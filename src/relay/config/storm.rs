@@ -82,6 +82,10 @@ pub(crate) struct StormConfig {
     /// partition's memory back when it is assigned (default 20s).
     #[serde(default, deserialize_with = "duration_opt")]
     pub restore_timeout: Option<Duration>,
+    /// `[storm]` only: honour silences (`kbridge silence`) on every route
+    /// even without a storm route (which has them on anyway).
+    #[serde(default)]
+    pub silences: Option<bool>,
 }
 
 /// What a storm stage keeps per route by default: 64 MiB.
@@ -143,9 +147,10 @@ impl StormConfig {
             || self.partitions.is_some()
             || self.replication_factor.is_some()
             || self.restore_timeout.is_some()
+            || self.silences.is_some()
         {
             bail!(UsageError(format!(
-                "{where_}: topic_prefix, partitions, replication_factor and restore_timeout belong in [storm] (one set of storm topics per relay)"
+                "{where_}: topic_prefix, partitions, replication_factor, restore_timeout and silences belong in [storm] (one set of storm topics per relay)"
             )));
         }
         if self.group_by.is_none()
@@ -184,6 +189,7 @@ impl StormConfig {
             partitions: None,
             replication_factor: None,
             restore_timeout: None,
+            silences: None,
             ..self.clone()
         }
     }

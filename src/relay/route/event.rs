@@ -53,7 +53,7 @@ impl Event {
     }
 
     /// The value as JSON, or why it is not (an invalid event, at decode).
-    pub(super) fn json(&self) -> Result<&jaq_json::Val, RouteDecision> {
+    pub(crate) fn json(&self) -> Result<&jaq_json::Val, RouteDecision> {
         let parsed = self.parsed.get_or_init(|| match self.value() {
             Some(bytes) if bytes.len() > self.max_bytes => Err(format!(
                 "message value is {} bytes, over the {}-byte limit (max_message_bytes)",

@@ -50,6 +50,22 @@ pub(crate) fn take(
                 Leg::Direct => (r.route.intake(&event), Facts::default()),
                 Leg::Forward | Leg::Storm => storm_intake(r, leg, &event),
             };
+            // A silence is honoured where the route decides (not where a
+            // storm route only re-keys).
+            let intake = match (leg, intake, shared.storm()) {
+                (
+                    Leg::Direct | Leg::Storm,
+                    intake @ (Intake::Later(_) | Intake::Decided(RouteDecision::Deliver { .. })),
+                    Some(storm),
+                ) => match storm.silenced(r.name(), &event) {
+                    Some(reason) => {
+                        shared.totals().storm_absorbed(r.name(), "silence");
+                        Intake::Decided(RouteDecision::Skip(reason))
+                    }
+                    None => intake,
+                },
+                (_, intake, _) => intake,
+            };
             Some((r, leg, intake, facts))
         })
         .collect();

@@ -38,6 +38,7 @@ mod group;
 mod memory;
 mod release;
 mod restore;
+pub(crate) mod silences;
 mod store;
 mod topics;
 
@@ -66,6 +67,12 @@ pub(crate) use forward::forward;
 pub(crate) use gate::{Tag, through};
 pub(crate) use memory::Policy;
 pub(crate) use release::spawn_releases;
+pub(crate) use silences::Silence;
+
+/// A state record's value (`kbridge silence` writes silences).
+pub(crate) fn changelog_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    changelog::value(value)
+}
 pub(crate) use topics::{check_partitions, ensure as ensure_topics};
 
 /// The default `state`: Guance's `df_status`, `ok` for a recovery.
@@ -224,6 +231,16 @@ pub(crate) struct Storm {
     fatal: Mutex<Option<String>>,
     taken: mpsc::UnboundedSender<Taken>,
     totals: Arc<Totals>,
+    /// Every silence, followed in the state topic (`silences::watch`).
+    silences: Arc<silences::Silences>,
+    /// Ends the silence reader's thread.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Storm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Storm {
@@ -238,7 +255,7 @@ impl Storm {
             .iter()
             .filter_map(|r| Some((r.storm.as_ref()?.repartition.clone(), r.clone())))
             .collect();
-        if storm_routes.is_empty() {
+        if !cfg.has_storm() {
             return Ok(None);
         }
         let kafka = cfg.kafka_opts();
@@ -266,9 +283,36 @@ impl Storm {
                 fatal: Mutex::default(),
                 taken,
                 totals,
+                silences: Arc::default(),
+                stop: Arc::default(),
             }),
             rx,
         )))
+    }
+
+    /// Reads every silence, then follows them (blocking until the first
+    /// read is done, within `restore_timeout`).
+    pub(crate) fn watch_silences(&self) -> Result<()> {
+        silences::watch(
+            &self.kafka,
+            &self.state_topic,
+            self.silences.clone(),
+            self.stop.clone(),
+            self.restore_timeout,
+        )
+    }
+
+    /// The silence in force on `route` that matches the event, if any: the
+    /// reason it is skipped.
+    pub(crate) fn silenced(
+        &self,
+        route: &str,
+        event: &crate::relay::route::Event,
+    ) -> Option<String> {
+        if !self.silences.any() {
+            return None;
+        }
+        self.silences.matching(route, event.json().ok()?)
     }
 
     /// An error that must stop the relay (a memory that cannot be read

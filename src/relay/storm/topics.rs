@@ -31,7 +31,7 @@ pub(crate) fn needed(cfg: &RelayConfig) -> Vec<StormTopic> {
         .filter(|r| r.storm.is_active())
         .map(|r| r.name.as_str())
         .collect();
-    if storm.is_empty() {
+    if !cfg.has_storm() {
         return Vec::new();
     }
     let mut topics = vec![StormTopic {
