@@ -21,6 +21,7 @@ use crate::error::UsageError;
 use crate::relay::config::{Overrides, RelayConfig};
 use crate::relay::live_route::LiveRoute;
 use crate::relay::route::{Event, RouteDecision};
+use crate::relay::storm::replay::{Replay, event_time};
 use crate::relay::telemetry::Totals;
 
 pub(crate) fn run(
@@ -59,6 +60,21 @@ pub(crate) fn run(
         Box::new(std::io::BufReader::new(file))
     };
     let mut out = std::io::stdout().lock();
+    let shown: Vec<&Arc<LiveRoute>> = routes
+        .iter()
+        .filter(|r| topic.is_none_or(|t| r.route.takes(t)))
+        .collect();
+    // Storm routes replay the events in event time (`storm::replay`).
+    let mut replays: Vec<Replay> = shown.iter().map(|_| Replay::default()).collect();
+    let mut now = 0;
+    let mut emit = |v: &Value| -> Result<()> {
+        if json {
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(out, "{}", as_text(v))?;
+        }
+        Ok(())
+    };
     for (i, line) in input.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("reading line {} of the events", i + 1))?;
         let line = line.strip_suffix(b"\r").unwrap_or(&line);
@@ -66,17 +82,34 @@ pub(crate) fn run(
             continue;
         }
         let event = Event::of_bytes(line, cfg.max_message_bytes);
-        for r in routes
-            .iter()
-            .filter(|r| topic.is_none_or(|t| r.route.takes(t)))
+        if let Some(t) = serde_json::from_slice::<Value>(line)
+            .ok()
+            .as_ref()
+            .and_then(event_time)
         {
-            let decision = r.route.decide(&event);
-            let verdict = verdict(i + 1, r.name(), &decision);
-            if json {
-                writeln!(out, "{verdict}")?;
-            } else {
-                writeln!(out, "{}", as_text(&verdict))?;
+            now = now.max(t);
+        }
+        for (r, replay) in shown.iter().zip(replays.iter_mut()) {
+            for due in replay.advance(r, now) {
+                emit(&due)?;
             }
+            let decision = match &r.storm {
+                Some(s) if s.grouping.is_some() => r.route.grouped(&event),
+                _ => r.route.decide(&event),
+            };
+            match &decision {
+                RouteDecision::Deliver { key, bodies, .. } if r.storm.is_some() => {
+                    emit(&replay.event(r, i + 1, &event, key.as_deref(), bodies, now))?;
+                }
+                _ => emit(&verdict(i + 1, r.name(), &decision))?,
+            }
+        }
+    }
+    // What is still held or grouped goes when it is due (repeats of a
+    // group still firing are not shown: they would go on for ever).
+    for (r, replay) in shown.iter().zip(replays.iter_mut()) {
+        for due in replay.advance(r, now.saturating_add(Replay::horizon(r))) {
+            emit(&due)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -117,14 +150,35 @@ fn verdict(line: usize, route: &str, decision: &RouteDecision) -> Value {
 }
 
 fn as_text(v: &Value) -> String {
-    let head = format!(
-        "line {} · {} · {}",
-        v["line"],
-        v["route"].as_str().unwrap_or_default(),
-        v["outcome"].as_str().unwrap_or_default()
-    );
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let head = match v["line"].as_u64() {
+        Some(line) => format!("line {line} · {} · {}", s("route"), s("outcome")),
+        None => format!("{} · {} · {}", s("at"), s("route"), s("outcome")),
+    };
     match v["outcome"].as_str() {
-        Some("deliver") => {
+        Some("held") => format!(
+            "{head} until {} (sent then unless the alert fires again)",
+            s("until")
+        ),
+        Some("grouped") => format!(
+            "{head} into '{}' (its digest is due at {})",
+            s("group"),
+            s("due")
+        ),
+        Some("absorbed") if v["reason"].is_string() => {
+            format!("{head} ({}): {}", s("why"), s("reason"))
+        }
+        Some("absorbed") => format!(
+            "{head} ({}): repeats its state in group '{}'",
+            s("why"),
+            s("group")
+        ),
+        Some("deliver" | "digest" | "released") => {
+            let what = match v["outcome"].as_str() {
+                Some("digest") => format!(" of group '{}' (lines {})", s("group"), v["lines"]),
+                Some("released") => format!(" at {}", s("at")),
+                _ => String::new(),
+            };
             let bodies: Vec<String> = v["bodies"]
                 .as_array()
                 .map(|b| {
@@ -137,7 +191,7 @@ fn as_text(v: &Value) -> String {
                 .as_str()
                 .map(|w| format!(" (warning: {w})"))
                 .unwrap_or_default();
-            format!("{head}{warning}\n{}", bodies.join("\n"))
+            format!("{head}{what}{warning}\n{}", bodies.join("\n"))
         }
         Some("invalid") => format!(
             "{head} at {}: {}",

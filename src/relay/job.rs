@@ -65,9 +65,12 @@ pub(crate) enum Work {
     /// Copy the event into its storm route's repartition topic, keyed by
     /// its group or alert id (`order`'s key).
     Forward,
-    /// Take the event into its group (`order`'s key) on a digest route:
-    /// its digest is sent on the group's schedule (`storm::digest`).
-    Fold,
+    /// Take the event into its group (`order`'s key) on a digest route,
+    /// if the route's filter takes it: its digest is sent on the group's
+    /// schedule (`storm::digest`).
+    Fold {
+        event: Arc<Event>,
+    },
 }
 
 impl Job {

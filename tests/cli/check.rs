@@ -277,3 +277,100 @@ fn a_jq_mistake_is_a_config_error_with_its_position() {
         .exit(2)
         .stderr_has("route 'chat': map: line 2, column 14: undefined filter nosuch/0");
 }
+
+#[test]
+fn the_digest_pipelines_replay_the_samples_in_event_time() {
+    let (file, names) = guance_samples();
+    let samples = file.path().display().to_string();
+    let alerts = names.len() - 1;
+    for (name, route) in [
+        ("guance-dingtalk-digest", "dingtalk"),
+        ("guance-wecom-digest", "wecom"),
+        ("guance-feishu-digest", "feishu"),
+    ] {
+        let v = pipeline(name, &samples);
+        let o = outcomes(&v, route);
+        assert_eq!(
+            o.iter().filter(|o| **o == "grouped").count(),
+            alerts,
+            "{name}: every alert into its group: {o:?}"
+        );
+        let digests: Vec<&serde_json::Value> =
+            v.iter().filter(|v| v["outcome"] == "digest").collect();
+        assert!(!digests.is_empty(), "{name}: {v:?}");
+        // Each alert's line is in some digest, and a digest has a body.
+        let mut lines: Vec<u64> = digests
+            .iter()
+            .flat_map(|d| {
+                d["lines"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.as_u64().unwrap())
+            })
+            .collect();
+        lines.sort();
+        lines.dedup();
+        assert_eq!(lines.len(), alerts, "{name}: {digests:?}");
+        for d in &digests {
+            assert!(
+                d["at"].is_string() && d["bodies"][0].is_object(),
+                "{name}: {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_replays_dedupe_and_held_recoveries_in_event_time() {
+    let (_dir, config) = config_file(
+        "topics = \"event\"\n[webhook]\nurl = \"https://ops/\"\n[storm]\ndedupe = \"10m\"\nhold_resolved = \"2m\"\n",
+    );
+    let event = |date: u64, status: &str| {
+        let mut e = sample("host-cpu-critical.json");
+        e["date"] = serde_json::json!(date);
+        e["df_status"] = serde_json::json!(status);
+        serde_json::to_string(&e).unwrap()
+    };
+    let t = 1_731_900_000_000u64;
+    let lines = [
+        event(t, "critical"),
+        event(t + 60_000, "critical"),
+        event(t + 120_000, "ok"),
+        event(t + 150_000, "critical"),
+        event(t + 400_000, "ok"),
+    ]
+    .join("\n");
+    let out = check(&["-c", &config, "--json", "-"], &lines);
+    out.ok();
+    let v = out.json_lines();
+    let seen: Vec<(String, String)> = v
+        .iter()
+        .map(|v| {
+            (
+                v["outcome"].as_str().unwrap_or_default().to_string(),
+                v["why"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            pair("deliver", ""),
+            pair("absorbed", "dedupe"),
+            pair("held", ""),
+            pair("absorbed", "flap"),
+            pair("held", ""),
+            pair("released", ""),
+        ],
+        "{v:?}"
+    );
+    let released = v.last().unwrap();
+    assert_eq!(released["line"], 5);
+    assert_eq!(released["at"], "2024-11-18T03:28:40Z", "{released}");
+    assert_eq!(
+        released["bodies"][0]["alertId"],
+        sample("host-cpu-critical.json")["df_fault_id"]
+    );
+}

@@ -156,9 +156,19 @@ async fn handle(shared: &Shared, job: &Job) -> Sent {
             let key = job.order.as_ref().map(|o| o.key.as_str());
             not_delivered(crate::relay::storm::forward(shared, job, key).await)
         }
-        Work::Fold => match &job.storm {
-            Some(tag) => crate::relay::storm::fold(shared, job, tag).await,
-            None => Err(Interrupted),
+        Work::Fold { event } => match (job.route.route.grouped(event), &job.storm) {
+            (RouteDecision::Deliver { .. }, Some(tag)) => {
+                crate::relay::storm::fold(shared, job, tag).await
+            }
+            (RouteDecision::Skip(reason), _) => {
+                shared.skip(&job.origin, Some(job.route.name()), reason);
+                Ok(false)
+            }
+            (RouteDecision::Invalid { stage, reason }, _) => {
+                shared.invalid(&job.origin, job.route.name(), stage, &reason);
+                not_delivered(dead_letter(shared, job, stage, &reason).await)
+            }
+            (RouteDecision::Deliver { .. }, None) => Err(Interrupted),
         },
         Work::Deliver { bodies } => gated(shared, job, bodies).await,
         Work::Map { event, key_failure } => {

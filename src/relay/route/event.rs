@@ -45,7 +45,7 @@ impl Event {
         }
     }
 
-    pub(super) fn value(&self) -> Option<&[u8]> {
+    pub(crate) fn value(&self) -> Option<&[u8]> {
         match &self.source {
             Source::Message(origin) => origin.payload.as_deref(),
             Source::Line(line) => Some(line),

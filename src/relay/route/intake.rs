@@ -152,7 +152,10 @@ pub(crate) fn take(
                 if let Some(t) = tag.as_mut() {
                     t.alert = alert;
                 }
-                (Work::Fold, group.map(|g| OrderKey::new(route.id, g)))
+                let work = Work::Fold {
+                    event: event.clone(),
+                };
+                (work, group.map(|g| OrderKey::new(route.id, g)))
             }
             // A jq route: ordered now, mapped in its job.
             Intake::Later(key) => {

@@ -209,6 +209,27 @@ impl Route {
         Self::mapped(map, v)
     }
 
+    /// A digest route's decision on an event: its filter and its key —
+    /// its map is for groups (`map_group`). Delivered means "into its
+    /// group", with no body of its own.
+    pub(crate) fn grouped(&self, event: &Event) -> RouteDecision {
+        if let Some(d) = self.filtered(event) {
+            return d;
+        }
+        let v = match event.json() {
+            Ok(v) => v,
+            Err(invalid) => return invalid,
+        };
+        match self.key_of(v) {
+            EventKey::Failed(reason) => invalid_at_map(format!("key: {reason}")),
+            key => RouteDecision::Deliver {
+                key: key.split().0,
+                bodies: Vec::new(),
+                warning: None,
+            },
+        }
+    }
+
     /// A digest route's map on a group (`storm::digest`): the map alone —
     /// the route's filter is for events.
     pub(crate) fn map_group(&self, group: &Event) -> RouteDecision {

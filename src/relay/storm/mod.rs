@@ -37,6 +37,7 @@ mod gate;
 mod group;
 mod memory;
 mod release;
+pub(crate) mod replay;
 mod restore;
 pub(crate) mod silences;
 mod store;
@@ -75,7 +76,8 @@ pub(crate) fn changelog_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 pub(crate) use topics::{check_partitions, ensure as ensure_topics};
 
-/// The default `state`: Guance's `df_status`, `ok` for a recovery.
+/// The default `state`: Guance's `df_status`, its recoveries (`ok`,
+/// `nodata_ok`, `nodata_as_ok`, `manual_ok`) as `resolved`.
 const DEFAULT_STATE: &str =
     r#"if .df_status == "ok" then "resolved" else (.df_status // "firing") end"#;
 
