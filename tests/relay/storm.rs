@@ -4,6 +4,7 @@
 //! instance after a SIGKILL, from the memory in the state topic — and
 //! stale alerts skipped after an outage.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -532,4 +533,117 @@ fn a_silence_is_honoured_by_every_instance_and_ends_on_time() {
     );
     first.stop();
     second.stop();
+}
+
+/// How many times the robot was told each (alert, state).
+fn tells(robot: &Target) -> BTreeMap<(String, String), usize> {
+    let mut n = BTreeMap::new();
+    for (_, _, changed) in digests(robot) {
+        for c in changed {
+            *n.entry(c).or_default() += 1;
+        }
+    }
+    n
+}
+
+/// A storm into a digest route while the fleet changes (`change` runs
+/// half-way through): no alert is lost, and the duplicates stay within the
+/// stated bound — a digest sent again at most once per group per change.
+fn digest_storm_with(change: impl FnOnce(&RelayCmd, &mut Vec<support::relay_process::Relay>)) {
+    let topic = new_topic("storm-fleet", 4);
+    let group = unique("storm-fleet-g");
+    let robot = Target::start(Script::default());
+    // The robot's limit is not what this is about: 2 a second.
+    let config = digest_route(&robot.url(), "group_wait = \"1s\"\ngroup_interval = \"4s\"")
+        .replace("20/min", "2/s");
+    let cmd = RelayCmd::new(&topic, &group, &robot.url()).config(&config);
+    let mut fleet = vec![cmd.start()];
+    fleet[0].wait_assigned();
+    let mut change = Some(change);
+    for second in 0..10 {
+        let batch: Vec<Rec> = (second * 50..second * 50 + 50)
+            .map(|i| storm_alert(i, "critical"))
+            .collect();
+        produce_records(&topic, &batch);
+        if second == 4
+            && let Some(change) = change.take()
+        {
+            change(&cmd, &mut fleet);
+        }
+        std::thread::sleep(Duration::from_millis(900));
+    }
+    let firing_told = |robot: &Target| tells(robot).keys().filter(|(_, s)| s == "critical").count();
+    assert!(
+        wait_until(Duration::from_secs(120), || firing_told(&robot) == 500),
+        "every alert told firing: {} of 500",
+        firing_told(&robot)
+    );
+    produce_records(
+        &topic,
+        &(0..500).map(|i| storm_alert(i, "ok")).collect::<Vec<_>>(),
+    );
+    let resolved_told =
+        |robot: &Target| tells(robot).keys().filter(|(_, s)| s == "resolved").count();
+    assert!(
+        wait_until(Duration::from_secs(120), || resolved_told(&robot) == 500),
+        "every alert told resolved: {} of 500",
+        resolved_told(&robot)
+    );
+    let told = tells(&robot);
+    let again: usize = told.values().map(|n| n - 1).sum();
+    let digests_again = {
+        // A digest sent again repeats what it said: count the digests
+        // whose changed alerts were all told before.
+        let mut seen = std::collections::BTreeSet::new();
+        digests(&robot)
+            .into_iter()
+            .filter(|(_, _, changed)| {
+                let old = !changed.is_empty() && changed.iter().all(|c| seen.contains(c));
+                seen.extend(changed.iter().cloned());
+                old
+            })
+            .count()
+    };
+    eprintln!(
+        "{} digests, {digests_again} sent again, {again} alerts told again",
+        digests(&robot).len()
+    );
+    for relay in &fleet {
+        for line in relay
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("storm memory read back"))
+        {
+            eprintln!("{line}");
+        }
+    }
+    assert!(
+        digests_again <= 4,
+        "at most one digest again per group: {digests_again} ({again} alerts told again)"
+    );
+    for relay in &mut fleet {
+        if relay.wait_exit(Duration::ZERO).is_none() {
+            relay.stop();
+        }
+    }
+}
+
+#[test]
+fn a_second_instance_joining_a_digest_storm_loses_no_alert() {
+    digest_storm_with(|cmd, fleet| {
+        let mut second = cmd.start();
+        second.wait_assigned();
+        fleet.push(second);
+    });
+}
+
+#[test]
+fn a_relay_killed_in_a_digest_storm_and_restarted_loses_no_alert() {
+    digest_storm_with(|cmd, fleet| {
+        fleet[0].signal("KILL");
+        fleet[0].expect_exit(Duration::from_secs(10));
+        let mut again = cmd.start();
+        again.wait_assigned();
+        fleet.push(again);
+    });
 }
