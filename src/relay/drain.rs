@@ -17,6 +17,9 @@ use crate::relay::shared::Shared;
 use crate::relay::shutdown::{Abort, StopClock};
 use crate::relay::systemd;
 
+/// How long a storm partition's clock may finish what is on the wire at
+/// the end of a stop, at most.
+const STORM_WAIT: Duration = Duration::from_secs(5);
 /// How long aborted deliveries get to notice the abort.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
 /// How long queued dead letters get to be acknowledged, at most.
@@ -75,7 +78,18 @@ pub(crate) async fn drain(
     // nothing to do) and commit their handled prefix, after any periodic
     // commit still in flight.
     let owned = shared.partitions().owned();
-    let points = shared.partitions().revoke(&owned, Duration::ZERO);
+    // A storm partition's clock may have a digest or a held recovery on
+    // the wire: let it finish and be recorded (a revoke does the same),
+    // within what the stop has left before its commit.
+    let wait = if shared.storm().is_some() {
+        clock
+            .before_end(LEAVE_RESERVE + COMMIT_WAIT)
+            .saturating_duration_since(Instant::now())
+            .min(STORM_WAIT)
+    } else {
+        Duration::ZERO
+    };
+    let points = off_the_runtime(|| shared.partitions().revoke(&owned, wait));
     let commit_by = clock
         .before_end(LEAVE_RESERVE)
         .min(Instant::now() + COMMIT_WAIT);

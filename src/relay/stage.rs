@@ -7,6 +7,9 @@ pub(crate) enum Stage {
     Validate,
     Map,
     Deliver,
+    /// Absorbed by a storm route (`[route.storm] dead_letter_absorbed`):
+    /// `dedupe`, `flap` or `max_age`.
+    Absorbed(&'static str),
 }
 
 impl Stage {
@@ -16,6 +19,7 @@ impl Stage {
             Stage::Validate => "validate",
             Stage::Map => "map",
             Stage::Deliver => "deliver",
+            Stage::Absorbed(why) => why,
         }
     }
 }

@@ -647,3 +647,41 @@ fn a_relay_killed_in_a_digest_storm_and_restarted_loses_no_alert() {
         fleet.push(again);
     });
 }
+
+#[test]
+fn absorbed_events_are_dead_lettered_with_their_reason_when_asked() {
+    let topic = new_topic("storm-audit", 1);
+    let dlq = new_topic("storm-audit-dlq", 1);
+    let group = unique("storm-audit-g");
+    let target = Target::start(Script::default());
+    let port = free_port();
+    let mut relay = RelayCmd::new(&topic, &group, &target.url())
+        .dead_letters(&dlq)
+        .config(&storm_config(
+            "dedupe = \"10m\"\ndead_letter_absorbed = true",
+            port,
+        ))
+        .start();
+    relay.wait_assigned();
+    produce_records(
+        &topic,
+        &(0..3)
+            .map(|n| on_partition(0, n, "A", "critical"))
+            .collect::<Vec<_>>(),
+    );
+    settle(&group, &topic);
+    assert_eq!(sent(&target), vec![pair("A", "critical")]);
+    let letters = read_all(&dlq, 2, Duration::from_secs(10));
+    assert_eq!(letters.len(), 2);
+    for l in &letters {
+        assert_eq!(l.header("kbridge.stage").as_deref(), Some("dedupe"));
+        assert!(
+            l.header("kbridge.error")
+                .unwrap()
+                .contains("repeats the one delivered"),
+            "{:?}",
+            l.header("kbridge.error")
+        );
+    }
+    relay.stop();
+}

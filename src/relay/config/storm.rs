@@ -47,6 +47,11 @@ pub(crate) struct StormConfig {
     /// again) and recoveries are sent without a hold — never dropped.
     #[serde(default)]
     pub max_state_bytes: Option<usize>,
+    /// Absorbed events (dedupe, flap, max_age) are also written to the
+    /// route's dead-letter topic, `kbridge.stage` saying why — an audit of
+    /// what the target was spared.
+    #[serde(default)]
+    pub dead_letter_absorbed: bool,
     /// jq: the group an alert belongs to (`.service`); the route then
     /// sends digests of groups — its `map` receives a group, not an
     /// event — on Alertmanager's schedule.

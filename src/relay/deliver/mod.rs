@@ -283,7 +283,7 @@ pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) ->
 /// Writes the event's dead letter for this route (or, without a
 /// dead-letter topic, logs and drops it); interrupted if the ownership
 /// ended before the dead letter was acknowledged.
-async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> Handled {
+pub(crate) async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> Handled {
     let reason = reason.to_string();
     let route = job.route.name();
     let (Some(topic), Some(dead_letters)) = (&job.route.dead_letter_topic, shared.dead_letters())

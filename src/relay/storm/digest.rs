@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::changelog::{self, Key};
 use super::group::Group;
-use super::memory::{Absorbed, Policy, Seen, Verdict, decide};
+use super::memory::{Policy, Seen, Verdict, decide};
 use super::store::Store;
 use super::{Tag, Taken, now_ms};
 use crate::relay::deliver::{Interrupted, release};
@@ -45,7 +45,7 @@ pub(crate) async fn fold(shared: &Shared, job: &Job, tag: &Tag) -> Result<bool, 
         ..Policy::default()
     };
     if let Verdict::Skip(why) = decide(&Default::default(), seen, &age_only, now).verdict {
-        absorbed(shared, job, &why, &route_storm.policy);
+        super::absorbed(shared, job, &why, &route_storm.policy).await?;
         return Ok(false);
     }
     let Some(store) = storm.groups(&job.partition) else {
@@ -120,13 +120,6 @@ pub(crate) async fn fold(shared: &Shared, job: &Job, tag: &Tag) -> Result<bool, 
         );
     }
     Ok(false)
-}
-
-/// An event kept out of its group: counted, skipped with its reason.
-fn absorbed(shared: &Shared, job: &Job, why: &Absorbed, policy: &Policy) {
-    let route = job.route.name();
-    shared.totals().storm_absorbed(route, why.label());
-    shared.skip(&job.origin, Some(route), why.reason(policy));
 }
 
 /// Sends one group's digest, if it is due; then records what the target

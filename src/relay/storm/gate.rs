@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::memory::{self, Absorbed, Delivered, Held, Memory, Seen, Verdict};
+use super::memory::{self, Delivered, Held, Memory, Seen, Verdict};
 use super::now_ms;
 use crate::relay::deliver::{Interrupted, send};
 use crate::relay::job::Job;
@@ -44,7 +44,7 @@ pub(crate) async fn through(
         // No alert id: nothing to remember it by; only its age counts.
         let decision = memory::decide(&Memory::default(), seen, policy, now_ms());
         if let Verdict::Skip(why) = decision.verdict {
-            absorbed(shared, job, &why, policy);
+            super::absorbed(shared, job, &why, policy).await?;
             return Ok(false);
         }
         return send(shared, job, bodies).await;
@@ -66,7 +66,7 @@ pub(crate) async fn through(
     }
     let mut delivered = false;
     match decision.verdict {
-        Verdict::Skip(why) => absorbed(shared, job, &why, policy),
+        Verdict::Skip(why) => super::absorbed(shared, job, &why, policy).await?,
         Verdict::Hold { until } => {
             let value = job
                 .origin
@@ -130,11 +130,4 @@ pub(crate) async fn through(
         }
     }
     Ok(delivered)
-}
-
-/// An event the storm stage absorbed: counted, skipped with its reason.
-fn absorbed(shared: &Shared, job: &Job, why: &Absorbed, policy: &memory::Policy) {
-    let route = job.route.name();
-    shared.totals().storm_absorbed(route, why.label());
-    shared.skip(&job.origin, Some(route), why.reason(policy));
 }

@@ -95,6 +95,8 @@ pub(crate) struct StormRoute {
     state: Jq,
     /// `group_by`: the route sends digests of groups.
     pub grouping: Option<Grouping>,
+    /// Absorbed events go to the dead-letter topic too.
+    dead_letter_absorbed: bool,
     max_state_bytes: usize,
     /// The route's memory in this instance, in bytes (every store's).
     bytes: Arc<AtomicUsize>,
@@ -136,6 +138,7 @@ impl StormRoute {
                 }
             },
             max_state_bytes: rc.storm.max_state_bytes(),
+            dead_letter_absorbed: rc.storm.dead_letter_absorbed,
             bytes: Arc::default(),
             full: AtomicBool::new(false),
         })))
@@ -179,6 +182,38 @@ impl StormRoute {
         }
         full
     }
+}
+
+/// An event a storm route absorbed: counted, skipped with its reason, and
+/// with `dead_letter_absorbed` (and a dead-letter topic) dead-lettered
+/// with `kbridge.stage` saying why.
+pub(crate) async fn absorbed(
+    shared: &crate::relay::shared::Shared,
+    job: &crate::relay::job::Job,
+    why: &memory::Absorbed,
+    policy: &Policy,
+) -> Result<(), Interrupted> {
+    let route = job.route.name();
+    shared.totals().storm_absorbed(route, why.label());
+    let reason = why.reason(policy);
+    let audit = job
+        .route
+        .storm
+        .as_ref()
+        .is_some_and(|s| s.dead_letter_absorbed)
+        && job.route.dead_letter_topic.is_some();
+    if audit {
+        tracing::debug!(event = %job.origin.coordinates(), %route, "absorbed: {reason}");
+        return crate::relay::deliver::dead_letter(
+            shared,
+            job,
+            crate::relay::stage::Stage::Absorbed(why.label()),
+            &reason,
+        )
+        .await;
+    }
+    shared.skip(&job.origin, Some(route), reason);
+    Ok(())
 }
 
 /// A partition's memory: its alerts', or its groups' on a digest route.
