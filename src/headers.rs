@@ -54,6 +54,21 @@ pub(crate) fn size(message: &BorrowedMessage<'_>) -> usize {
     total
 }
 
+/// Whether a consumed message has a header named `key` (read as
+/// [`raw_headers`] reads them, without collecting them).
+pub(crate) fn has(message: &BorrowedMessage<'_>, key: &[u8]) -> bool {
+    let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: as in `raw_headers`.
+    let err = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &mut headers) };
+    if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
+        return false;
+    }
+    let mut found = false;
+    // SAFETY: as in `raw_headers`; the headers live as long as `message`.
+    unsafe { each(headers, |h| found |= h.key == key) };
+    found
+}
+
 /// Every header of a native header list, as bytes.
 ///
 /// # Safety

@@ -154,11 +154,13 @@ async fn handle(shared: &Shared, job: &Job) -> Sent {
         }
         Work::Forward => {
             let key = job.order.as_ref().map(|o| o.key.as_str());
-            not_delivered(crate::relay::storm::forward(shared, job, key).await)
+            // Boxed, as every storm future here: the delivery task of a
+            // route without a storm stage stays the size it was.
+            not_delivered(Box::pin(crate::relay::storm::forward(shared, job, key)).await)
         }
         Work::Fold { event } => match (job.route.route.grouped(event), &job.storm) {
             (RouteDecision::Deliver { .. }, Some(tag)) => {
-                crate::relay::storm::fold(shared, job, tag).await
+                Box::pin(crate::relay::storm::fold(shared, job, tag)).await
             }
             (RouteDecision::Skip(reason), _) => {
                 shared.skip(&job.origin, Some(job.route.name()), reason);
@@ -194,7 +196,7 @@ async fn handle(shared: &Shared, job: &Job) -> Sent {
 /// repartition topic; else straight to the target.
 async fn gated(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) -> Sent {
     match &job.storm {
-        Some(tag) => crate::relay::storm::through(shared, job, bodies, tag).await,
+        Some(tag) => Box::pin(crate::relay::storm::through(shared, job, bodies, tag)).await,
         None => send(shared, job, bodies).await,
     }
 }

@@ -46,10 +46,7 @@ impl Origin {
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
             headers: m.headers().map(BorrowedHeaders::detach),
-            redriven: m.headers().is_some()
-                && crate::headers::raw_headers(m)
-                    .iter()
-                    .any(|h| h.key == REDRIVE_HEADER),
+            redriven: crate::headers::has(m, REDRIVE_HEADER),
         }
     }
 

@@ -155,7 +155,7 @@ pub(crate) async fn send(
         (
             group.states(),
             group.digest(route.name(), key),
-            group.meta.digests + 1,
+            group.meta.digests.saturating_add(1),
         )
     };
     let body = serde_json::to_vec(&object).unwrap_or_default();

@@ -96,13 +96,21 @@ impl Group {
         now: i64,
     ) -> Folded {
         let mut folded = Folded::default();
-        if self.members.is_empty() && self.meta.told.is_empty() {
+        // A recovery of an alert the group does not know (it was told and
+        // forgotten, or never seen): worth saying only if the target was
+        // told it fires.
+        if is_resolved(state) && !self.members.contains_key(id) && !self.meta.told.contains_key(id)
+        {
+            folded.repeat = true;
+            return folded;
+        }
+        if self.is_empty() {
             self.meta.started = now;
             folded.meta = true;
         }
         match self.members.get_mut(id) {
             Some(m) if m.state == state => {
-                m.repeats += 1;
+                m.repeats = m.repeats.saturating_add(1);
                 m.event = event.to_string();
                 folded.member = true;
                 folded.repeat = true;
@@ -114,13 +122,6 @@ impl Group {
                 folded.member = true;
             }
             None => {
-                // A recovery of an alert the group does not know (it was
-                // told and forgotten, or never seen): worth saying only if
-                // the target was told it fires.
-                if is_resolved(state) && !self.meta.told.contains_key(id) {
-                    folded.repeat = true;
-                    return folded;
-                }
                 self.members.insert(
                     id.to_string(),
                     Member {
@@ -167,12 +168,14 @@ impl Group {
     fn next_due(&self, timing: &Timing) -> Option<i64> {
         if self.has_news() {
             return Some(match self.meta.last_sent {
-                None => self.meta.started + ms(timing.group_wait),
-                Some(last) => last + ms(timing.group_interval),
+                None => self.meta.started.saturating_add(ms(timing.group_wait)),
+                Some(last) => last.saturating_add(ms(timing.group_interval)),
             });
         }
         match self.meta.last_sent {
-            Some(last) if self.firing() > 0 => Some(last + ms(timing.repeat_interval)),
+            Some(last) if self.firing() > 0 => {
+                Some(last.saturating_add(ms(timing.repeat_interval)))
+            }
             _ => None,
         }
     }
@@ -217,12 +220,12 @@ impl Group {
             "group": key,
             "status": if firing > 0 { "firing" } else { "resolved" },
             "firing": firing,
-            "resolved": self.members.len() - firing,
+            "resolved": self.members.len().saturating_sub(firing),
             "new": new,
             "recovered": recovered,
             "refired": refired,
             "repeat": new + recovered + refired == 0,
-            "digest": self.meta.digests + 1,
+            "digest": self.meta.digests.saturating_add(1),
             "started": self.meta.started,
             "alerts": alerts,
         })
@@ -238,7 +241,7 @@ impl Group {
         now: i64,
     ) -> Vec<String> {
         self.meta.last_sent = Some(now);
-        self.meta.digests += 1;
+        self.meta.digests = self.meta.digests.saturating_add(1);
         let mut forgotten = Vec::new();
         for (id, state) in told {
             if is_resolved(state) {

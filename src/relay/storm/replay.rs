@@ -32,7 +32,7 @@ pub(crate) struct Replay {
 pub(crate) fn event_time(v: &Value) -> Option<i64> {
     let date = v.get("date")?.as_i64()?;
     Some(if date < 100_000_000_000 {
-        date * 1000
+        date.saturating_mul(1000)
     } else {
         date
     })

@@ -90,7 +90,23 @@ pub(crate) async fn ensure(cfg: &RelayConfig) -> Result<()> {
     }
     let kafka = cfg.kafka_opts();
     let admin = kafka.admin()?;
-    let new: Vec<NewTopic<'_>> = topics
+    // Only the missing ones: a cluster that gives kbridge no Create right
+    // refuses even a topic that exists.
+    let existing: Vec<String> = kafka
+        .metadata(admin.inner(), None)?
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.name().to_string())
+        .collect();
+    let missing: Vec<&StormTopic> = topics
+        .iter()
+        .filter(|t| !existing.contains(&t.name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let new: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|t| {
             t.configs.iter().fold(
