@@ -11,23 +11,22 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../src/time_spec.rs"]
 mod time_spec;
 
-mod storm {
-    #[allow(dead_code)]
-    #[path = "../../../src/relay/storm/changelog.rs"]
-    pub mod changelog;
-    #[allow(dead_code)]
-    #[path = "../../../src/relay/storm/group.rs"]
-    pub mod group;
-    #[allow(dead_code)]
-    #[path = "../../../src/relay/storm/memory.rs"]
-    pub mod memory;
-}
+// At the top, as in `relay::storm`: `group` names `super::memory`.
+#[allow(dead_code)]
+#[path = "../../src/relay/storm/changelog.rs"]
+mod changelog;
+#[allow(dead_code)]
+#[path = "../../src/relay/storm/group.rs"]
+mod group;
+#[allow(dead_code)]
+#[path = "../../src/relay/storm/memory.rs"]
+mod memory;
 
 use std::time::Duration;
 
-use storm::changelog::{Key, read_value};
-use storm::group::{Group, Member, Meta, Timing};
-use storm::memory::Memory;
+use changelog::{Key, read_value};
+use group::{Group, Member, Meta, Timing};
+use memory::Memory;
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |b| *b == 0);
@@ -67,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(digest["alerts"].is_array());
             group.sent(&told, &timing, now);
             for (id, state) in &told {
-                if storm::memory::is_resolved(state) {
+                if memory::is_resolved(state) {
                     assert!(!group.meta.told.contains_key(id));
                 }
             }
