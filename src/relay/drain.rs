@@ -90,6 +90,13 @@ pub(crate) async fn drain(
         Duration::ZERO
     };
     let points = off_the_runtime(|| shared.partitions().revoke(&owned, wait));
+    if let Some(storm) = shared.storm() {
+        let within = clock
+            .before_end(LEAVE_RESERVE + COMMIT_WAIT)
+            .saturating_duration_since(Instant::now())
+            .min(crate::relay::storm::REVOKE_FLUSH);
+        off_the_runtime(|| storm.flush(within));
+    }
     let commit_by = clock
         .before_end(LEAVE_RESERVE)
         .min(Instant::now() + COMMIT_WAIT);

@@ -374,3 +374,18 @@ fn check_replays_dedupe_and_held_recoveries_in_event_time() {
         sample("host-cpu-critical.json")["df_fault_id"]
     );
 }
+
+#[test]
+fn a_digest_route_needs_a_jq_map_and_a_key() {
+    for (mapping, key) in [
+        ("preset = \"guance-easyops\"", "key = '.df_fault_id'"),
+        ("map = '{text: .group}'", ""),
+    ] {
+        let (_dir, config) = config_file(&format!(
+            "topics = \"event\"\n[[route]]\nname = \"robot\"\n{mapping}\n{key}\n[route.storm]\ngroup_by = '.service'\n[route.webhook]\nurl = \"https://robot/\"\n"
+        ));
+        check(&["-c", &config], "")
+            .exit(2)
+            .stderr_has("needs a jq map, which receives each group");
+    }
+}

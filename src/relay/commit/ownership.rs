@@ -95,6 +95,11 @@ impl Ownership {
         self.signals.ending.is_cancelled()
     }
 
+    /// Whether step 2 of a revoke happened: nothing may be sent any more.
+    pub(crate) fn is_revoked(&self) -> bool {
+        self.signals.revoked.is_cancelled()
+    }
+
     /// Resolves once the ownership is ending. Cancel-safe.
     pub(crate) async fn ending(&self) {
         self.signals.ending.cancelled().await

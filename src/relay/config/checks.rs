@@ -40,6 +40,12 @@ impl RelayConfig {
             r.webhook.check(&format!("route '{}' webhook", r.name))?;
             r.storm
                 .check(&format!("route '{}' [route.storm]", r.name))?;
+            if r.storm.group_by.is_some() && (r.preset.is_some() || r.key.is_none()) {
+                bail!(UsageError(format!(
+                    "route '{}' groups alerts (group_by): it needs a jq map, which receives each group (README, \"Storm control\"), and a key, the alert id of each event",
+                    r.name
+                )));
+            }
             if r.storm.is_active() && !super::topic_name_ok(&r.name) {
                 bail!(UsageError(format!(
                     "route '{}' has a storm stage, whose topic is named after the route: use only ASCII letters, digits, '.', '_' and '-' in its name",

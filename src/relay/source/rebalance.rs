@@ -50,7 +50,7 @@ impl<J: Send + 'static> ConsumerContext for RelayContext<J> {
             }
             tracing::info!(partitions = ?names(&tps), "partitions revoked; committing what was handled");
             off_the_runtime(|| self.revoke(&tps));
-            self.on_assignment.revoked(&tps);
+            off_the_runtime(|| self.on_assignment.revoked(&tps));
             let owned = self.partitions.owned();
             self.totals.assigned(!owned.is_empty());
             self.on_assignment.owned(&owned);

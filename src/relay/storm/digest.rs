@@ -102,7 +102,7 @@ pub(crate) async fn fold(shared: &Shared, job: &Job, tag: &Tag) -> Result<bool, 
             &job.origin,
             Some(route),
             format!(
-                "dedupe: alert {alert} repeats its state '{}' in group '{group_key}' (no news for its digest)",
+                "dedupe: alert {alert} repeats its state '{}' in group '{group_key}', or recovers without the group having told it fires (no news for its digest; group_by must give all events of an alert one group)",
                 tag.state
             ),
         );
@@ -147,7 +147,7 @@ pub(crate) async fn send(
         return Err(Interrupted);
     }
     // A snapshot: events keep joining the group while its digest goes.
-    let (told, object, number) = {
+    let (told, object, number, started) = {
         let (_entry, group) = store.lock(key).await;
         if !group.is_due(now_ms()) {
             return Ok(());
@@ -156,6 +156,7 @@ pub(crate) async fn send(
             group.states(),
             group.digest(route.name(), key),
             group.meta.digests.saturating_add(1),
+            group.meta.started,
         )
     };
     let body = serde_json::to_vec(&object).unwrap_or_default();
@@ -163,7 +164,9 @@ pub(crate) async fn send(
     let origin = Arc::new(Origin {
         // The digest's coordinates: its Idempotency-Key, its dead
         // letter's headers.
-        topic: Arc::from(format!("{}:digest:{key}", partition.topic)),
+        // (`started` tells a group's storms apart: digest 1 of the next
+        // one is another message.)
+        topic: Arc::from(format!("{}:digest:{key}:{started}", partition.topic)),
         partition: partition.partition,
         offset: number as i64,
         timestamp_ms: Some(now_ms()),
@@ -213,6 +216,7 @@ pub(crate) async fn send(
     };
     if group.is_empty() {
         storm.record(p, meta, None, ownership).await?;
+        store.changed(key, size_before, &group);
         store.forget(key, &entry, &group);
     } else {
         storm

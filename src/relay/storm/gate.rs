@@ -121,6 +121,7 @@ pub(crate) async fn through(
             storm
                 .record_alert(route, p, key, None, &job.ownership)
                 .await?;
+            store.changed(key, size_before, &memory);
             store.forget(key, &entry, &memory);
         } else {
             storm

@@ -147,7 +147,9 @@ impl Group {
     fn is_news(&self, id: &str, m: &Member) -> bool {
         match self.meta.told.get(id) {
             Some(told) => *told != m.state,
-            None => !is_resolved(&m.state),
+            // Fired and recovered before a digest told it: still news
+            // (every alert appears in some digest), then it leaves.
+            None => true,
         }
     }
 
@@ -385,6 +387,18 @@ mod tests {
         let f = g.fold("z", "ok", "{}", &timing(), 400 * S);
         assert!(f.repeat && !f.member);
         assert!(g.members.is_empty());
+    }
+
+    #[test]
+    fn an_alert_that_fires_and_recovers_before_a_digest_is_told_once_then_leaves() {
+        let mut g = Group::default();
+        g.fold("a", "critical", "{}", &timing(), 0);
+        g.fold("a", "ok", "{}", &timing(), 10 * S);
+        assert_eq!(g.meta.due, Some(30 * S));
+        let (d, forgotten) = send(&mut g, 30 * S);
+        assert_eq!(d["alerts"][0]["state"], "ok");
+        assert_eq!(forgotten, vec!["a".to_string()]);
+        assert!(g.is_empty());
     }
 
     #[test]

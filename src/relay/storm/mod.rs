@@ -76,6 +76,9 @@ pub(crate) fn changelog_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 pub(crate) use topics::{check_partitions, ensure as ensure_topics};
 
+/// How long a revoke waits for the storm records still queued.
+pub(crate) const REVOKE_FLUSH: Duration = Duration::from_secs(5);
+
 /// The default `state`: Guance's `df_status`, its recoveries (`ok`,
 /// `nodata_ok`, `nodata_as_ok`, `manual_ok`) as `resolved`.
 const DEFAULT_STATE: &str =
@@ -403,17 +406,26 @@ impl Storm {
         if mine.is_empty() {
             return;
         }
-        let committed = match committed(TopicPartition::list(&mine)) {
-            Ok(c) => c,
-            Err(e) => {
-                self.set_fatal(format!("cannot read the committed offsets of the repartition partitions assigned: {e}; restarting is safe"));
-                return;
+        let mut tries = 0;
+        let committed = loop {
+            match committed(TopicPartition::list(&mine)) {
+                Ok(c) => break Some(c),
+                Err(e) if tries >= 2 => {
+                    // From the start rather than from `offset_reset`: an
+                    // event there was taken from its source already, so
+                    // skipping it would lose it; reading it again costs
+                    // what the storm stage absorbs as repeats.
+                    self.set_fatal(format!("cannot read the committed offsets of the repartition partitions assigned: {e}; they start from the beginning, and kbridge stops (systemd restarts it)"));
+                    break None;
+                }
+                Err(_) => tries += 1,
             }
         };
         for tp in &mine {
-            let has = committed
-                .find_partition(&tp.topic, tp.partition)
-                .is_some_and(|e| matches!(e.offset(), rdkafka::Offset::Offset(o) if o >= 0));
+            let has = committed.as_ref().is_some_and(|c| {
+                c.find_partition(&tp.topic, tp.partition)
+                    .is_some_and(|e| matches!(e.offset(), rdkafka::Offset::Offset(o) if o >= 0))
+            });
             if !has {
                 let Ok(topic) = std::ffi::CString::new(tp.topic.as_bytes()) else {
                     continue;
@@ -466,7 +478,6 @@ impl Storm {
             }
         };
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now_ms();
         let mut alerts = 0;
         for tp in mine {
             let Some(route) = self.routes.get(&*tp.topic) else {
@@ -475,11 +486,13 @@ impl Storm {
             let Some(storm) = route.storm.as_ref() else {
                 continue;
             };
-            let mut memories = restored
+            let memories = restored
                 .remove(&(route.name().to_string(), tp.partition))
                 .unwrap_or_default();
+            // What expired stays until the partition's first sweep, which
+            // writes its tombstone (dropped here, its record would stay in
+            // the state topic for good).
             let store = if storm.grouping.is_some() {
-                memories.groups.retain(|_, g| !g.is_empty());
                 alerts += memories
                     .groups
                     .values()
@@ -490,9 +503,6 @@ impl Storm {
                     storm.bytes.clone(),
                 )))
             } else {
-                memories
-                    .alerts
-                    .retain(|_, m| !m.is_expired(&storm.policy, now));
                 alerts += memories.alerts.len();
                 Stores::Alerts(Arc::new(store::Store::new(
                     memories.alerts,
@@ -529,8 +539,22 @@ impl Storm {
     /// owner's now.
     pub(crate) fn revoked(&self, tps: &[TopicPartition]) {
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        for tp in tps {
-            stores.remove(tp);
+        let mine = tps.iter().filter(|tp| stores.remove(*tp).is_some()).count();
+        drop(stores);
+        if mine > 0 {
+            self.flush(REVOKE_FLUSH);
+        }
+    }
+
+    /// Waits (bounded) for the records still queued: a write given up when
+    /// an ownership was revoked must land before the next owner reads the
+    /// memory back, which it does only after the revoke (or the stop)
+    /// ends. Blocking.
+    pub(crate) fn flush(&self, within: Duration) {
+        if let Err(e) = self.producer.flush(within) {
+            tracing::warn!(
+                "storm records still queued after {within:?} at a hand-over ({e}); the next owner may read a memory they change later"
+            );
         }
     }
 
@@ -546,7 +570,10 @@ impl Storm {
         let mut wait = Duration::from_millis(100);
         let mut failing = false;
         let result = loop {
-            if ownership.is_ending() {
+            // Not `is_ending`: a revoke ends the ownership first and then
+            // waits for what runs — a delivery on the wire and its record
+            // among them, so that the next owner does not send it again.
+            if ownership.is_revoked() {
                 break Err(Interrupted);
             }
             let sent = tokio::select! {
@@ -566,10 +593,24 @@ impl Storm {
                 failing = true;
                 self.totals.storm_failing(1);
             }
-            tracing::error!(
-                retry_in = ?wait,
-                "cannot write {what}: {e}; its partition waits until it succeeds (check the storm topics exist and kbridge may write them)"
+            let too_large = matches!(
+                e,
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge
+                        | rdkafka::types::RDKafkaErrorCode::InvalidRecord
+                )
             );
+            if too_large {
+                tracing::error!(
+                    retry_in = ?wait,
+                    "cannot write {what}: {e}; the storm topic refuses a record this large: raise its max.message.bytes (kbridge creates them with twice max_message_bytes and 1 MiB more); its partition waits until it succeeds"
+                );
+            } else {
+                tracing::error!(
+                    retry_in = ?wait,
+                    "cannot write {what}: {e}; its partition waits until it succeeds (check the storm topics exist and kbridge may write them)"
+                );
+            }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = ownership.ending() => break Err(Interrupted),

@@ -55,19 +55,32 @@ async fn run(shared: Arc<Shared>, taken: Taken) {
             _ = tokio::time::sleep(wait) => {}
         }
         for key in taken.store.due(now_ms()) {
-            let done = match &taken.store {
-                Stores::Alerts(store) => release_one(&shared, &taken, store, &key).await,
-                Stores::Groups(store) => super::digest::send(&shared, &taken, store, &key).await,
-            };
+            let done = contained(&shared, &taken, async {
+                match &taken.store {
+                    Stores::Alerts(store) => release_one(&shared, &taken, store, &key).await,
+                    Stores::Groups(store) => {
+                        super::digest::send(&shared, &taken, store, &key).await
+                    }
+                }
+            })
+            .await;
             if done.is_err() {
                 return;
             }
         }
         if Instant::now() >= next_sweep {
-            let swept = match &taken.store {
-                Stores::Alerts(store) => sweep(&shared, &taken, store).await,
-                Stores::Groups(store) => super::digest::sweep(&shared, &taken, store).await,
-            };
+            let swept = contained(&shared, &taken, async {
+                // A revoke waits for the sweep's tombstones too.
+                let _running = taken.ownership.run();
+                if taken.ownership.is_ending() {
+                    return Err(Interrupted);
+                }
+                match &taken.store {
+                    Stores::Alerts(store) => sweep(&shared, &taken, store).await,
+                    Stores::Groups(store) => super::digest::sweep(&shared, &taken, store).await,
+                }
+            })
+            .await;
             if swept.is_err() {
                 return;
             }
@@ -96,6 +109,32 @@ impl Taken {
             permit: slot(),
             bytes: slot(),
             storm: None,
+        }
+    }
+}
+
+/// One step of the clock, a panic in it contained: logged and counted as
+/// a defect, the clock goes on (the item stays due and is tried again at
+/// the next step).
+async fn contained(
+    shared: &Shared,
+    taken: &Taken,
+    step: impl std::future::Future<Output = Result<(), Interrupted>>,
+) -> Result<(), Interrupted> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(step).catch_unwind().await {
+        Ok(done) => done,
+        Err(_) => {
+            let route = taken.route.name();
+            shared.totals().panicked(route);
+            tracing::error!(
+                %route, partition = %taken.partition,
+                "kbridge failed on the storm partition's clock (a defect; please report it); it goes on"
+            );
+            // Not at once again: the next step comes with the next due
+            // item or sweep.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(())
         }
     }
 }

@@ -34,10 +34,19 @@ pub(crate) fn needed(cfg: &RelayConfig) -> Vec<StormTopic> {
     if !cfg.has_storm() {
         return Vec::new();
     }
+    // A held recovery keeps its event as a JSON string (escaped, up to
+    // twice its bytes), a digest member its latest event.
+    let max_bytes = cfg
+        .max_message_bytes
+        .saturating_mul(2)
+        .saturating_add(1 << 20)
+        .min(i32::MAX as usize)
+        .to_string();
     let mut topics = vec![StormTopic {
         name: cfg.storm_state_topic(),
         configs: vec![
             ("cleanup.policy", "compact".into()),
+            ("max.message.bytes", max_bytes.clone()),
             // Tombstones of forgotten alerts leave the log after a day.
             ("delete.retention.ms", "86400000".into()),
             ("min.compaction.lag.ms", "0".into()),
@@ -48,6 +57,7 @@ pub(crate) fn needed(cfg: &RelayConfig) -> Vec<StormTopic> {
             name: cfg.repartition_topic(r),
             configs: vec![
                 ("cleanup.policy", "delete".into()),
+                ("max.message.bytes", max_bytes.clone()),
                 (
                     "retention.ms",
                     REPARTITION_RETENTION.as_millis().to_string(),
