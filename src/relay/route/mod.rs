@@ -23,7 +23,7 @@ pub(crate) mod jq;
 mod jq_bounds;
 pub(crate) mod jq_budget;
 mod nesting;
-mod preset;
+pub(crate) mod preset;
 mod strict_json;
 
 use std::sync::Arc;

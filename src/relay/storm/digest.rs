@@ -142,10 +142,6 @@ pub(crate) async fn send(
     ) else {
         return Ok(());
     };
-    let _running = ownership.run();
-    if ownership.is_ending() {
-        return Err(Interrupted);
-    }
     // A snapshot: events keep joining the group while its digest goes.
     let (told, object, number, started) = {
         let (_entry, group) = store.lock(key).await;

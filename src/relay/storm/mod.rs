@@ -79,10 +79,18 @@ pub(crate) use topics::{check_partitions, ensure as ensure_topics};
 /// How long a revoke waits for the storm records still queued.
 pub(crate) const REVOKE_FLUSH: Duration = Duration::from_secs(5);
 
-/// The default `state`: Guance's `df_status`, its recoveries (`ok`,
-/// `nodata_ok`, `nodata_as_ok`, `manual_ok`) as `resolved`.
-const DEFAULT_STATE: &str =
-    r#"if .df_status == "ok" then "resolved" else (.df_status // "firing") end"#;
+/// The default `state`: Guance's `df_status`, the preset's recoveries
+/// (`RECOVERY_STATUSES`) as `resolved`.
+fn default_state() -> String {
+    let recovery: Vec<String> = crate::relay::route::preset::RECOVERY_STATUSES
+        .iter()
+        .map(|s| format!(". == \"{s}\""))
+        .collect();
+    format!(
+        r#"(.df_status // "firing") | if {} then "resolved" else . end"#,
+        recovery.join(" or ")
+    )
+}
 
 /// A digest route's grouping: its `group_by` program and its times.
 pub(crate) struct Grouping {
@@ -113,8 +121,8 @@ impl StormRoute {
         if !rc.storm.is_active() {
             return Ok(None);
         }
-        let code = rc.storm.state.as_deref().unwrap_or(DEFAULT_STATE);
-        let state = Jq::compile(code)
+        let code = rc.storm.state.clone().unwrap_or_else(default_state);
+        let state = Jq::compile(&code)
             .map_err(|e| anyhow!("route '{}': [route.storm] state: {e}", rc.name))?;
         Ok(Some(Arc::new(Self {
             repartition: Arc::from(cfg.repartition_topic(&rc.name)),

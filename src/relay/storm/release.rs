@@ -70,11 +70,6 @@ async fn run(shared: Arc<Shared>, taken: Taken) {
         }
         if Instant::now() >= next_sweep {
             let swept = contained(&shared, &taken, async {
-                // A revoke waits for the sweep's tombstones too.
-                let _running = taken.ownership.run();
-                if taken.ownership.is_ending() {
-                    return Err(Interrupted);
-                }
                 match &taken.store {
                     Stores::Alerts(store) => sweep(&shared, &taken, store).await,
                     Stores::Groups(store) => super::digest::sweep(&shared, &taken, store).await,
@@ -113,15 +108,21 @@ impl Taken {
     }
 }
 
-/// One step of the clock, a panic in it contained: logged and counted as
-/// a defect, the clock goes on (the item stays due and is tried again at
-/// the next step).
+/// One step of the clock, under the partition's ownership, a panic in it
+/// contained: logged and counted as a defect, the clock goes on (the item
+/// stays due and is tried again at the next step).
 async fn contained(
     shared: &Shared,
     taken: &Taken,
     step: impl std::future::Future<Output = Result<(), Interrupted>>,
 ) -> Result<(), Interrupted> {
     use futures_util::FutureExt;
+    // A revoke waits for the step (a delivery on the wire, its record, a
+    // tombstone) before the next owner reads the memory.
+    let _running = taken.ownership.run();
+    if taken.ownership.is_ending() {
+        return Err(Interrupted);
+    }
     match std::panic::AssertUnwindSafe(step).catch_unwind().await {
         Ok(done) => done,
         Err(_) => {
@@ -152,10 +153,6 @@ async fn release_one(
         ownership,
         ..
     } = taken;
-    let _running = ownership.run();
-    if ownership.is_ending() {
-        return Err(Interrupted);
-    }
     let (_entry, mut memory) = store.lock(key).await;
     let size_before = memory.size(key);
     let Some(held) = memory.held.clone() else {

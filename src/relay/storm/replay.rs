@@ -28,14 +28,12 @@ pub(crate) struct Replay {
     lines: BTreeMap<String, Vec<usize>>,
 }
 
-/// An event's time in epoch ms: its `date` (seconds below 10^11).
+/// An event's time in epoch ms: its `date`, seconds or milliseconds as
+/// the preset reads it.
 pub(crate) fn event_time(v: &Value) -> Option<i64> {
-    let date = v.get("date")?.as_i64()?;
-    Some(if date < 100_000_000_000 {
-        date.saturating_mul(1000)
-    } else {
-        date
-    })
+    Some(crate::relay::route::preset::epoch_millis(
+        v.get("date")?.as_f64()?,
+    ))
 }
 
 fn bodies_json(bodies: &[Bytes]) -> Vec<Value> {

@@ -96,6 +96,24 @@ impl Silences {
         *list = Arc::new(next);
     }
 
+    /// Forgets the silences that are over.
+    fn prune(&self) {
+        let now = super::now_ms();
+        if self
+            .list
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .all(|(s, _)| s.ends > now)
+        {
+            return;
+        }
+        let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let next: Vec<(Silence, Jq)> = list.iter().filter(|(s, _)| s.ends > now).cloned().collect();
+        self.any.store(!next.is_empty(), Ordering::Relaxed);
+        *list = Arc::new(next);
+    }
+
     /// Whether any silence may be in force (a cheap look first).
     pub(crate) fn any(&self) -> bool {
         self.any.load(Ordering::Relaxed)
@@ -172,7 +190,7 @@ pub(crate) fn watch(
                         tracing::warn!(%topic, "reading the silences: {e}");
                         std::thread::sleep(Duration::from_secs(1));
                     }
-                    None => silences.set("", None),
+                    None => silences.prune(),
                 }
             }
         })?;

@@ -127,6 +127,17 @@ pub(crate) fn map<'e>(
     (alert, warning)
 }
 
+/// `date` in seconds or milliseconds → epoch milliseconds (truncated):
+/// the event time `kbridge check` replays storm routes in.
+pub(crate) fn epoch_millis(date: f64) -> i64 {
+    let ms = if date > MILLIS_THRESHOLD {
+        date
+    } else {
+        date * 1000.0
+    };
+    ms.trunc() as i64
+}
+
 /// `date` in seconds or milliseconds → whole epoch seconds (truncated).
 pub(crate) fn epoch_seconds(date: f64) -> i64 {
     let secs = if date > MILLIS_THRESHOLD {

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use crate::relay::config::Preset;
 use crate::relay::stage::Stage;
 use decode::decode;
+pub(crate) use map::{RECOVERY_STATUSES, epoch_millis};
 use map::{map, tags_json};
 use validate::{GuanceFields, Validated, validate};
 
