@@ -11,6 +11,7 @@
 mod check;
 mod cluster;
 mod consume;
+mod dlq;
 mod groups;
 mod manual;
 mod output;
@@ -18,6 +19,7 @@ mod produce;
 mod run;
 mod silence;
 mod topics;
+mod trace;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -98,6 +100,11 @@ enum Command {
     Demo(run::DemoArgs),
     /// Check the relay's config, and show what it would do with sample events
     Check(check::CheckArgs),
+    /// Dead letters: counts, records decoded, and fix-and-replay
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
+    /// The journey of an alert: each route's outcome, its source records and dead letters
+    Trace(trace::TraceArgs),
     /// Silence alerts for a time window (every relay of the group honours it)
     #[command(subcommand)]
     Silence(silence::SilenceCommand),
@@ -155,6 +162,8 @@ impl Cli {
             Command::Demo(args) => crate::demo::run(args.deadline).await?,
             Command::Check(args) => return args.execute(),
             Command::Silence(cmd) => return cmd.execute(opts, brokers_given).await,
+            Command::Dlq(cmd) => return cmd.execute(opts, brokers_given).await,
+            Command::Trace(args) => return args.execute(opts, brokers_given).await,
             Command::Completions { shell } => {
                 let mut script = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "kbridge", &mut script);

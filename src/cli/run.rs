@@ -45,6 +45,29 @@ pub(super) struct ConfigFile {
     pub config: Option<PathBuf>,
 }
 
+impl ConfigFile {
+    /// The relay's config as an operator command reads it (`dlq`,
+    /// `trace`): `-b` and `-X` given on the command line win over the
+    /// file's; none named, none.
+    pub(super) fn load_for(
+        &self,
+        opts: &KafkaOpts,
+        brokers_given: bool,
+    ) -> Result<Option<crate::relay::config::RelayConfig>> {
+        let Some(path) = self.config.as_deref() else {
+            return Ok(None);
+        };
+        let overrides = Overrides {
+            brokers: brokers_given.then(|| opts.brokers.clone()),
+            kafka: opts.properties.iter().cloned().collect(),
+            ..Default::default()
+        };
+        crate::relay::config::RelayConfig::load(Some(path), &overrides)
+            .map(Some)
+            .map_err(|e| crate::error::UsageError(format!("{e:#}")).into())
+    }
+}
+
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
     #[command(flatten)]

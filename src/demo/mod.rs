@@ -266,6 +266,7 @@ fn show(route: &str, outcome: &Outcome) -> Result<&'static str> {
             key,
             bodies,
             attempts,
+            ..
         } => {
             let tries = if *attempts > bodies.len() as u32 {
                 format!(" after {attempts} attempts")
@@ -282,14 +283,18 @@ fn show(route: &str, outcome: &Outcome) -> Result<&'static str> {
             outln!("    {route}: skipped: {reason}")?;
             "skipped"
         }
-        Outcome::DeadLettered { stage, reason } => {
+        Outcome::Absorbed { what, reason } => {
+            outln!("    {route}: {what}: {reason}")?;
+            "skipped"
+        }
+        Outcome::DeadLettered { stage, reason, .. } => {
             outln!(
                 "    {route}: dead-lettered to {DLQ} (stage {}): {reason}",
                 stage.as_str()
             )?;
             "dead-lettered"
         }
-        Outcome::Dropped { stage, reason } => {
+        Outcome::Dropped { stage, reason, .. } => {
             outln!("    {route}: dropped (stage {}): {reason}", stage.as_str())?;
             "dropped"
         }

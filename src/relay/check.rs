@@ -118,7 +118,7 @@ pub(crate) fn run(
 /// One event's fate on one route, as the `--json` contract says: `line`
 /// (1-based), `route`, `outcome` (`deliver`, `skip`, `invalid`) and
 /// `bodies` or `reason` (with `stage` for an invalid event).
-fn verdict(line: usize, route: &str, decision: &RouteDecision) -> Value {
+pub(crate) fn verdict(line: usize, route: &str, decision: &RouteDecision) -> Value {
     match decision {
         RouteDecision::Skip(reason) => {
             json!({"line": line, "route": route, "outcome": "skip", "reason": reason})

@@ -46,12 +46,14 @@
 //! "The seed", in comments: the Python `kafka_event_server` kbridge
 //! replaces, from the article it grew from; ARCHITECTURE.md says more.
 
+pub(crate) mod audit;
 mod blocking;
 pub(crate) mod check;
 mod commit;
 pub(crate) mod config;
 mod consume_loop;
 mod deliver;
+pub(crate) mod dlq;
 mod drain;
 mod fleet_share;
 mod job;
@@ -67,6 +69,8 @@ mod stage;
 pub(crate) mod storm;
 mod systemd;
 mod telemetry;
+mod topics;
+pub(crate) mod trace;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -1,8 +1,12 @@
-//! What happened to one event on one route, for an optional observer: `kbridge demo`
-//! prints these. The service has none, and builds no report.
+//! What happened to one event on one route, for whoever listens: `kbridge
+//! demo` prints these, and the audit (`relay::audit`) writes each to its
+//! topic. Without either, no report is built.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::relay::deliver::Answered;
 use crate::relay::stage::Stage;
 
 #[derive(Debug, Clone)]
@@ -10,7 +14,7 @@ pub(crate) struct Report {
     /// `topic-partition-offset`.
     pub coordinates: String,
     /// The route; `None` when no route takes the event's topic.
-    pub route: Option<std::sync::Arc<str>>,
+    pub route: Option<Arc<str>>,
     pub outcome: Outcome,
 }
 
@@ -23,18 +27,31 @@ pub(crate) enum Outcome {
         bodies: Vec<Bytes>,
         /// Attempts over all its requests.
         attempts: u32,
+        /// The last answer's HTTP status.
+        status: Option<u16>,
     },
     Skipped {
+        reason: String,
+    },
+    /// Kept from the target by the storm stage: `what` is `deduped`,
+    /// `grouped` (into a digest), `held` (a recovery, for
+    /// `hold_resolved`), `silenced`, or `absorbed` (a flap, `max_age`).
+    Absorbed {
+        what: &'static str,
         reason: String,
     },
     DeadLettered {
         stage: Stage,
         reason: String,
+        answer: Answered,
+        /// Where the dead letter is: topic, partition, offset.
+        at: Option<(Arc<str>, i32, i64)>,
     },
     /// Invalid or rejected with no dead-letter topic configured: logged and
     /// committed.
     Dropped {
         stage: Stage,
         reason: String,
+        answer: Answered,
     },
 }

@@ -51,17 +51,21 @@ pub(crate) async fn serve(
     let abort = Abort::default();
     let shared = Arc::new(Shared::new(&cfg, totals, reports, &abort)?);
 
-    // The storm stage's topics, made if missing (before the wait, which
-    // then finds them).
+    // The storm stage's topics and the audit topic, made if missing
+    // (before the wait, which then finds them).
     let mut stop = shutdown.clone();
     tokio::select! {
-        made = crate::relay::storm::ensure_topics(&cfg) => made?,
+        made = async {
+            crate::relay::storm::ensure_topics(&cfg).await?;
+            crate::relay::audit::ensure_topic(&cfg).await
+        } => made?,
         _ = stop.requested() => return Ok(()),
     }
     let mut needed = cfg.subscribed_topics();
     if shared.storm().is_some() {
         needed.push(cfg.storm_state_topic());
     }
+    needed.extend(cfg.audit.topic.clone());
     for topic in shared
         .routes()
         .iter()

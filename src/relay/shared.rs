@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::relay::audit::Audit;
 use crate::relay::commit::{OrderKey, Ownership, Partitions};
 use crate::relay::config::RelayConfig;
 use crate::relay::deliver::DeadLetters;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     fleet_share: Arc<FleetShare>,
     /// The storm stage, with storm routes.
     storm: Option<Arc<Storm>>,
+    /// The journey of every alert, with `[audit] topic`.
+    audit: Option<Arc<Audit>>,
     /// Where its release tasks start from (taken once, by `service`).
     storm_taken: Mutex<Option<mpsc::UnboundedReceiver<Taken>>>,
 }
@@ -47,6 +50,7 @@ pub(crate) struct Shared {
 struct Assignment {
     fleet_share: Arc<FleetShare>,
     storm: Option<Arc<Storm>>,
+    audit: Option<Arc<Audit>>,
 }
 
 impl OnAssignment for Assignment {
@@ -77,6 +81,10 @@ impl OnAssignment for Assignment {
             s.revoked(tps);
         }
     }
+
+    fn durable(&self, deadline: std::time::Instant) -> bool {
+        self.audit.as_ref().is_none_or(|a| a.durable(deadline))
+    }
 }
 
 /// Events that may wait behind their alert's earlier events without a
@@ -100,6 +108,7 @@ impl Shared {
             None => (None, None),
         };
         let kafka = cfg.kafka_opts();
+        let audit = Audit::new(cfg)?.map(Arc::new);
         let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(
             abort.token(),
             routes.iter().map(|r| r.name().to_string()).collect(),
@@ -122,6 +131,7 @@ impl Shared {
             Arc::new(Assignment {
                 fleet_share: fleet_share.clone(),
                 storm: storm.clone(),
+                audit: audit.clone(),
             }),
         )?;
         // One producer for every route's dead-letter topic.
@@ -143,6 +153,7 @@ impl Shared {
             )),
             fleet_share,
             storm,
+            audit,
             storm_taken: Mutex::new(storm_taken),
         })
     }
@@ -196,29 +207,63 @@ impl Shared {
         self.max_message_bytes
     }
 
-    /// Sends an outcome to the observer, if there is one; `outcome` is only
-    /// built then (this runs once per event and route).
+    /// Tells an outcome to the audit and the observer, if there are any;
+    /// `outcome` is only built then (this runs once per event and route).
+    /// `key`: the route's key for the event (the alert id), if it has one.
     pub(crate) fn report(
         &self,
         origin: &Origin,
         route: Option<&Arc<str>>,
+        key: Option<&str>,
         outcome: impl FnOnce() -> Outcome,
     ) {
+        if self.audit.is_none() && self.reports.is_none() {
+            return;
+        }
+        let outcome = outcome();
+        if let Some(audit) = &self.audit {
+            audit.record(origin, route.map(|r| &**r), key, &outcome);
+        }
         if let Some(tx) = &self.reports {
             let _ = tx.send(Report {
                 coordinates: origin.coordinates(),
                 route: route.cloned(),
-                outcome: outcome(),
+                outcome,
             });
         }
     }
 
     /// An event skipped on a route (or, `route` `None`, by every route):
     /// counted, logged at debug, reported.
-    pub(crate) fn skip(&self, origin: &Origin, route: Option<&Arc<str>>, reason: String) {
+    pub(crate) fn skip(
+        &self,
+        origin: &Origin,
+        route: Option<&Arc<str>>,
+        key: Option<&str>,
+        reason: String,
+    ) {
         self.totals.skipped(route);
         tracing::debug!(event = %origin.coordinates(), route = route.map_or("-", |r| &**r), "skipped: {reason}");
-        self.report(origin, route, || Outcome::Skipped { reason });
+        self.report(origin, route, key, || Outcome::Skipped { reason });
+    }
+
+    /// An event the storm stage kept from the target (`what`: `deduped`,
+    /// `grouped`, `held`, `silenced`, `absorbed`): counted as skipped,
+    /// logged at debug, reported.
+    pub(crate) fn absorbed(
+        &self,
+        origin: &Origin,
+        route: &Arc<str>,
+        key: Option<&str>,
+        what: &'static str,
+        reason: String,
+    ) {
+        self.totals.skipped(Some(route));
+        tracing::debug!(event = %origin.coordinates(), route = %route, "{what}: {reason}");
+        self.report(origin, Some(route), key, || Outcome::Absorbed {
+            what,
+            reason,
+        });
     }
 
     /// An event a route cannot map: counted and logged with the reason;

@@ -169,7 +169,8 @@ pub(crate) fn on_signals(drain_timeout: Duration) -> (Trigger, Shutdown) {
     (handle, shutdown)
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Resolves at SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn wait_for_signal() -> std::io::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r,

@@ -41,6 +41,12 @@ pub(crate) trait CommitsInTurn: ConsumerContext + Sized + 'static {
     fn to_commit(&self) -> Vec<CommitPoint>;
     /// These points were committed.
     fn committed(&self, points: &[CommitPoint]);
+    /// Whether what the handled events fed is durable (the audit
+    /// records), waiting at most until `deadline`; asked after a commit's
+    /// points were taken, before they are committed.
+    fn durable(&self, _deadline: Instant) -> bool {
+        true
+    }
 }
 
 /// Lets one commit run at a time.
@@ -187,6 +193,9 @@ fn commit_in_turn<C: CommitsInTurn>(
     let gate = consumer.context().commit_gate();
     let left = deadline.saturating_duration_since(Instant::now());
     gate.exclusive(left, || {
+        if !consumer.context().durable(deadline) {
+            return Err(KafkaError::Canceled);
+        }
         (|| commit_points(consumer, points))
             .retry(
                 ExponentialBuilder::default()
@@ -255,6 +264,12 @@ where
                 context.commit_gate().exclusive(every, || {
                     let points = context.to_commit();
                     if points.is_empty() {
+                        return Ok(());
+                    }
+                    // Taken before the wait: every event they cover
+                    // handed its audit record over already. Not durable
+                    // in time: committed with a later round.
+                    if !context.durable(Instant::now() + every) {
                         return Ok(());
                     }
                     let done = commit_points(&consumer, &points);

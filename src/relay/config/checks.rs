@@ -61,6 +61,7 @@ impl RelayConfig {
         self.retry.status_policy()?;
         self.check_ranges()?;
         self.storm.check_relay(!self.routes.is_empty())?;
+        self.audit.check()?;
         let prefix = self.storm.prefix(&self.group);
         if self.has_storm() && !super::topic_name_ok(&prefix) {
             bail!(UsageError(format!(

@@ -34,6 +34,7 @@ const ENV_KEYS: &[&str] = &[
     "commit_interval",
     "topic_wait",
     "jq",
+    "audit",
     "metrics",
 ];
 

@@ -7,6 +7,7 @@
 //! commented-out line never demands a variable). The `Debug` output of the
 //! config redacts secrets, and nothing here is ever logged in full.
 
+mod audit;
 mod checks;
 mod de;
 mod layers;

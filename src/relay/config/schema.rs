@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::audit::AuditConfig;
 use super::de::{duration, one_or_many};
 use super::preset::Preset;
 use super::route::RouteConfig;
@@ -100,6 +101,10 @@ pub(crate) struct RelayConfig {
     /// the `default` route's storm keys).
     #[serde(default)]
     pub storm: StormConfig,
+    /// `[audit]`: a record per event and route outcome, for `kbridge
+    /// trace` (off unless its topic is set).
+    #[serde(default)]
+    pub audit: AuditConfig,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]

@@ -28,6 +28,7 @@ use super::retry::backoff;
 use crate::client::{KafkaContext, KafkaOpts};
 use crate::relay::commit::Ownership;
 use crate::relay::config::RetryConfig;
+use crate::relay::dlq::names;
 use crate::relay::source::Origin;
 use crate::relay::stage::Stage;
 
@@ -54,7 +55,12 @@ pub(crate) struct Letter<'a> {
     pub route: &'a str,
     pub stage: Stage,
     pub reason: &'a str,
+    /// What the target answered, if it was asked.
+    pub answer: super::Answered,
 }
+
+/// Where a dead letter was written: its partition and offset.
+pub(crate) type Written = (i32, i64);
 
 /// What a dead letter leaves out, step by step, when the topic says it is
 /// too large.
@@ -148,13 +154,14 @@ impl DeadLetters {
 
     /// Builds the dead letter's headers: the original ones (unless left
     /// out) plus ours.
-    fn headers(
-        origin: &Origin,
-        with_original: bool,
-        route: &str,
-        stage: Stage,
-        reason: &str,
-    ) -> OwnedHeaders {
+    fn headers(origin: &Origin, with_original: bool, letter: &Letter<'_>) -> OwnedHeaders {
+        let Letter {
+            route,
+            stage,
+            reason,
+            answer,
+            ..
+        } = *letter;
         // A native copy: the original keys and values stay the bytes they
         // were, UTF-8 or not.
         let mut headers = origin
@@ -166,19 +173,25 @@ impl DeadLetters {
         let partition = origin.partition.to_string();
         let offset = origin.offset.to_string();
         let now = jiff::Timestamp::now().to_string();
+        let status = answer.status.map(|s| s.to_string());
+        let attempts = (answer.attempts > 0).then(|| answer.attempts.to_string());
         for (k, v) in [
-            ("kbridge.error", reason.as_str()),
-            ("kbridge.stage", stage.as_str()),
-            ("kbridge.route", route),
-            ("kbridge.topic", &origin.topic),
-            ("kbridge.partition", &partition),
-            ("kbridge.offset", &offset),
-            ("kbridge.time", &now),
+            (names::ERROR, Some(reason.as_str())),
+            (names::STAGE, Some(stage.as_str())),
+            (names::ROUTE, Some(route)),
+            (names::TOPIC, Some(&*origin.topic)),
+            (names::PARTITION, Some(partition.as_str())),
+            (names::OFFSET, Some(offset.as_str())),
+            (names::TIME, Some(now.as_str())),
+            (names::STATUS, status.as_deref()),
+            (names::ATTEMPTS, attempts.as_deref()),
         ] {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
+            if let Some(v) = v {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
+            }
         }
         headers
     }
@@ -186,14 +199,14 @@ impl DeadLetters {
     /// Sends one dead letter and waits for its acknowledgement, retrying
     /// until it is acknowledged or the partition's `ownership` ends (then
     /// `Interrupted`: the event stays uncommitted and is read again by the
-    /// next owner or after the restart).
+    /// next owner or after the restart); where it was written.
     pub(crate) async fn send(
         &self,
         letter: Letter<'_>,
         origin: &Origin,
         retry: &RetryConfig,
         ownership: &Ownership,
-    ) -> Result<(), Interrupted> {
+    ) -> Result<Written, Interrupted> {
         let mut failing = false;
         let sent = self
             .send_trimmed(&letter, origin, retry, ownership, &mut failing)
@@ -209,18 +222,13 @@ impl DeadLetters {
         retry: &RetryConfig,
         ownership: &Ownership,
         failing: &mut bool,
-    ) -> Result<(), Interrupted> {
-        let Letter {
-            topic,
-            route,
-            stage,
-            reason,
-        } = *letter;
+    ) -> Result<Written, Interrupted> {
+        let topic = letter.topic;
         let mut trimmed = Trimmed::Nothing;
         let mut delays = backoff(retry);
         loop {
             let with_original = trimmed < Trimmed::Headers;
-            let headers = Self::headers(origin, with_original, route, stage, reason);
+            let headers = Self::headers(origin, with_original, letter);
             let headers = trim_notes(headers, origin, trimmed);
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
             if let Some(k) = origin.key.as_ref().filter(|_| trimmed < Trimmed::Key) {
@@ -238,7 +246,7 @@ impl DeadLetters {
                 _ = ownership.revoked() => return Err(Interrupted),
             };
             let e = match sent {
-                Ok(_) => return Ok(()),
+                Ok(d) => return Ok((d.partition, d.offset)),
                 Err((e, _)) => e,
             };
             // Too large for the producer or the topic: retrying the same

@@ -163,7 +163,7 @@ async fn handle(shared: &Shared, job: &Job) -> Sent {
                 Box::pin(crate::relay::storm::fold(shared, job, tag)).await
             }
             (RouteDecision::Skip(reason), _) => {
-                shared.skip(&job.origin, Some(job.route.name()), reason);
+                shared.skip(&job.origin, Some(job.route.name()), Some(job.key()), reason);
                 Ok(false)
             }
             (RouteDecision::Invalid { stage, reason }, _) => {
@@ -178,7 +178,7 @@ async fn handle(shared: &Shared, job: &Job) -> Sent {
             match job.route.route.later(event, key_failure.as_deref()) {
                 RouteDecision::Deliver { bodies, .. } => gated(shared, job, &bodies).await,
                 RouteDecision::Skip(reason) => {
-                    shared.skip(&job.origin, Some(route), reason);
+                    shared.skip(&job.origin, Some(route), Some(job.key()), reason);
                     Ok(false)
                 }
                 // Dead-lettered, or without a dead-letter topic dropped
@@ -211,7 +211,7 @@ pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) ->
     let key = job.key();
     let outputs = bodies.len();
     let mut failures: Vec<String> = Vec::new();
-    let mut tries = 0;
+    let mut answer = Answered::default();
     for (i, body) in bodies.iter().enumerate() {
         let idempotency_key = target.idempotency_key(&coordinates, i, outputs);
         let delivery = retry::deliver(
@@ -224,8 +224,8 @@ pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) ->
         )
         .await;
         let failure = match delivery {
-            Delivery::Delivered { attempts } => {
-                tries += attempts;
+            Delivery::Delivered { attempts, status } => {
+                answer.took(attempts, status);
                 shared.totals().delivered(route, job.origin.timestamp_ms);
                 tracing::debug!(event = %idempotency_key, %route, key, attempts, "delivered");
                 continue;
@@ -235,6 +235,7 @@ pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) ->
                 status,
                 reason,
             } => {
+                answer.took(1, status);
                 shared
                     .totals()
                     .rejected(route, RejectReason::Answer(kind), status);
@@ -245,7 +246,12 @@ pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) ->
                 }
                 reason
             }
-            Delivery::GaveUp { attempts, reason } => {
+            Delivery::GaveUp {
+                attempts,
+                status,
+                reason,
+            } => {
+                answer.took(attempts, status);
                 shared
                     .totals()
                     .rejected(route, RejectReason::RetriesExhausted, None);
@@ -254,9 +260,11 @@ pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) ->
             }
             Delivery::Poison {
                 attempts,
+                status,
                 evidence,
                 reason,
             } => {
+                answer.took(attempts, status);
                 shared.totals().rejected(route, RejectReason::Poison, None);
                 tracing::error!(event = %idempotency_key, %route, key, attempts, "poison alert: {evidence}; dead-lettering it (retry.poison_after): {reason}");
                 format!("poison alert: {evidence}: {reason}")
@@ -270,30 +278,93 @@ pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) ->
         });
     }
     if failures.is_empty() {
-        shared.report(&job.origin, Some(route), || Outcome::Delivered {
+        shared.report(&job.origin, Some(route), Some(key), || Outcome::Delivered {
             key: key.to_string(),
             bodies: bodies.to_vec(),
-            attempts: tries,
+            attempts: answer.attempts,
+            status: answer.status,
         });
         return Ok(true);
     }
-    dead_letter(shared, job, Stage::Deliver, &failures.join("; "))
+    dead_letter_answered(shared, job, Stage::Deliver, &failures.join("; "), answer)
         .await
         .map(|()| false)
+}
+
+/// What the target's answers to an event came to: its attempts over all
+/// its requests, and the last answer's HTTP status (for its dead letter
+/// and its audit record).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Answered {
+    pub attempts: u32,
+    pub status: Option<u16>,
+}
+
+impl Answered {
+    fn took(&mut self, attempts: u32, status: Option<u16>) {
+        self.attempts += attempts;
+        if status.is_some() {
+            self.status = status;
+        }
+    }
+}
+
+/// One body of a re-driven dead letter (`kbridge dlq redrive` to a
+/// route's webhook), sent as the relay sends it: the route's rate limit,
+/// answer rules and retries, and the Idempotency-Key of the original
+/// event. What was delivered, or why not — a failure that may pass is
+/// retried up to `retry.max_attempts`, then reported: the record stays in
+/// the dead-letter topic either way.
+pub(crate) async fn redrive(
+    route: &crate::relay::live_route::LiveRoute,
+    body: bytes::Bytes,
+    idempotency_key: &str,
+    stop: &crate::relay::commit::Ownership,
+) -> Result<Answered, String> {
+    let target = &route.target;
+    match retry::deliver(target, &route.retry, body, idempotency_key, stop, true).await {
+        Delivery::Delivered { attempts, status } => Ok(Answered { attempts, status }),
+        Delivery::Rejected { status, reason, .. } => Err(match status {
+            Some(s) => format!("rejected (HTTP {s}): {reason}"),
+            None => format!("rejected: {reason}"),
+        }),
+        Delivery::GaveUp {
+            attempts, reason, ..
+        } => Err(format!("gave up after {attempts} attempts: {reason}")),
+        Delivery::Poison {
+            evidence, reason, ..
+        } => Err(format!("poison alert: {evidence}: {reason}")),
+        Delivery::Interrupted => Err("interrupted".into()),
+    }
 }
 
 /// Writes the event's dead letter for this route (or, without a
 /// dead-letter topic, logs and drops it); interrupted if the ownership
 /// ended before the dead letter was acknowledged.
 pub(crate) async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason: &str) -> Handled {
+    dead_letter_answered(shared, job, stage, reason, Answered::default()).await
+}
+
+/// [`dead_letter`], with what the target answered (its status and the
+/// attempts, in the dead letter's headers).
+async fn dead_letter_answered(
+    shared: &Shared,
+    job: &Job,
+    stage: Stage,
+    reason: &str,
+    answer: Answered,
+) -> Handled {
     let reason = reason.to_string();
     let route = job.route.name();
     let (Some(topic), Some(dead_letters)) = (&job.route.dead_letter_topic, shared.dead_letters())
     else {
         tracing::warn!(event = %job.origin.coordinates(), %route, stage = stage.as_str(), "no dead-letter topic configured; event dropped: {reason}");
-        shared.report(&job.origin, Some(route), || Outcome::Dropped {
-            stage,
-            reason,
+        shared.report(&job.origin, Some(route), Some(job.key()), || {
+            Outcome::Dropped {
+                stage,
+                reason,
+                answer,
+            }
         });
         return Ok(());
     };
@@ -304,17 +375,22 @@ pub(crate) async fn dead_letter(shared: &Shared, job: &Job, stage: Stage, reason
                 route,
                 stage,
                 reason: &reason,
+                answer,
             },
             &job.origin,
             &job.route.retry,
             &job.ownership,
         )
         .await;
-    sent?;
+    let (partition, offset) = sent?;
     shared.totals().dead_lettered(route, stage);
-    shared.report(&job.origin, Some(route), || Outcome::DeadLettered {
-        stage,
-        reason,
+    shared.report(&job.origin, Some(route), Some(job.key()), || {
+        Outcome::DeadLettered {
+            stage,
+            reason,
+            answer,
+            at: Some((topic.clone(), partition, offset)),
+        }
     });
     Ok(())
 }

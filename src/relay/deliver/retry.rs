@@ -27,6 +27,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 pub(crate) enum Delivery {
     Delivered {
         attempts: u32,
+        status: Option<u16>,
     },
     Rejected {
         kind: Rejection,
@@ -36,6 +37,8 @@ pub(crate) enum Delivery {
     /// `max_attempts` reached: the event goes to the dead-letter topic.
     GaveUp {
         attempts: u32,
+        /// The last answer's HTTP status, if it had one.
+        status: Option<u16>,
         reason: String,
     },
     /// It kept failing past `poison_after` where the route's other
@@ -43,6 +46,7 @@ pub(crate) enum Delivery {
     /// partition.
     Poison {
         attempts: u32,
+        status: Option<u16>,
         evidence: Evidence,
         reason: String,
     },
@@ -117,7 +121,7 @@ pub(crate) async fn deliver(
         observer.attempt(&attempt, started.elapsed());
         let status = attempt.status();
         let (reason, after, trouble) = match attempt.verdict {
-            Verdict::Delivered => return Delivery::Delivered { attempts },
+            Verdict::Delivered => return Delivery::Delivered { attempts, status },
             Verdict::Rejected { kind, reason } => {
                 return Delivery::Rejected {
                     kind,
@@ -173,6 +177,7 @@ pub(crate) async fn deliver(
             let give_up = if cfg.max_attempts > 0 && attempts - throttled >= cfg.max_attempts {
                 Some(Delivery::GaveUp {
                     attempts,
+                    status,
                     reason: reason.clone(),
                 })
             } else {
@@ -180,6 +185,7 @@ pub(crate) async fn deliver(
                     .poison(target.tally(), &cfg.poison_after)
                     .map(|evidence| Delivery::Poison {
                         attempts,
+                        status,
                         evidence,
                         reason: reason.clone(),
                     })
@@ -265,7 +271,9 @@ impl<'a> Parked<'a> {
 /// Why a delivery that would have been given up is parked instead.
 fn parked_because(given_up: &Delivery) -> String {
     match given_up {
-        Delivery::GaveUp { attempts, reason } => {
+        Delivery::GaveUp {
+            attempts, reason, ..
+        } => {
             format!("retry.max_attempts ({attempts}) reached: {reason}")
         }
         Delivery::Poison {

@@ -41,7 +41,7 @@ pub(crate) fn take(
         origin.clone(),
         shared.max_message_bytes(),
     ));
-    let decisions: Vec<(&Arc<LiveRoute>, Leg, Intake, Facts)> = shared
+    let decisions: Vec<(&Arc<LiveRoute>, Leg, Intake, Facts, bool)> = shared
         .routes()
         .iter()
         .filter_map(|r| {
@@ -52,6 +52,7 @@ pub(crate) fn take(
             };
             // A silence is honoured where the route decides (not where a
             // storm route only re-keys).
+            let mut silenced = false;
             let intake = match (leg, intake, shared.storm()) {
                 (
                     Leg::Direct | Leg::Storm,
@@ -60,20 +61,21 @@ pub(crate) fn take(
                 ) => match storm.silenced(r.name(), &event) {
                     Some(reason) => {
                         shared.totals().storm_absorbed(r.name(), "silence");
+                        silenced = true;
                         Intake::Decided(RouteDecision::Skip(reason))
                     }
                     None => intake,
                 },
                 (_, intake, _) => intake,
             };
-            Some((r, leg, intake, facts))
+            Some((r, leg, intake, facts, silenced))
         })
         .collect();
     // The routes that took it, and those with a job to do (a route that
     // skips it, or finds it invalid without a dead-letter topic, is done
     // with it now).
     let (mut took, mut with_work): (RouteSet, RouteSet) = (0, 0);
-    for (r, _, d, _) in &decisions {
+    for (r, _, d, _, _) in &decisions {
         let bit = route_bit(r.id);
         took |= bit;
         let has_work = match d {
@@ -112,18 +114,19 @@ pub(crate) fn take(
         shared.skip(
             &origin,
             None,
+            None,
             format!("no route takes topic {}", partition.topic),
         );
     }
     let mut jobs = Vec::with_capacity((with_work & !before).count_ones() as usize);
-    for (route, leg, intake, facts) in decisions {
+    for (route, leg, intake, facts, silenced) in decisions {
         let name = route.name();
         if before & route_bit(route.id) != 0 {
             // Its commit point stopped before it, but the previous owner
             // handled it on this route (its commit's metadata said so).
             shared.totals().handled_before(name);
             tracing::debug!(event = %origin.coordinates(), route = %name, "handled by the partition's previous owner; not sent again");
-            shared.report(&origin, Some(name), || Outcome::Skipped {
+            shared.report(&origin, Some(name), None, || Outcome::Skipped {
                 reason: "handled by the partition's previous owner".into(),
             });
             continue;
@@ -166,14 +169,22 @@ pub(crate) fn take(
                 };
                 (work, order.map(|k| OrderKey::new(route.id, k)))
             }
+            Intake::Decided(RouteDecision::Skip(reason)) if silenced => {
+                shared.absorbed(&origin, name, None, "silenced", reason);
+                continue;
+            }
             Intake::Decided(RouteDecision::Skip(reason)) => {
-                shared.skip(&origin, Some(name), reason);
+                shared.skip(&origin, Some(name), None, reason);
                 continue;
             }
             Intake::Decided(RouteDecision::Invalid { stage, reason }) => {
                 shared.invalid(&origin, name, stage, &reason);
                 if route.dead_letter_topic.is_none() {
-                    shared.report(&origin, Some(name), || Outcome::Dropped { stage, reason });
+                    shared.report(&origin, Some(name), None, || Outcome::Dropped {
+                        stage,
+                        reason,
+                        answer: Default::default(),
+                    });
                     continue;
                 }
                 (Work::DeadLetter { stage, reason }, None)

@@ -8,7 +8,7 @@
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
-use jaq_json::Val;
+pub(crate) use jaq_json::Val;
 
 use std::sync::Arc;
 

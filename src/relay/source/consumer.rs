@@ -68,6 +68,12 @@ pub(crate) trait OnAssignment: Send + Sync {
     /// The partitions just taken, with their ownerships.
     fn taken(&self, _owned: Vec<(TopicPartition, Ownership)>) {}
     fn revoked(&self, _tps: &[TopicPartition]) {}
+    /// Asked before every offset commit, after its offsets were taken:
+    /// whether what their events fed is durable (the audit records),
+    /// waiting (blocking) at most until `deadline`. No: not committed now.
+    fn durable(&self, _deadline: std::time::Instant) -> bool {
+        true
+    }
 }
 
 impl<J: Send + 'static> RelayContext<J> {
@@ -84,6 +90,10 @@ impl<J: Send + 'static> CommitsInTurn for RelayContext<J> {
 
     fn consumer(&self) -> Option<Arc<RelayConsumer<J>>> {
         self.consumer.get().and_then(Weak::upgrade)
+    }
+
+    fn durable(&self, deadline: std::time::Instant) -> bool {
+        self.on_assignment.durable(deadline)
     }
 
     fn to_commit(&self) -> Vec<crate::relay::commit::CommitPoint> {

@@ -98,9 +98,11 @@ pub(crate) async fn fold(shared: &Shared, job: &Job, tag: &Tag) -> Result<bool, 
     }
     if folded.repeat {
         shared.totals().storm_absorbed(route, "dedupe");
-        shared.skip(
+        shared.absorbed(
             &job.origin,
-            Some(route),
+            route,
+            Some(alert.as_str()),
+            "deduped",
             format!(
                 "dedupe: alert {alert} repeats its state '{}' in group '{group_key}', or recovers without the group having told it fires (no news for its digest; group_by must give all events of an alert one group)",
                 tag.state
@@ -111,9 +113,11 @@ pub(crate) async fn fold(shared: &Shared, job: &Job, tag: &Tag) -> Result<bool, 
         let due = group.meta.due.map_or("-".to_string(), |d| {
             jiff::Timestamp::from_millisecond(d).map_or_else(|_| d.to_string(), |t| t.to_string())
         });
-        shared.skip(
+        shared.absorbed(
             &job.origin,
-            Some(route),
+            route,
+            Some(alert.as_str()),
+            "grouped",
             format!(
                 "grouped: alert {alert} is in group '{group_key}' (its next digest is due at {due})"
             ),

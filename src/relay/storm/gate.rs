@@ -90,9 +90,11 @@ pub(crate) async fn through(
                         value: value.to_string(),
                     });
                     shared.totals().storm_held(route);
-                    shared.skip(
+                    shared.absorbed(
                         &job.origin,
-                        Some(route),
+                        route,
+                        Some(key),
+                        "held",
                         format!(
                             "hold_resolved: the recovery is held until {} (sent then unless the alert fires again)",
                             jiff::Timestamp::from_millisecond(until)

@@ -223,7 +223,16 @@ pub(crate) async fn absorbed(
         )
         .await;
     }
-    shared.skip(&job.origin, Some(route), reason);
+    shared.absorbed(
+        &job.origin,
+        route,
+        Some(job.key()),
+        match why.label() {
+            "dedupe" => "deduped",
+            _ => "absorbed",
+        },
+        reason,
+    );
     Ok(())
 }
 

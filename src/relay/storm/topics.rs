@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use rdkafka::admin::{NewTopic, TopicReplication};
-use rdkafka::types::RDKafkaErrorCode;
 
 use crate::relay::config::RelayConfig;
+use crate::relay::topics::NeededTopic;
 
 /// How long the repartition topics keep an event: long enough for any
 /// outage the relay survives (its committed offset must stay in them).
@@ -68,92 +67,18 @@ pub(crate) fn needed(cfg: &RelayConfig) -> Vec<StormTopic> {
     topics
 }
 
-/// What an operator runs to make them by hand.
-fn by_hand(cfg: &RelayConfig, topics: &[StormTopic]) -> String {
-    let rf = match cfg.storm.replication_factor() {
-        -1 => "3".to_string(),
-        n => n.to_string(),
-    };
-    topics
-        .iter()
-        .map(|t| {
-            let configs: String = t
-                .configs
-                .iter()
-                .map(|(k, v)| format!(" -c {k}={v}"))
-                .collect();
-            format!(
-                "kbridge topics create {} --partitions {} --replication-factor {rf}{configs}",
-                t.name,
-                cfg.storm.partitions()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// Creates the storm topics that do not exist yet.
 pub(crate) async fn ensure(cfg: &RelayConfig) -> Result<()> {
-    let topics = needed(cfg);
-    if topics.is_empty() {
-        return Ok(());
-    }
-    let kafka = cfg.kafka_opts();
-    let admin = kafka.admin()?;
-    // Only the missing ones: a cluster that gives kbridge no Create right
-    // refuses even a topic that exists.
-    let existing: Vec<String> = kafka
-        .metadata(admin.inner(), None)?
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| t.name().to_string())
-        .collect();
-    let missing: Vec<&StormTopic> = topics
-        .iter()
-        .filter(|t| !existing.contains(&t.name))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let new: Vec<NewTopic<'_>> = missing
-        .iter()
-        .map(|t| {
-            t.configs.iter().fold(
-                NewTopic::new(
-                    &t.name,
-                    cfg.storm.partitions(),
-                    TopicReplication::Fixed(cfg.storm.replication_factor()),
-                ),
-                |n, (k, v)| n.set(k, v),
-            )
+    let topics: Vec<NeededTopic> = needed(cfg)
+        .into_iter()
+        .map(|t| NeededTopic {
+            name: t.name,
+            partitions: cfg.storm.partitions(),
+            replication_factor: cfg.storm.replication_factor(),
+            configs: t.configs,
         })
         .collect();
-    let results = match admin
-        .create_topics(new.iter(), &kafka.admin_options())
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => bail!(
-            "cannot create the storm topics ({e}); create them yourself: {}",
-            by_hand(cfg, &topics)
-        ),
-    };
-    for r in results {
-        match r {
-            Ok(name) => tracing::info!(
-                topic = %name,
-                partitions = cfg.storm.partitions(),
-                "created the storm topic"
-            ),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => bail!(
-                "cannot create the storm topic '{name}': {code}; create the storm topics yourself ({}) and let kbridge read and write them (ACLs: Read, Write and Describe on each; the group's Read)",
-                by_hand(cfg, &topics)
-            ),
-        }
-    }
-    Ok(())
+    crate::relay::topics::ensure(&cfg.kafka_opts(), &topics, "storm topic").await
 }
 
 /// Checks that the storm topics have one partition count (partition N of
