@@ -233,6 +233,10 @@ fn manpages_are_written_for_every_command() {
         "kbridge.1",
         "kbridge-run.1",
         "kbridge-groups-reset-offsets.1",
+        "kbridge-dlq-stats.1",
+        "kbridge-dlq-show.1",
+        "kbridge-dlq-redrive.1",
+        "kbridge-trace.1",
     ] {
         let path = dir.path().join(name);
         assert!(
@@ -260,7 +264,16 @@ fn completions_print_scripts() {
     let bash = script("bash");
     assert!(bash.contains("_kbridge()"), "{bash}");
     assert!(bash.contains("complete -F _kbridge"), "{bash}");
-    for word in ["topics", "reset-offsets", "--key-field", "--to-datetime"] {
+    for word in [
+        "topics",
+        "reset-offsets",
+        "--key-field",
+        "--to-datetime",
+        "redrive",
+        "--max-redrives",
+        "trace",
+        "--audit-topic",
+    ] {
         assert!(bash.contains(word), "{word} missing from the bash script");
     }
     let dir = tempfile::tempdir().expect("tempdir");
