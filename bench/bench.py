@@ -39,7 +39,7 @@ FULL = dict(relay_n=200_000, seed_n=2_000, lat_rate=500, lat_secs=30, lat_warm=2
 QUICK = dict(relay_n=20_000, seed_n=500, lat_rate=500, lat_secs=10, lat_warm=2,
              backlog_n=50_000, cli_n=100_000, repeats=1, wrk_secs=5)
 
-TARGETS = dict(seed_ratio=50.0, sink_share=0.5, cpu_us=20.0, jq_share=0.8, p99_ms=20.0, backlog_rss_mb=64.0,
+TARGETS = dict(seed_ratio=50.0, sink_share=0.5, cpu_us=20.0, jq_share=0.8, audit_share=0.9, p99_ms=20.0, backlog_rss_mb=64.0,
                produce_ratio=1.2, consume_ratio=3.0, small_slowdown=2.0)
 
 
@@ -240,9 +240,9 @@ class Bench:
             raise RuntimeError(f"kbridge {' '.join(args)}: {r.stderr.strip()[:300]}")
         return r
 
-    def topic(self, name):
+    def topic(self, name, partitions=None):
         t = f"{self.prefix}-{name}"
-        self.kbc("topics", "create", t, "-p", str(PARTITIONS))
+        self.kbc("topics", "create", t, "-p", str(partitions or PARTITIONS))
         self.topics.append(t)
         return t
 
@@ -458,6 +458,38 @@ class Bench:
         fig = relay_figure(r, n) + (f"; {share:.0%} of the native preset" if share else "")
         self.row("1b. The same mapping as a jq route", fig,
                  f"≥ {TARGETS['jq_share']:.0%} of the native preset", verdict)
+
+    def s_audit(self, sink):
+        """The preset route again, on the same events, with `[audit] topic`:
+        one audit record per event, durable before its offset is committed
+        (issue 24: at most ~10% of the preset's throughput)."""
+        n = self.cfg["relay_n"]
+        relay = self.figures.get("relay")
+        topic = relay["topic"] if relay else self.topic("audit")
+        if not relay:
+            self.preloaded(topic, n)
+        group = self.group("audit")
+        audit_topic = self.topic("audit-log", os.environ.get("BENCH_AUDIT_PARTITIONS"))
+        config = os.path.join(self.work, "relay-audit.toml")
+        with open(os.path.join(HERE, "relay.toml")) as f:
+            base = f.read()
+        with open(config, "w") as f:
+            f.write(base)
+            if not os.environ.get("BENCH_AUDIT_OFF"):  # a control run: the same, no audit
+                f.write(f"\n[audit]\ntopic = \"{audit_topic}\"\n")
+            extra = os.environ.get("BENCH_AUDIT_KAFKA")
+            if extra:  # e.g. "compression.type=zstd,linger.ms=50": trying settings
+                f.write("[kafka]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in
+                                               (kv.split("=", 1) for kv in extra.split(","))))
+        cmd = [self.kb, "-b", self.brokers, "run", "--topic", topic, "--group", group,
+               "--webhook", sink.url, "--offset-reset", "earliest", "--config", config]
+        r = self.consume_run("audit", cmd, n, sink, group)
+        self.figures["audit"] = r
+        share = r["rate"] / relay["rate"] if relay else None
+        verdict = "-" if share is None else ("met" if share >= TARGETS["audit_share"] else "MISSED")
+        fig = relay_figure(r, n) + (f"; {share:.0%} of the preset without it" if share else "")
+        self.row("1c. The preset with an audit record per event ([audit] topic)", fig,
+                 f"≥ {TARGETS['audit_share']:.0%} of the preset without it", verdict)
 
     def s_seed(self, sink):
         seed = self.a.seed
@@ -795,7 +827,7 @@ def main():
     ap.add_argument("--seed", default=os.path.normpath(os.path.join(ROOT, "..", "shared", "peers", "seed_service.py")))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out")
-    ap.add_argument("--only", help="comma-separated subset: sink,relay,jq,seed,latency,backlog,cli")
+    ap.add_argument("--only", help="comma-separated subset: sink,relay,jq,audit,seed,latency,backlog,cli")
     ap.add_argument("--keep", action="store_true", help="keep the topics and groups")
     a = ap.parse_args()
     b = Bench(a)
@@ -806,7 +838,7 @@ def main():
     b.warm_up()
     try:
         for name, fn in (("sink", lambda: b.s_sink(sink)), ("relay", lambda: b.s_relay(sink)),
-                         ("jq", lambda: b.s_jq(sink)), ("seed", lambda: b.s_seed(sink)), ("latency", b.s_latency),
+                         ("jq", lambda: b.s_jq(sink)), ("audit", lambda: b.s_audit(sink)), ("seed", lambda: b.s_seed(sink)), ("latency", b.s_latency),
                          ("backlog", lambda: b.s_backlog(sink)), ("cli", b.s_cli)):
             if only and name not in only:
                 continue

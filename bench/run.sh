@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kbridge's benchmark harness: one command, one table.
 #
-#   bench/run.sh [--quick] [--only sink,relay,seed,latency,backlog,cli] [--keep]
+#   bench/run.sh [--quick] [--only sink,relay,jq,audit,seed,latency,backlog,cli] [--keep]
 #
 # Installs what it needs when missing (apt: nginx-light, wrk, kcat, time,
 # golang-go; pip: confluent-kafka, requests), builds kbridge with the release-lto profile (what ships),

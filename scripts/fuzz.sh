@@ -12,7 +12,7 @@ seconds=${1:-120}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(preset answer assignment headers jq_route config_values commit_metadata storm_state)
+  targets=(preset answer assignment headers jq_route config_values commit_metadata storm_state dead_letter)
 fi
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

@@ -35,13 +35,20 @@
 //!   `commit::Ownership`, which a revoke ends: the delivery stops
 //!   (`deliver::Interrupted`), and the partition's next owner sends it.
 //!
+//! - **audit** — `audit/`, with `[audit] topic`: each outcome
+//!   (`Shared::report`) is also an audit record, and a commit waits until
+//!   the records of the events it covers are acknowledged.
+//!
 //! Around them: `config` (layered configuration), `live_route` (a route as
 //! it runs: `route::Route` beside `deliver::Target`), `check` (`kbridge
-//! check`), `service::serve` (the wiring), `shared` (what every task
-//! shares), `shutdown` (the stop request, the drain's abort, the stop's
-//! clock), `blocking` (waits that do not hold up a runtime worker),
+//! check`), `dlq` (`kbridge dlq stats | show | redrive`), `trace` (`kbridge
+//! trace`), `silence` (`kbridge silence`), `topics` (the relay's own topics,
+//! created when missing), `service::serve` (the wiring), `shared` (what
+//! every task shares), `shutdown` (the stop request, the drain's abort, the
+//! stop's clock), `blocking` (waits that do not hold up a runtime worker),
 //! `systemd` (sd-notify, watchdog), `telemetry` (metrics, health, the
-//! summary line), `report` (what the demo prints).
+//! summary line), `report` (an event's outcome on a route, for the demo and
+//! the audit).
 //!
 //! "The seed", in comments: the Python `kafka_event_server` kbridge
 //! replaces, from the article it grew from; ARCHITECTURE.md says more.

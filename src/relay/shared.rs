@@ -108,7 +108,7 @@ impl Shared {
             None => (None, None),
         };
         let kafka = cfg.kafka_opts();
-        let audit = Audit::new(cfg)?.map(Arc::new);
+        let audit = Audit::new(cfg, totals.clone())?.map(Arc::new);
         let partitions: Arc<Partitions<Job>> = Arc::new(Partitions::new(
             abort.token(),
             routes.iter().map(|r| r.name().to_string()).collect(),
@@ -208,19 +208,20 @@ impl Shared {
     }
 
     /// Tells an outcome to the audit and the observer, if there are any;
-    /// `outcome` is only built then (this runs once per event and route).
+    /// `outcome` is only built then (this runs once per event and route),
+    /// told whether the observer will show it (the audit needs no bodies).
     /// `key`: the route's key for the event (the alert id), if it has one.
     pub(crate) fn report(
         &self,
         origin: &Origin,
         route: Option<&Arc<str>>,
         key: Option<&str>,
-        outcome: impl FnOnce() -> Outcome,
+        outcome: impl FnOnce(bool) -> Outcome,
     ) {
         if self.audit.is_none() && self.reports.is_none() {
             return;
         }
-        let outcome = outcome();
+        let outcome = outcome(self.reports.is_some());
         if let Some(audit) = &self.audit {
             audit.record(origin, route.map(|r| &**r), key, &outcome);
         }
@@ -244,7 +245,7 @@ impl Shared {
     ) {
         self.totals.skipped(route);
         tracing::debug!(event = %origin.coordinates(), route = route.map_or("-", |r| &**r), "skipped: {reason}");
-        self.report(origin, route, key, || Outcome::Skipped { reason });
+        self.report(origin, route, key, |_| Outcome::Skipped { reason });
     }
 
     /// An event the storm stage kept from the target (`what`: `deduped`,
@@ -260,7 +261,7 @@ impl Shared {
     ) {
         self.totals.skipped(Some(route));
         tracing::debug!(event = %origin.coordinates(), route = %route, "{what}: {reason}");
-        self.report(origin, Some(route), key, || Outcome::Absorbed {
+        self.report(origin, Some(route), key, |_| Outcome::Absorbed {
             what,
             reason,
         });

@@ -116,6 +116,9 @@ pub(crate) struct Totals {
     window: AtomicI64,
     /// Readiness: dead letters cannot be written.
     dead_letters_failing: AtomicBool,
+    /// The audit records of handled events were not written in time for
+    /// the last commit.
+    audit_failing: AtomicBool,
     /// Readiness: the storm stage cannot write to its topics.
     storm_failing: AtomicI64,
 }
@@ -240,6 +243,12 @@ impl Totals {
                     .to_string(),
             );
         }
+        if self.audit_failing.load(Ordering::Relaxed) {
+            why.push(
+                "audit records cannot be written (the audit topic is missing, refuses kbridge, or the brokers are slow): offsets are not committed until they are"
+                    .to_string(),
+            );
+        }
         if self.storm_failing.load(Ordering::Relaxed) > 0 {
             why.push(
                 "the storm stage cannot write to its topics (state or repartition): their partitions wait"
@@ -291,6 +300,13 @@ impl Totals {
     }
 
     /// Whether dead letters fail to be written now.
+    /// Whether the last commit found the audit records it waited for
+    /// written.
+    pub(crate) fn audit_failing(&self, failing: bool) {
+        self.audit_failing.store(failing, Ordering::Relaxed);
+        metrics::gauge!("kbridge_audit_failing").set(if failing { 1.0 } else { 0.0 });
+    }
+
     pub(crate) fn dead_letters_failing(&self, failing: bool) {
         self.dead_letters_failing.store(failing, Ordering::Relaxed);
         metrics::gauge!("kbridge_dead_letters_failing").set(if failing { 1.0 } else { 0.0 });

@@ -8,7 +8,7 @@
 //! event: a record is handed to the producer when the outcome is known
 //! (`Shared::report`), and a commit goes only once every record handed
 //! over before its offsets were taken is acknowledged ([`Audit::durable`],
-//! asked by the committer: `ledger`). A record the brokers refuse is sent
+//! asked by the committer: `ledger`, a count per epoch, without a lock). A record the brokers refuse is sent
 //! again before the next commit; the commit waits for it.
 //!
 //! What it offers: [`Audit`] (the writer), [`AuditRecord`] (the format,
@@ -19,7 +19,7 @@ mod ledger;
 mod record;
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -39,27 +39,30 @@ pub(crate) struct Audit {
     producer: ThreadedProducer<AuditContext>,
     topic: String,
     instance: String,
-    ledger: Arc<Mutex<Ledger>>,
+    ledger: Arc<Ledger>,
+    totals: Arc<crate::relay::telemetry::Totals>,
 }
 
 struct AuditContext {
     base: KafkaContext,
-    ledger: Arc<Mutex<Ledger>>,
+    ledger: Arc<Ledger>,
 }
 
 crate::client::wraps_kafka_context!(AuditContext);
 
 impl ProducerContext for AuditContext {
-    type DeliveryOpaque = Box<u64>;
+    /// The record's epoch (`ledger`): a number, no allocation per record.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: Self::DeliveryOpaque) {
-        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+    fn delivery(&self, result: &DeliveryResult<'_>, epoch: Self::DeliveryOpaque) {
+        let epoch = epoch as u64;
+        let ledger = &self.ledger;
         match result {
-            Ok(_) => ledger.settle(*seq),
+            Ok(_) => ledger.settle(epoch),
             Err((e, m)) => {
                 metrics::counter!("kbridge_audit_failures_total").increment(1);
                 let kept = ledger.failed(Unsent {
-                    seq: *seq,
+                    epoch,
                     key: m.key().map(<[u8]>::to_vec),
                     value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                 });
@@ -91,11 +94,14 @@ struct Said<'a> {
 
 impl Audit {
     /// The audit writer of a configuration with `[audit] topic`.
-    pub(crate) fn new(cfg: &RelayConfig) -> Result<Option<Self>> {
+    pub(crate) fn new(
+        cfg: &RelayConfig,
+        totals: Arc<crate::relay::telemetry::Totals>,
+    ) -> Result<Option<Self>> {
         let Some(topic) = cfg.audit.topic.clone() else {
             return Ok(None);
         };
-        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let ledger = Arc::new(Ledger::default());
         let producer = cfg
             .kafka_opts()
             .client()
@@ -103,6 +109,9 @@ impl Audit {
             .set_default("enable.idempotence", "true")
             .set_default("acks", "all")
             .set_default("linger.ms", "20")
+            // Records of one alert repeat their field names, route and
+            // instance: lz4 takes most of their bytes off the brokers for
+            // little CPU (uncompressed cost more: bench/results.md).
             .set_default("compression.type", "lz4")
             // A record that cannot be written within a minute is said
             // and sent again (librdkafka's 5 minutes would keep a missing
@@ -128,6 +137,7 @@ impl Audit {
             topic,
             instance,
             ledger,
+            totals,
         }))
     }
 
@@ -173,18 +183,14 @@ impl Audit {
             return;
         };
         let key = record.alert.as_deref().map(str::as_bytes);
-        let seq = self.lock().begin();
-        self.send(seq, key, &value);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+        let epoch = self.ledger.begin();
+        self.send(epoch, key, &value);
     }
 
     /// Hands one record to the producer; a refusal (its queue full) keeps
     /// it to be sent again.
-    fn send(&self, seq: u64, key: Option<&[u8]>, value: &[u8]) {
-        let mut r = BaseRecord::with_opaque_to(&self.topic, Box::new(seq)).payload(value);
+    fn send(&self, epoch: u64, key: Option<&[u8]>, value: &[u8]) {
+        let mut r = BaseRecord::with_opaque_to(&self.topic, epoch as usize).payload(value);
         if let Some(k) = key {
             r = r.key(k);
         }
@@ -192,8 +198,8 @@ impl Audit {
             tracing::debug!(
                 "the audit producer refused a record for now ({e}); sent again before the next commit"
             );
-            let kept = self.lock().failed(Unsent {
-                seq,
+            let kept = self.ledger.failed(Unsent {
+                epoch,
                 key: key.map(<[u8]>::to_vec),
                 value: value.to_vec(),
             });
@@ -209,16 +215,18 @@ impl Audit {
     /// commit's offsets were taken before, so their events' records are
     /// among these.
     pub(crate) fn durable(&self, deadline: Instant) -> bool {
-        let mark = self.lock().mark();
+        let mark = self.ledger.mark();
         loop {
-            let unsent = self.lock().take_unsent();
+            let unsent = self.ledger.take_unsent();
             for u in unsent {
-                self.send(u.seq, u.key.as_deref(), &u.value);
+                self.send(u.epoch, u.key.as_deref(), &u.value);
             }
-            if self.lock().settled(mark) {
+            if self.ledger.settled(mark) {
+                self.totals.audit_failing(false);
                 return true;
             }
             if Instant::now() >= deadline {
+                self.totals.audit_failing(true);
                 tracing::warn!(
                     topic = %self.topic,
                     "the audit records of handled events are not written yet; their offsets are committed once they are"

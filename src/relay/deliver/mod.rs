@@ -278,11 +278,14 @@ pub(crate) async fn send(shared: &Shared, job: &Job, bodies: &[bytes::Bytes]) ->
         });
     }
     if failures.is_empty() {
-        shared.report(&job.origin, Some(route), Some(key), || Outcome::Delivered {
-            key: key.to_string(),
-            bodies: bodies.to_vec(),
-            attempts: answer.attempts,
-            status: answer.status,
+        shared.report(&job.origin, Some(route), Some(key), |shown| {
+            Outcome::Delivered {
+                key: key.to_string(),
+                // Only the demo shows them (the audit does not copy them).
+                bodies: if shown { bodies.to_vec() } else { Vec::new() },
+                attempts: answer.attempts,
+                status: answer.status,
+            }
         });
         return Ok(true);
     }
@@ -359,7 +362,7 @@ async fn dead_letter_answered(
     let (Some(topic), Some(dead_letters)) = (&job.route.dead_letter_topic, shared.dead_letters())
     else {
         tracing::warn!(event = %job.origin.coordinates(), %route, stage = stage.as_str(), "no dead-letter topic configured; event dropped: {reason}");
-        shared.report(&job.origin, Some(route), Some(job.key()), || {
+        shared.report(&job.origin, Some(route), Some(job.key()), |_| {
             Outcome::Dropped {
                 stage,
                 reason,
@@ -384,7 +387,7 @@ async fn dead_letter_answered(
         .await;
     let (partition, offset) = sent?;
     shared.totals().dead_lettered(route, stage);
-    shared.report(&job.origin, Some(route), Some(job.key()), || {
+    shared.report(&job.origin, Some(route), Some(job.key()), |_| {
         Outcome::DeadLettered {
             stage,
             reason,

@@ -2,9 +2,11 @@
 //! `gave up after 3 attempts: HTTP 502` are one problem, and a thousand
 //! `df_title: 'x…' is too long` differ only in the quoted value. A reason's
 //! class keeps its words and drops what varies: numbers become `N`, quoted
-//! text `'…'`, and only its first line, cut to a readable length, is kept.
+//! text `'…'`, a JSON object or array (a target's answer) `{…}` or `[…]`,
+//! and only its first line, cut to a readable length, is kept.
 
-/// The longest class shown (characters).
+/// The longest class shown (characters; a class may end 3 past it, and
+/// `…`).
 const MAX_CHARS: usize = 100;
 
 /// The class a reason is counted under.
@@ -12,9 +14,9 @@ pub(crate) fn class(reason: &str) -> String {
     let line = reason.lines().next().unwrap_or_default();
     let mut out = String::with_capacity(line.len().min(MAX_CHARS + 4));
     let mut chars = line.chars().peekable();
-    let mut shown = 0;
     while let Some(c) = chars.next() {
-        if shown >= MAX_CHARS {
+        // Each step adds at most 3 characters.
+        if out.chars().count() >= MAX_CHARS {
             out.push('…');
             break;
         }
@@ -39,9 +41,32 @@ pub(crate) fn class(reason: &str) -> String {
                 out.push('…');
                 out.push(c);
             }
+            '{' | '[' => {
+                // To the bracket that closes it; strings inside may hold
+                // brackets of their own.
+                let close = if c == '{' { '}' } else { ']' };
+                let (mut depth, mut quoted, mut escaped) = (1, false, false);
+                for d in chars.by_ref() {
+                    match d {
+                        _ if escaped => escaped = false,
+                        '\\' if quoted => escaped = true,
+                        '"' => quoted = !quoted,
+                        '{' | '[' if !quoted => depth += 1,
+                        '}' | ']' if !quoted => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(c);
+                out.push('…');
+                out.push(close);
+            }
             c => out.push(c),
         }
-        shown += 1;
     }
     out
 }
@@ -64,6 +89,12 @@ mod tests {
         assert_eq!(class("line one\nline two"), "line one");
         assert_eq!(class("unclosed 'quote"), "unclosed '…'");
         assert!(class(&"x".repeat(500)).chars().count() <= 101);
+        assert!(class(&"'a' ".repeat(500)).chars().count() <= 104);
         assert_eq!(class(""), "");
+        assert_eq!(
+            class(r#"HTTP 400, no CMDB instance matched: {"code":1,"error":"x } y"}"#),
+            "HTTP N, no CMDB instance matched: {…}"
+        );
+        assert_eq!(class("outputs [1, [2], 3] left"), "outputs […] left");
     }
 }

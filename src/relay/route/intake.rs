@@ -126,7 +126,7 @@ pub(crate) fn take(
             // handled it on this route (its commit's metadata said so).
             shared.totals().handled_before(name);
             tracing::debug!(event = %origin.coordinates(), route = %name, "handled by the partition's previous owner; not sent again");
-            shared.report(&origin, Some(name), None, || Outcome::Skipped {
+            shared.report(&origin, Some(name), None, |_| Outcome::Skipped {
                 reason: "handled by the partition's previous owner".into(),
             });
             continue;
@@ -180,7 +180,7 @@ pub(crate) fn take(
             Intake::Decided(RouteDecision::Invalid { stage, reason }) => {
                 shared.invalid(&origin, name, stage, &reason);
                 if route.dead_letter_topic.is_none() {
-                    shared.report(&origin, Some(name), None, || Outcome::Dropped {
+                    shared.report(&origin, Some(name), None, |_| Outcome::Dropped {
                         stage,
                         reason,
                         answer: Default::default(),
