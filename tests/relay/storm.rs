@@ -13,6 +13,7 @@ use support::events::alert_event;
 use support::http_get::{free_port, get};
 use support::http_target::{Script, Target};
 use support::kafka::{new_topic, wait_fully_committed};
+use support::kbridge::run;
 use support::output::OutputExt;
 use support::records::{Rec, produce_records, read_all};
 use support::relay_cmd::RelayCmd;
@@ -79,10 +80,14 @@ fn settle(group: &str, topic: &str) {
 fn repeated_triggers_are_deduped_across_partitions_and_a_change_of_state_is_sent() {
     let topic = new_topic("storm-dedupe", 3);
     let group = unique("storm-dedupe-g");
+    let audit = unique("storm-dedupe-audit");
     let target = Target::start(Script::default());
     let port = free_port();
     let mut relay = RelayCmd::new(&topic, &group, &target.url())
-        .config(&storm_config("dedupe = \"10m\"", port))
+        .config(&format!(
+            "{}[audit]\ntopic = \"{audit}\"\n",
+            storm_config("dedupe = \"10m\"", port)
+        ))
         .start();
     relay.wait_assigned();
     // One fault's events on every partition of the source (as an unkeyed
@@ -124,6 +129,29 @@ fn repeated_triggers_are_deduped_across_partitions_and_a_change_of_state_is_sent
         relay.has_log("storm memory read back"),
         "{}",
         relay.stderr()
+    );
+    // The journey of A, from the audit: what went out and what was
+    // deduped, in order.
+    let out = run(&["trace", "A", "--audit-topic", &audit, "--json"], "");
+    assert!(out.status.success(), "{}", out.stderr_str());
+    let trace: Value = serde_json::from_str(&out.stdout_str()).unwrap();
+    let outcomes: Vec<&str> = trace["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "delivered",
+            "deduped",
+            "deduped",
+            "delivered",
+            "deduped",
+            "delivered"
+        ],
+        "{trace:#}"
     );
     relay.stop();
 }
