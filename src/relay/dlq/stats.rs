@@ -37,6 +37,14 @@ pub(crate) struct Group {
     pub redriven: u64,
 }
 
+/// The most groups `stats` keeps (memory is bounded by it): the reasons
+/// of any further group are counted under [`OTHER_REASONS`].
+const MAX_GROUPS: usize = 10_000;
+
+/// The reason class of the groups beyond [`MAX_GROUPS`].
+const OTHER_REASONS: &str =
+    "(reasons beyond the 10,000 groups stats keeps: narrow with --route, --stage or --since)";
+
 /// One group while counting.
 #[derive(Debug, Default)]
 struct Tally {
@@ -72,7 +80,7 @@ impl Stats {
     /// Counts one dead letter.
     pub(crate) fn add(&mut self, record: &Record, letter: &Letter) {
         self.records += 1;
-        let key = GroupKey {
+        let mut key = GroupKey {
             route: letter.route.clone(),
             stage: letter.stage.clone(),
             reason: reason::class(letter.reason.as_deref().unwrap_or("")),
@@ -80,6 +88,16 @@ impl Stats {
             topic: letter.source.as_ref().map(|s| s.topic.clone()),
             writer: letter.writer,
         };
+        if self.counting.len() >= MAX_GROUPS && !self.counting.contains_key(&key) {
+            key = GroupKey {
+                route: None,
+                stage: None,
+                reason: OTHER_REASONS.into(),
+                status: None,
+                topic: None,
+                writer: letter.writer,
+            };
+        }
         let ts = record.timestamp_ms;
         let t = self.counting.entry(key).or_default();
         t.count += 1;
