@@ -54,18 +54,25 @@ pub(crate) fn size(message: &BorrowedMessage<'_>) -> usize {
     total
 }
 
-/// Whether a consumed message has a header named `key` (read as
-/// [`raw_headers`] reads them, without collecting them).
-pub(crate) fn has(message: &BorrowedMessage<'_>, key: &[u8]) -> bool {
+/// The value of the last header named `key` of a consumed message, if it
+/// has one (read as [`raw_headers`] reads them, without collecting them);
+/// `Some(None)`: the header is there without a value.
+pub(crate) fn last<'a>(message: &'a BorrowedMessage<'_>, key: &[u8]) -> Option<Option<&'a [u8]>> {
     let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
     // SAFETY: as in `raw_headers`.
     let err = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &mut headers) };
     if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
-        return false;
+        return None;
     }
-    let mut found = false;
+    let mut found = None;
     // SAFETY: as in `raw_headers`; the headers live as long as `message`.
-    unsafe { each(headers, |h| found |= h.key == key) };
+    unsafe {
+        each(headers, |h| {
+            if h.key == key {
+                found = Some(h.value);
+            }
+        })
+    };
     found
 }
 

@@ -148,6 +148,9 @@ pub(super) struct RedriveArgs {
     /// Where the records go
     #[arg(long, value_enum, default_value_t = ToArg::Topic)]
     to: ToArg,
+    /// With --to webhook: the route to send them through [default: each record's own]
+    #[arg(long, value_name = "ROUTE")]
+    via: Option<String>,
     /// Refuse a record already re-driven this many times
     #[arg(long, value_name = "N", default_value_t = 3)]
     max_redrives: u32,
@@ -192,6 +195,12 @@ impl DlqCommand {
 
 impl RedriveArgs {
     async fn execute(self, opts: KafkaOpts, brokers_given: bool) -> Result<ExitCode> {
+        if self.via.is_some() && self.to != ToArg::Webhook {
+            return Err(UsageError(
+                "--via names the route of a webhook re-drive: add --to webhook".into(),
+            )
+            .into());
+        }
         let target = match self.to {
             ToArg::Topic => RedriveTarget::Topic,
             ToArg::Webhook => RedriveTarget::Webhook,
@@ -214,7 +223,7 @@ impl RedriveArgs {
             },
             None => opts,
         };
-        let identity = format!("{:?}|{}", self.to, self.filters.identity());
+        let identity = format!("{:?}|{:?}|{}", self.to, self.via, self.filters.identity());
         let fix = self
             .fix
             .as_deref()
@@ -230,6 +239,7 @@ impl RedriveArgs {
             select,
             fix,
             target,
+            via: self.via,
             max_redrives: self.max_redrives,
             rate: self.rate,
             group,

@@ -78,4 +78,13 @@ impl Job {
     pub(crate) fn key(&self) -> &str {
         self.order.as_ref().map_or("", |o| o.key.as_str())
     }
+
+    /// The alert's id, for the audit: the ordering key, but on a digest
+    /// route's repartition topic (ordered by group) the alert's own.
+    pub(crate) fn alert_id(&self) -> &str {
+        self.storm
+            .as_ref()
+            .and_then(|t| t.alert.as_deref())
+            .unwrap_or_else(|| self.key())
+    }
 }

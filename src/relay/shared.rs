@@ -234,6 +234,12 @@ impl Shared {
         }
     }
 
+    /// Held by the intake across an offset's accept and its reports (see
+    /// `audit::Hold`); nothing without an audit.
+    pub(crate) fn audit_hold(&self) -> Option<crate::relay::audit::Hold<'_>> {
+        self.audit.as_deref().map(Audit::hold)
+    }
+
     /// An event skipped on a route (or, `route` `None`, by every route):
     /// counted, logged at debug, reported.
     pub(crate) fn skip(

@@ -83,7 +83,7 @@ impl Trace {
             let letter = step
                 .dead_letter
                 .as_ref()
-                .and_then(|d| fetch(opts, &d.topic, d.partition, d.offset));
+                .map(|d| fetch(opts, &d.topic, d.partition, d.offset));
             out.push((step, event, letter));
         }
         if self.json {
@@ -91,13 +91,19 @@ impl Trace {
                 .iter()
                 .map(|(step, event, letter)| {
                     let mut v = json!(step);
-                    v["event"] = event.as_ref().map_or(Value::Null, record_json);
-                    if step.dead_letter.is_some() {
-                        v["dead_letter_record"] = letter.as_ref().map_or(Value::Null, |l| {
-                            let mut j = record_json(l);
-                            j["letter"] = json!(Letter::of(l));
-                            j
-                        });
+                    v["event"] = match event {
+                        Ok(e) => record_json(e),
+                        Err(why) => json!({"missing": why}),
+                    };
+                    if let Some(letter) = letter {
+                        v["dead_letter_record"] = match letter {
+                            Ok(l) => {
+                                let mut j = record_json(l);
+                                j["letter"] = json!(Letter::of(l));
+                                j
+                            }
+                            Err(why) => json!({"missing": why}),
+                        };
                     }
                     v
                 })
@@ -121,13 +127,13 @@ impl Trace {
                 step.source.topic, step.source.partition, step.source.offset
             );
             match event {
-                Some(e) => outln!("    event {at}: {}", compact(e.value.as_deref()))?,
-                None => outln!("    event {at}: no longer in the topic (retention)")?,
+                Ok(e) => outln!("    event {at}: {}", compact(e.value.as_deref()))?,
+                Err(why) => outln!("    event {at}: {why}")?,
             }
-            if let Some(d) = &step.dead_letter {
+            if let (Some(d), Some(letter)) = (&step.dead_letter, letter) {
                 let where_ = format!("{}/{}@{}", d.topic, d.partition, d.offset);
                 match letter {
-                    Some(l) => {
+                    Ok(l) => {
                         let said = Letter::of(l);
                         outln!(
                             "    dead letter {where_}: {}{}",
@@ -139,7 +145,7 @@ impl Trace {
                             }
                         )?
                     }
-                    None => outln!("    dead letter {where_}: no longer in the topic")?,
+                    Err(why) => outln!("    dead letter {where_}: {why}")?,
                 }
             }
         }
@@ -268,17 +274,21 @@ fn record_json(r: &Record) -> Value {
     v
 }
 
-/// The record at one offset, if it is still there (and readable).
-fn fetch(opts: &KafkaOpts, topic: &str, partition: i32, offset: i64) -> Option<Record> {
+/// The record at one offset, or why it cannot be shown.
+fn fetch(opts: &KafkaOpts, topic: &str, partition: i32, offset: i64) -> Result<Record, String> {
     let span = Span {
         partition: Some(partition),
         from_offset: Some(offset),
         to_offset: Some(offset),
         ..Span::default()
     };
-    let mut reader = Reader::open(opts, topic, span, None, |_, _| Ok(Default::default())).ok()?;
-    let r = reader.next().ok()??;
-    (r.offset == offset).then_some(r)
+    let mut reader = Reader::open(opts, topic, span, None, |_, _| Ok(Default::default()))
+        .map_err(|e| format!("cannot be read: {e:#}"))?;
+    match reader.next() {
+        Ok(Some(r)) if r.offset == offset => Ok(r),
+        Ok(_) => Err("no longer in the topic (retention)".into()),
+        Err(e) => Err(format!("cannot be read: {e:#}")),
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ fn a_dead_letter_too_large_for_its_topic_is_trimmed_step_by_step() {
     let target = Target::start(Script::default());
     let mut bad = Rec::keyed(&"k".repeat(5000), b"not json ".repeat(500));
     bad.headers.push(("trace".into(), vec![b'h'; 5000]));
+    // A re-drive's count survives the trimming (`dlq redrive` refuses by it).
+    bad.headers
+        .push(("kbridge.redrive.count".into(), b"2".to_vec()));
     produce_records(
         &topic,
         &[bad, Rec::event(&alert_event(1, "after", "critical"))],
@@ -40,7 +43,8 @@ fn a_dead_letter_too_large_for_its_topic_is_trimmed_step_by_step() {
     assert_eq!(l.value, None);
     assert_eq!(l.key, None);
     assert_eq!(l.header("kbridge.value_size").as_deref(), Some("4500"));
-    assert_eq!(l.header("kbridge.headers_omitted").as_deref(), Some("1"));
+    assert_eq!(l.header("kbridge.headers_omitted").as_deref(), Some("2"));
+    assert_eq!(l.header("kbridge.redrive.count").as_deref(), Some("2"));
     assert_eq!(l.header("kbridge.key_size").as_deref(), Some("5000"));
     assert_eq!(l.header("trace"), None);
     assert!(

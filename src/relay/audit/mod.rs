@@ -41,6 +41,33 @@ pub(crate) struct Audit {
     instance: String,
     ledger: Arc<Ledger>,
     totals: Arc<crate::relay::telemetry::Totals>,
+    /// The mark a commit waited for in vain ([`NO_MARK`]: none).
+    open_mark: std::sync::atomic::AtomicU64,
+}
+
+const NO_MARK: u64 = u64::MAX;
+
+thread_local! {
+    /// The epoch of the [`Hold`] this thread is in, if any.
+    static HELD: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Keeps the commits that come while it is held from passing the records
+/// written under it: taken at intake before an offset is accepted, so that
+/// the outcomes of the routes finished at once — a skip, a silence, an
+/// invalid event without a dead-letter topic — are counted before their
+/// offset can be committed (they are reported only after the accept).
+/// Records written on this thread while it is held count in its epoch.
+pub(crate) struct Hold<'a> {
+    audit: &'a Audit,
+    epoch: u64,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(None));
+        self.audit.ledger.settle(self.epoch);
+    }
 }
 
 struct AuditContext {
@@ -138,6 +165,7 @@ impl Audit {
             instance,
             ledger,
             totals,
+            open_mark: std::sync::atomic::AtomicU64::new(NO_MARK),
         }))
     }
 
@@ -183,8 +211,22 @@ impl Audit {
             return;
         };
         let key = record.alert.as_deref().map(str::as_bytes);
-        let epoch = self.ledger.begin();
+        let epoch = match HELD.with(std::cell::Cell::get) {
+            // Its epoch cannot be settled while the hold counts in it.
+            Some(held) => {
+                self.ledger.begin_in(held);
+                held
+            }
+            None => self.ledger.begin(),
+        };
         self.send(epoch, key, &value);
+    }
+
+    /// A [`Hold`] on this thread, until it drops.
+    pub(crate) fn hold(&self) -> Hold<'_> {
+        let epoch = self.ledger.begin();
+        HELD.with(|h| h.set(Some(epoch)));
+        Hold { audit: self, epoch }
     }
 
     /// Hands one record to the producer; a refusal (its queue full) keeps
@@ -214,8 +256,30 @@ impl Audit {
     /// whether they all were. Asked before every offset commit: the
     /// commit's offsets were taken before, so their events' records are
     /// among these.
+    ///
+    /// A mark that was not settled in time stays the one to wait for: no
+    /// new epoch is closed until it is, so an outage of any length keeps
+    /// two epochs open, not one per commit round (which would make epochs
+    /// share their counts, and new records hold up every later commit).
     pub(crate) fn durable(&self, deadline: Instant) -> bool {
+        let open = self.open_mark.load(std::sync::atomic::Ordering::SeqCst);
+        if open != NO_MARK && !self.settle_by(open, deadline) {
+            return false;
+        }
         let mark = self.ledger.mark();
+        self.open_mark
+            .store(mark, std::sync::atomic::Ordering::SeqCst);
+        if !self.settle_by(mark, deadline) {
+            return false;
+        }
+        self.open_mark
+            .store(NO_MARK, std::sync::atomic::Ordering::SeqCst);
+        true
+    }
+
+    /// Waits until every epoch up to `mark` is settled, sending again what
+    /// failed, at most until `deadline`.
+    fn settle_by(&self, mark: u64, deadline: Instant) -> bool {
         loop {
             let unsent = self.ledger.take_unsent();
             for u in unsent {

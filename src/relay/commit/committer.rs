@@ -159,6 +159,10 @@ pub(crate) fn commit_now<C: CommitsInTurn>(
             true
         }
         Ok(Some(Err(e))) if nothing_to_commit(&e) => true,
+        Ok(Some(Err(KafkaError::Canceled))) => {
+            tracing::warn!(offsets = ?shown(points), "not committed: the audit records of these events are not written yet (the audit's warning says why); these events will be read again");
+            false
+        }
         Ok(Some(Err(e))) => {
             tracing::warn!(offsets = ?shown(points), "offset commit failed: {e}; these events will be read again");
             false

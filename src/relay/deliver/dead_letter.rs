@@ -175,7 +175,15 @@ impl DeadLetters {
         let now = jiff::Timestamp::now().to_string();
         let status = answer.status.map(|s| s.to_string());
         let attempts = (answer.attempts > 0).then(|| answer.attempts.to_string());
+        // A re-drive's count goes with the dead letter whatever it leaves
+        // out: `kbridge dlq redrive` refuses it after `--max-redrives`.
+        let count = origin
+            .redrive_count
+            .as_deref()
+            .filter(|_| !with_original)
+            .and_then(|c| std::str::from_utf8(c).ok());
         for (k, v) in [
+            (names::REDRIVE_COUNT, count),
             (names::ERROR, Some(reason.as_str())),
             (names::STAGE, Some(stage.as_str())),
             (names::ROUTE, Some(route)),

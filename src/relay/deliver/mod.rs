@@ -163,7 +163,12 @@ async fn handle(shared: &Shared, job: &Job) -> Sent {
                 Box::pin(crate::relay::storm::fold(shared, job, tag)).await
             }
             (RouteDecision::Skip(reason), _) => {
-                shared.skip(&job.origin, Some(job.route.name()), Some(job.key()), reason);
+                shared.skip(
+                    &job.origin,
+                    Some(job.route.name()),
+                    Some(job.alert_id()),
+                    reason,
+                );
                 Ok(false)
             }
             (RouteDecision::Invalid { stage, reason }, _) => {
@@ -178,7 +183,7 @@ async fn handle(shared: &Shared, job: &Job) -> Sent {
             match job.route.route.later(event, key_failure.as_deref()) {
                 RouteDecision::Deliver { bodies, .. } => gated(shared, job, &bodies).await,
                 RouteDecision::Skip(reason) => {
-                    shared.skip(&job.origin, Some(route), Some(job.key()), reason);
+                    shared.skip(&job.origin, Some(route), Some(job.alert_id()), reason);
                     Ok(false)
                 }
                 // Dead-lettered, or without a dead-letter topic dropped
@@ -362,7 +367,7 @@ async fn dead_letter_answered(
     let (Some(topic), Some(dead_letters)) = (&job.route.dead_letter_topic, shared.dead_letters())
     else {
         tracing::warn!(event = %job.origin.coordinates(), %route, stage = stage.as_str(), "no dead-letter topic configured; event dropped: {reason}");
-        shared.report(&job.origin, Some(route), Some(job.key()), |_| {
+        shared.report(&job.origin, Some(route), Some(job.alert_id()), |_| {
             Outcome::Dropped {
                 stage,
                 reason,
@@ -387,7 +392,7 @@ async fn dead_letter_answered(
         .await;
     let (partition, offset) = sent?;
     shared.totals().dead_lettered(route, stage);
-    shared.report(&job.origin, Some(route), Some(job.key()), |_| {
+    shared.report(&job.origin, Some(route), Some(job.alert_id()), |_| {
         Outcome::DeadLettered {
             stage,
             reason,

@@ -167,7 +167,12 @@ impl Reader {
                     self.ends.remove(&p);
                     continue;
                 }
-                Err(e) => return Err(anyhow!("cannot read topic '{}': {e}", self.topic)),
+                Err(e) => {
+                    return Err(anyhow!(
+                        "cannot read topic '{}': {e}; check kbridge may Read and Describe it (and Read its group)",
+                        self.topic
+                    ));
+                }
             };
             let Some(&end) = self.ends.get(&m.partition()) else {
                 continue;

@@ -65,6 +65,9 @@ pub(crate) struct Redrive {
     pub select: Select,
     pub fix: Option<Jq>,
     pub target: Target,
+    /// `--via`: the route a webhook re-drive sends through (default: the
+    /// record's own).
+    pub via: Option<String>,
     pub max_redrives: u32,
     pub rate: Option<RateLimit>,
     /// The consumer group of its progress.
@@ -122,8 +125,27 @@ pub(crate) fn plan(
     let source = letter.source.as_ref();
     if target == Target::Topic && source.is_none() {
         return Plan::Fail(
-            "its headers do not say which topic it came from (kbridge.topic, __connect.errors.topic or kafka_dlt-original-topic): re-drive it to a webhook (--to webhook --route R), or produce it by hand".into(),
+            "its headers do not say which topic it came from (kbridge.topic, __connect.errors.topic or kafka_dlt-original-topic): re-drive it to a webhook (--to webhook --via ROUTE), or produce it by hand".into(),
         );
+    }
+    if let Some(bad) =
+        source.filter(|s| target == Target::Topic && !crate::relay::config::topic_name_ok(&s.topic))
+    {
+        return Plan::Fail(format!(
+            "its original topic '{}' is not a topic name (a storm digest's dead letter says where its group came from): re-drive it to a webhook (--to webhook --via ROUTE)",
+            bad.topic
+        ));
+    }
+    if record.value.is_none() && record.header("kbridge.value_omitted").is_some() {
+        return Plan::Fail(format!(
+            "its value was left out of the dead letter (too large for the dead-letter topic); it is still at its source{}",
+            source.map_or(String::new(), |s| format!(
+                " {}/{}@{}",
+                s.topic,
+                s.partition.map_or("?".into(), |p| p.to_string()),
+                s.offset.map_or("?".into(), |o| o.to_string())
+            ))
+        ));
     }
     let mut value = record.value.clone();
     if let Some(fix) = fix {
@@ -145,16 +167,6 @@ pub(crate) fn plan(
                 }
             },
         };
-    } else if value.is_none() && record.header("kbridge.value_omitted").is_some() {
-        return Plan::Fail(format!(
-            "its value was left out of the dead letter (too large for the dead-letter topic); it is still at its source{}",
-            source.map_or(String::new(), |s| format!(
-                " {}/{}@{}",
-                s.topic,
-                s.partition.map_or("?".into(), |p| p.to_string()),
-                s.offset.map_or("?".into(), |o| o.to_string())
-            ))
-        ));
     }
     let count = letter.redriven + 1;
     let from = format!("{}/{}@{}", record.topic, record.partition, record.offset);
@@ -196,39 +208,46 @@ struct Line<'a> {
 
 impl Redrive {
     /// Runs it until done or stopped: the first Ctrl-C or SIGTERM lets the
-    /// record in hand finish (its request on the wire, not its retries)
-    /// and commits the progress; a second drops the request on the wire
-    /// (sent again by the next run, with the same Idempotency-Key).
+    /// record in hand finish — a record not yet sent is left for the next
+    /// run, one partly sent (the first of its bodies delivered) is
+    /// finished — and commits the progress; a second drops the request on
+    /// the wire (sent again by the next run, with the same
+    /// Idempotency-Key).
     pub(crate) async fn run_until_signalled(self, opts: KafkaOpts) -> Result<ExitCode> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let owner = Ownership::new(0, &CancellationToken::new());
+        let stops = Stops {
+            flag: Arc::new(AtomicBool::new(false)),
+            soft: Ownership::new(0, &CancellationToken::new()),
+            hard: Ownership::new(0, &CancellationToken::new()),
+        };
         {
-            let (stop, owner) = (stop.clone(), owner.clone());
+            let stops = stops.clone();
             tokio::spawn(async move {
                 if crate::relay::shutdown::wait_for_signal().await.is_ok() {
                     eprintln!(
                         "kbridge: stopping after the record in hand (signal again to drop it)"
                     );
-                    stop.store(true, Ordering::Relaxed);
-                    owner.end();
+                    stops.flag.store(true, Ordering::Relaxed);
+                    stops.soft.end();
                 }
                 if crate::relay::shutdown::wait_for_signal().await.is_ok() {
-                    owner.revoke();
+                    stops.soft.revoke();
+                    stops.hard.end();
+                    stops.hard.revoke();
                 }
             });
         }
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || self.run(&opts, &stop, &owner, &runtime)).await?
+        tokio::task::spawn_blocking(move || self.run(&opts, &stops, &runtime)).await?
     }
 
     /// Runs it (blocking).
     fn run(
         self,
         opts: &KafkaOpts,
-        stop: &AtomicBool,
-        stop_owner: &Ownership,
+        stops: &Stops,
         runtime: &tokio::runtime::Handle,
     ) -> Result<ExitCode> {
+        let stop = &*stops.flag;
         let _entered = runtime.enter();
         let routes = match &self.config {
             Some(cfg) => {
@@ -237,6 +256,13 @@ impl Redrive {
                     .map_err(|e| crate::error::UsageError(format!("{e:#}")))?
             }
             None => Vec::new(),
+        };
+        // Before the progress is read: starting the transactions fences a
+        // run still going and aborts what a killed one left open.
+        let mut sink = if self.execute {
+            Some(Sink::new(opts, &self)?)
+        } else {
+            None
         };
         let restart = self.restart;
         let mut reader = Reader::open(
@@ -251,11 +277,6 @@ impl Redrive {
                 committed(consumer, all, opts.timeout)
             },
         )?;
-        let mut sink = if self.execute {
-            Some(Sink::new(opts, &self)?)
-        } else {
-            None
-        };
         let progress_bar = self.progress_bar(reader.total());
         let mut summary = Summary::default();
         let mut failed_keys: HashSet<Vec<u8>> = HashSet::new();
@@ -267,10 +288,16 @@ impl Redrive {
             let selected = match self.select.takes(&record, &letter) {
                 Ok(s) => s,
                 Err(e) => {
+                    // Not known to be out of the selection: a failure,
+                    // which holds its key back like any other.
                     eprintln!(
-                        "kbridge: {}/{}@{}: left out: {e}",
+                        "kbridge: {}/{}@{}: cannot tell whether it is selected: {e}",
                         record.topic, record.partition, record.offset
                     );
+                    summary.failed += 1;
+                    if let Some(k) = &record.key {
+                        failed_keys.insert(k.clone());
+                    }
                     false
                 }
             };
@@ -307,7 +334,8 @@ impl Redrive {
                         &routes,
                         sink.as_mut(),
                         &mut pace,
-                        stop_owner,
+                        stops,
+                        reader.consumer(),
                         runtime,
                         &mut summary,
                     )?,
@@ -356,7 +384,8 @@ impl Redrive {
         routes: &[Arc<LiveRoute>],
         sink: Option<&mut Sink>,
         pace: &mut Pace,
-        stop: &Ownership,
+        stops: &Stops,
+        consumer: &BaseConsumer<KafkaContext>,
         runtime: &tokio::runtime::Handle,
         summary: &mut Summary,
     ) -> Result<Line<'a>> {
@@ -411,10 +440,25 @@ impl Redrive {
                 let mut l = match sink {
                     None => line("redrive", Some(to), None),
                     Some(sink) => {
-                        pace.wait();
-                        sink.produce(out)?;
-                        summary.sent += 1;
-                        line("redriven", Some(to), None)
+                        // A transaction is not kept open across a long
+                        // wait (the coordinator aborts one after
+                        // transaction.timeout.ms).
+                        if pace.due_in() > BATCH_TIME {
+                            sink.commit(consumer)?;
+                        }
+                        if !pace.wait(Some(&*stops.flag)) {
+                            return Ok(line("interrupted", Some(to), None));
+                        }
+                        match sink.produce(out)? {
+                            Ok(()) => {
+                                summary.sent += 1;
+                                line("redriven", Some(to), None)
+                            }
+                            Err(why) => {
+                                summary.failed += 1;
+                                line("failed", Some(to), Some(why))
+                            }
+                        }
                     }
                 };
                 if !self.execute {
@@ -424,19 +468,25 @@ impl Redrive {
                 Ok(l)
             }
             Target::Webhook => {
-                let name = self
-                    .select
-                    .route
-                    .clone()
-                    .or_else(|| letter.route.clone())
-                    .unwrap_or_default();
-                let Some(route) = routes.iter().find(|r| **r.name() == *name) else {
+                let Some(name) = self.via.clone().or_else(|| letter.route.clone()) else {
                     summary.failed += 1;
                     return Ok(line(
                         "failed",
                         None,
+                        Some(
+                            "it names no route (written by Kafka Connect, Spring or by hand): name the route to send it through with --via ROUTE".into(),
+                        ),
+                    ));
+                };
+                let Some(route) = routes.iter().find(|r| **r.name() == *name) else {
+                    summary.failed += 1;
+                    let known: Vec<&str> = routes.iter().map(|r| &**r.name()).collect();
+                    return Ok(line(
+                        "failed",
+                        None,
                         Some(format!(
-                            "route '{name}' is not in the config: name one with --route"
+                            "route '{name}' is not in the config (its routes: {}): name one with --via ROUTE",
+                            known.join(", ")
                         )),
                     ));
                 };
@@ -477,7 +527,16 @@ impl Redrive {
                 });
                 let mut told = Vec::new();
                 for (i, body) in bodies.into_iter().enumerate() {
-                    pace.wait();
+                    // The first body waits for the turn and may be left
+                    // for the next run; once one is delivered, the record
+                    // is finished (only a second signal stops it).
+                    let (flag, stop) = match i {
+                        0 => (Some(&*stops.flag), &stops.soft),
+                        _ => (None, &stops.hard),
+                    };
+                    if !pace.wait(flag) {
+                        return Ok(line("interrupted", Some(to), None));
+                    }
                     let key = route.target.idempotency_key(&coordinates, i, n);
                     let sent =
                         runtime.block_on(crate::relay::deliver::redrive(route, body, &key, stop));
@@ -690,7 +749,7 @@ fn committed(
     let tpl = crate::topic_partition::TopicPartition::list(all.iter());
     let got = consumer
         .committed_offsets(tpl, timeout)
-        .context("cannot read the re-drive's progress (its group's committed offsets)")?;
+        .context("cannot read the re-drive's progress (its group's committed offsets): check kbridge may Read and Describe the progress group, or start over with --restart or another --group")?;
     Ok(got
         .elements()
         .iter()
@@ -699,6 +758,16 @@ fn committed(
             _ => None,
         })
         .collect())
+}
+
+/// How a run is stopped: `flag` and `soft` by the first signal (no new
+/// record, no more retries), `hard` by the second (a request on the wire
+/// is dropped).
+#[derive(Clone)]
+struct Stops {
+    flag: Arc<AtomicBool>,
+    soft: Ownership,
+    hard: Ownership,
 }
 
 /// `--rate`: at most one record per interval.
@@ -715,13 +784,27 @@ impl Pace {
         }
     }
 
-    fn wait(&mut self) {
-        let Some(every) = self.every else { return };
-        let now = Instant::now();
-        if self.next > now {
-            std::thread::sleep(self.next - now);
+    /// How long the next record waits for its turn.
+    fn due_in(&self) -> Duration {
+        self.next.saturating_duration_since(Instant::now())
+    }
+
+    /// Waits for the next record's turn; false if `stop` was set meanwhile
+    /// (the turn is not taken).
+    fn wait(&mut self, stop: Option<&AtomicBool>) -> bool {
+        let Some(every) = self.every else { return true };
+        loop {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return false;
+            }
+            let left = self.due_in();
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
         }
-        self.next = self.next.max(now) + every;
+        self.next = self.next.max(Instant::now()) + every;
+        true
     }
 }
 
@@ -795,12 +878,21 @@ impl Sink {
         Ok(n)
     }
 
-    /// Sends one record to its original topic, in the open transaction.
-    fn produce(&mut self, out: &Outgoing) -> Result<()> {
+    /// Sends one record to its original topic, in the open transaction;
+    /// the inner error: why this record cannot go (its topic is gone,
+    /// refused), the outer: the transaction failed.
+    fn produce(&mut self, out: &Outgoing) -> Result<Result<(), String>> {
         let topic = out.topic.as_deref().unwrap_or_default();
-        let partitions = self.partitions_of(topic)?;
+        let partitions = match self.partitions_of(topic) {
+            Ok(n) => n,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "its original topic cannot be written: {e:#}; re-drive it elsewhere with --to webhook --via ROUTE, or leave it out with --where"
+                )));
+            }
+        };
         let Some(producer) = &self.producer else {
-            return Ok(());
+            return Ok(Ok(()));
         };
         if self.in_transaction == 0 {
             producer
@@ -839,11 +931,13 @@ impl Sink {
                     std::thread::sleep(Duration::from_millis(10));
                     record = back;
                 }
-                Err((e, _)) => return Err(anyhow!("cannot re-drive to {topic}: {e}")),
+                Err((e, _)) => {
+                    return Ok(Err(format!("the producer refuses it for {topic}: {e}")));
+                }
             }
         }
         self.in_transaction += 1;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// The record is done (sent, refused, left out): progress moves past
@@ -887,16 +981,18 @@ impl Sink {
                 if let Err(e) = done {
                     let _ = producer.abort_transaction(self.timeout);
                     return Err(anyhow!(
-                        "the re-drive's transaction failed ({e}): nothing of it was written; run the same command again to continue"
+                        "the re-drive's transaction failed ({e}): its records and progress may not have been written; run the same command again to continue where the committed progress is"
                     ));
                 }
                 self.in_transaction = 0;
                 self.opened = Instant::now();
             }
             None => {
-                consumer
-                    .commit(&tpl, CommitMode::Sync)
-                    .context("cannot commit the re-drive's progress")?;
+                consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+                    anyhow!(
+                        "cannot commit the re-drive's progress ({e}): the record just delivered may be sent again by the next run, with the same Idempotency-Key; check kbridge may Read the progress group"
+                    )
+                })?;
             }
         }
         self.progress.clear();
@@ -974,6 +1070,23 @@ mod tests {
         assert!(matches!(
             plan(&r, &Letter::of(&r), Some(&boom), 3, Target::Topic),
             Plan::Fail(why) if why.starts_with("--fix")
+        ));
+        let mut digest = dead_letter(0);
+        digest.headers[0].1 = Some(b"guance:digest:pay-api:3".to_vec());
+        assert!(matches!(
+            plan(&digest, &Letter::of(&digest), None, 3, Target::Topic),
+            Plan::Fail(why) if why.contains("not a topic name")
+        ));
+        let mut trimmed = dead_letter(0);
+        trimmed.value = None;
+        trimmed.headers.push((
+            b"kbridge.value_omitted".to_vec(),
+            Some(b"too large".to_vec()),
+        ));
+        let invent = Jq::compile(r#".value + {df_title: "x"}"#).unwrap();
+        assert!(matches!(
+            plan(&trimmed, &Letter::of(&trimmed), Some(&invent), 3, Target::Topic),
+            Plan::Fail(why) if why.contains("left out")
         ));
         let mut bare = dead_letter(0);
         bare.headers.clear();

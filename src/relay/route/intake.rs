@@ -87,6 +87,10 @@ pub(crate) fn take(
             with_work |= bit;
         }
     }
+    // The outcomes of the routes done with it now are reported after the
+    // accept, which may make the offset committable at once: the audit's
+    // hold keeps a commit from passing their records meanwhile.
+    let _audit = shared.audit_hold();
     let (ownership, before) = match shared
         .partitions()
         .accept(&partition, offset, took, with_work)

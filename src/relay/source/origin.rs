@@ -23,6 +23,9 @@ pub(crate) struct Origin {
     /// It carries [`REDRIVE_HEADER`]: re-driven from the dead letters on
     /// purpose, so the storm stage's dedupe lets it through.
     pub redriven: bool,
+    /// That header's value (its count of re-drives), which its next dead
+    /// letter keeps however much else it leaves out.
+    pub redrive_count: Option<Vec<u8>>,
 }
 
 /// The header a re-driven dead letter carries (its count of re-drives).
@@ -33,6 +36,7 @@ impl Origin {
     /// are copied natively, never decoded: a key that is not UTF-8 must not
     /// crash the relay (see `crate::headers`).
     pub(crate) fn of(m: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
+        let redrive_count = crate::headers::last(m, REDRIVE_HEADER);
         Self {
             // Headers read as bytes: rdkafka's header iterator panics on a
             // key that is not UTF-8 (see `crate::headers`).
@@ -46,7 +50,8 @@ impl Origin {
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
             headers: m.headers().map(BorrowedHeaders::detach),
-            redriven: crate::headers::has(m, REDRIVE_HEADER),
+            redriven: redrive_count.is_some(),
+            redrive_count: redrive_count.map(|v| v.unwrap_or_default().to_vec()),
         }
     }
 

@@ -175,6 +175,7 @@ pub(crate) async fn send(
         payload: Some(body),
         headers: None,
         redriven: false,
+        redrive_count: None,
     });
     let work = match route.route.map_group(&event) {
         RouteDecision::Deliver { bodies, .. } => Some(Work::Deliver { bodies }),

@@ -226,7 +226,7 @@ pub(crate) async fn absorbed(
     shared.absorbed(
         &job.origin,
         route,
-        Some(job.key()),
+        Some(job.alert_id()),
         match why.label() {
             "dedupe" => "deduped",
             _ => "absorbed",

@@ -173,6 +173,7 @@ async fn release_one(
         payload: Some(payload),
         headers: None,
         redriven: false,
+        redrive_count: None,
     });
     let event = Arc::new(Event::of_message(
         origin.clone(),
