@@ -9,6 +9,7 @@
 //! `cargo test --test relay -- --test-threads=4`.
 
 mod answer_rules;
+mod audit;
 mod bad_input;
 mod brownout;
 mod dead_letter_trouble;
