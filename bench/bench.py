@@ -388,10 +388,29 @@ class Bench:
         secs = self.preload(topic, self.events_file(n), n)
         log(f"preloaded {human(n)} events into {topic} in {secs:.1f}s")
 
-    def relay_cmd(self, topic, group, webhook, extra=()):
+    def relay_cmd(self, topic, group, webhook, extra=(), config=None):
         return [self.kb, "-b", self.brokers, "run", "--topic", topic, "--group", group,
                 "--webhook", webhook, "--offset-reset", "earliest",
-                "--config", os.path.join(HERE, "relay.toml"), *extra]
+                "--config", config or os.path.join(HERE, "relay.toml"), *extra]
+
+    def same_events(self, name):
+        """Scenario 1's events (n, its figures, its topic), preloaded into a
+        topic of this scenario's own when it did not run."""
+        n = self.cfg["relay_n"]
+        relay = self.figures.get("relay")
+        topic = relay["topic"] if relay else self.topic(name)
+        if not relay:
+            self.preloaded(topic, n)
+        return n, relay, topic
+
+    def relay_config(self, name, extra):
+        """bench/relay.toml with `extra` appended, as relay-<name>.toml."""
+        config = os.path.join(self.work, f"relay-{name}.toml")
+        with open(os.path.join(HERE, "relay.toml")) as f:
+            base = f.read()
+        with open(config, "w") as f:
+            f.write(base + extra)
+        return config
 
     # ------------------------------------------------------------ scenarios
     def s_sink(self, sink):
@@ -433,22 +452,14 @@ class Bench:
     def s_jq(self, sink):
         """The relay again, on the same events, with the preset replaced by
         its jq twin (examples/pipelines/guance-easyops.jq) as a route."""
-        n = self.cfg["relay_n"]
-        relay = self.figures.get("relay")
-        topic = relay["topic"] if relay else self.topic("jq")
-        if not relay:
-            self.preloaded(topic, n)
+        n, relay, topic = self.same_events("jq")
         group = self.group("jq")
-        config = os.path.join(self.work, "relay-jq.toml")
-        with open(os.path.join(HERE, "relay.toml")) as f:
-            base = f.read()
-        with open(config, "w") as f:
-            f.write(base)
-            f.write(
-                "\n[[route]]\nname = \"easyops-jq\"\n"
-                f"map_file = \"{os.path.join(ROOT, 'examples', 'pipelines', 'guance-easyops.jq')}\"\n"
-                "key = '.df_fault_id // .df_event_id'\n"
-                f"[route.webhook]\nurl = \"{sink.url}\"\ntimeout = \"10s\"\n")
+        config = self.relay_config(
+            "jq",
+            "\n[[route]]\nname = \"easyops-jq\"\n"
+            f"map_file = \"{os.path.join(ROOT, 'examples', 'pipelines', 'guance-easyops.jq')}\"\n"
+            "key = '.df_fault_id // .df_event_id'\n"
+            f"[route.webhook]\nurl = \"{sink.url}\"\ntimeout = \"10s\"\n")
         cmd = [self.kb, "-b", self.brokers, "run", "--topic", topic, "--group", group,
                "--offset-reset", "earliest", "--config", config]
         r = self.consume_run("jq", cmd, n, sink, group)
@@ -463,26 +474,17 @@ class Bench:
         """The preset route again, on the same events, with `[audit] topic`:
         one audit record per event, durable before its offset is committed
         (issue 24: at most ~10% of the preset's throughput)."""
-        n = self.cfg["relay_n"]
-        relay = self.figures.get("relay")
-        topic = relay["topic"] if relay else self.topic("audit")
-        if not relay:
-            self.preloaded(topic, n)
+        n, relay, topic = self.same_events("audit")
         group = self.group("audit")
         audit_topic = self.topic("audit-log", os.environ.get("BENCH_AUDIT_PARTITIONS"))
-        config = os.path.join(self.work, "relay-audit.toml")
-        with open(os.path.join(HERE, "relay.toml")) as f:
-            base = f.read()
-        with open(config, "w") as f:
-            f.write(base)
-            if not os.environ.get("BENCH_AUDIT_OFF"):  # a control run: the same, no audit
-                f.write(f"\n[audit]\ntopic = \"{audit_topic}\"\n")
-            extra = os.environ.get("BENCH_AUDIT_KAFKA")
-            if extra:  # e.g. "compression.type=zstd,linger.ms=50": trying settings
-                f.write("[kafka]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in
-                                               (kv.split("=", 1) for kv in extra.split(","))))
-        cmd = [self.kb, "-b", self.brokers, "run", "--topic", topic, "--group", group,
-               "--webhook", sink.url, "--offset-reset", "earliest", "--config", config]
+        extra = ""
+        if not os.environ.get("BENCH_AUDIT_OFF"):  # a control run: the same, no audit
+            extra += f"\n[audit]\ntopic = \"{audit_topic}\"\n"
+        settings = os.environ.get("BENCH_AUDIT_KAFKA")
+        if settings:  # e.g. "compression.type=zstd,linger.ms=50": trying settings
+            extra += "[kafka]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in
+                                           (kv.split("=", 1) for kv in settings.split(",")))
+        cmd = self.relay_cmd(topic, group, sink.url, config=self.relay_config("audit", extra))
         r = self.consume_run("audit", cmd, n, sink, group)
         self.figures["audit"] = r
         share = r["rate"] / relay["rate"] if relay else None

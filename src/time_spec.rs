@@ -6,6 +6,17 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+/// Epoch milliseconds as RFC 3339 (`2026-12-05T10:03:55.458Z`); the
+/// number itself when it is out of range.
+pub(crate) fn show_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+/// Epoch milliseconds as RFC 3339 to the second (`2026-12-05T10:03:55Z`).
+pub(crate) fn show_ms_to_second(ms: i64) -> String {
+    show_ms(ms - ms.rem_euclid(1000))
+}
+
 /// Parses `10s`, `500ms`, `1m30s`, `2h`, or a bare number of seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -19,6 +19,7 @@ use crate::error::UsageError;
 use crate::relay::config::{Overrides, RelayConfig};
 use crate::relay::route::jq::Jq;
 use crate::relay::storm::{Silence, now_ms, silences};
+use crate::time_spec::show_ms_to_second;
 
 /// Where the silences are: brokers and the state topic.
 pub(crate) struct Place {
@@ -192,8 +193,8 @@ pub(crate) async fn add(place: &Place, new: NewSilence) -> Result<ExitCode> {
     eprintln!(
         "silence {} in force from {} until {} on {}: every relay of the group honours it within a second",
         s.id,
-        show(s.starts),
-        show(s.ends),
+        show_ms_to_second(s.starts),
+        show_ms_to_second(s.ends),
         s.route
             .as_deref()
             .map_or("every route".into(), |r| format!("route {r}"))
@@ -245,8 +246,8 @@ pub(crate) fn list(place: &Place, all: bool, as_json: bool) -> Result<ExitCode> 
             "{:<16} {:<8} {:<20} {:<20} {:<10} {:<30} {}{}",
             s.id,
             state(s),
-            show(s.starts),
-            show(s.ends),
+            show_ms_to_second(s.starts),
+            show_ms_to_second(s.ends),
             s.route.as_deref().unwrap_or("*"),
             s.matcher,
             s.comment,
@@ -270,7 +271,10 @@ pub(crate) async fn expire(place: &Place, id: &str) -> Result<ExitCode> {
     };
     let now = now_ms();
     if s.ends <= now {
-        eprintln!("silence {id} is over already (it ended {})", show(s.ends));
+        eprintln!(
+            "silence {id} is over already (it ended {})",
+            show_ms_to_second(s.ends)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     s.ends = now;
@@ -278,10 +282,4 @@ pub(crate) async fn expire(place: &Place, id: &str) -> Result<ExitCode> {
     place.write(&s).await?;
     eprintln!("silence {id} expired: its events flow again");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Epoch ms as an RFC 3339 time, to the second.
-fn show(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms - ms.rem_euclid(1000))
-        .map_or_else(|_| ms.to_string(), |t| t.to_string())
 }

@@ -67,7 +67,7 @@ impl Trace {
                 "kbridge: no audit record of alert '{}' in {topic}{}: check the id (the route's key; for the Guance preset df_fault_id, else df_event_id) or look further back with --since",
                 self.alert,
                 self.since
-                    .map(|s| format!(" since {}", crate::relay::dlq::time(s)))
+                    .map(|s| format!(" since {}", crate::time_spec::show_ms_to_second(s)))
                     .unwrap_or_default()
             );
             return Ok(ExitCode::FAILURE);
@@ -210,7 +210,9 @@ impl Trace {
         )?;
         for (kind, r) in &found {
             let at = format!("{}/{}@{}", r.topic, r.partition, r.offset);
-            let when = r.timestamp_ms.map_or("-".into(), crate::relay::dlq::time);
+            let when = r
+                .timestamp_ms
+                .map_or("-".into(), crate::time_spec::show_ms_to_second);
             match *kind {
                 "dead letter" => outln!(
                     "{when}  dead letter {at}: {}",
@@ -225,8 +227,7 @@ impl Trace {
 
 /// One outcome for a person: when, route, what, and how.
 fn step_line(s: &AuditRecord<'_>) -> String {
-    let when = jiff::Timestamp::from_millisecond(s.at)
-        .map_or_else(|_| s.at.to_string(), |t| t.to_string());
+    let when = crate::time_spec::show_ms(s.at);
     let mut how = Vec::new();
     if let Some(stage) = &s.stage {
         how.push(format!("at {stage}"));

@@ -543,13 +543,15 @@ fn a_record_redriven_three_times_is_refused() {
 }
 
 /// Straight to a route's webhook: its answer rules, the original event's
-/// Idempotency-Key, and its rate limit (5/s) kept.
+/// Idempotency-Key, and its rate limit (5/s) kept; a dead letter Kafka
+/// Connect wrote names no route of the config, fails saying so, and goes
+/// through the route `--via` names.
 #[test]
 fn a_redrive_to_a_webhook_keeps_the_routes_rate_limit() {
     let topic = new_topic("dlqhook", 1);
     let dlq = new_topic("dlqhook-dlq", 1);
     let target = Target::start(Script::default());
-    let letters: Vec<Rec> = (0..12)
+    let mut letters: Vec<Rec> = (0..12)
         .map(|i| {
             kbridge_letter(
                 &topic,
@@ -560,6 +562,18 @@ fn a_redrive_to_a_webhook_keeps_the_routes_rate_limit() {
             )
         })
         .collect();
+    let mut connect = Rec::keyed(
+        "w-c",
+        serde_json::to_vec(&alert_event(12, "w-c", "critical")).unwrap(),
+    );
+    connect.headers = vec![
+        ("__connect.errors.topic".into(), b"orders".to_vec()),
+        (
+            "__connect.errors.connector.name".into(),
+            b"http-sink".to_vec(),
+        ),
+    ];
+    letters.push(connect);
     produce_records(&dlq, &letters);
     let cfg = config_file(
         &topic,
@@ -570,24 +584,34 @@ fn a_redrive_to_a_webhook_keeps_the_routes_rate_limit() {
             target.url()
         ),
     );
-    let out = run(
-        &[
+    let cfg = cfg.path().to_str().unwrap().to_string();
+    let redrive = |extra: &[&str]| {
+        let mut args = vec![
             "dlq",
             "redrive",
             &dlq,
             "-c",
-            cfg.path().to_str().unwrap(),
+            &cfg,
             "--to",
             "webhook",
             "--execute",
-        ],
-        "",
-    );
-    assert!(
-        out.status.success(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args, "")
+    };
+    let out = redrive(&[]);
+    // The Connect letter fails (no route of ours), saying what to do.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
         "{}\n{}",
         out.stdout_str(),
         out.stderr_str()
+    );
+    assert!(
+        out.stdout_str().contains("--via ROUTE"),
+        "{}",
+        out.stdout_str()
     );
     assert_eq!(target.delivered().len(), 12);
     let reqs = target.requests();
@@ -602,23 +626,21 @@ fn a_redrive_to_a_webhook_keeps_the_routes_rate_limit() {
     }
     assert_eq!(message_count(&topic), 0, "nothing went to the topic");
     // Its progress is kept: again, nothing is sent.
-    let again = run(
-        &[
-            "dlq",
-            "redrive",
-            &dlq,
-            "-c",
-            cfg.path().to_str().unwrap(),
-            "--to",
-            "webhook",
-            "--execute",
-        ],
-        "",
-    );
+    let again = redrive(&[]);
     assert!(
         again.stderr_str().contains("(0 read)"),
         "{}",
         again.stderr_str()
     );
     assert_eq!(target.requests().len(), 12);
+    // Through the route `--via` names, the Connect letter goes.
+    let via = redrive(&["--via", "default", "--route", "http-sink"]);
+    assert!(
+        via.status.success(),
+        "{}\n{}",
+        via.stdout_str(),
+        via.stderr_str()
+    );
+    assert_eq!(target.delivered().len(), 13);
+    assert_eq!(target.delivered()[12].alert_id(), "w-c");
 }

@@ -179,11 +179,7 @@ impl Letter {
 
     fn connect(r: &Record) -> Self {
         let h = |name: &str| r.text(&format!("{CONNECT}{name}"));
-        let reason = match (h("exception.class.name"), h("exception.message")) {
-            (Some(class), Some(msg)) => Some(format!("{}: {msg}", simple_name(&class))),
-            (Some(class), None) => Some(simple_name(&class).to_string()),
-            (None, msg) => msg,
-        };
+        let reason = exception(h("exception.class.name").as_deref(), h("exception.message"));
         Self {
             writer: Writer::Connect,
             route: h("connector.name"),
@@ -213,11 +209,7 @@ impl Letter {
             }
         };
         let class = h("exception-fqcn");
-        let reason = match (class.as_deref(), h("exception-message")) {
-            (Some(class), Some(msg)) => Some(format!("{}: {msg}", simple_name(class))),
-            (Some(class), None) => Some(simple_name(class).to_string()),
-            (None, msg) => msg,
-        };
+        let reason = exception(class.as_deref(), h("exception-message"));
         Self {
             writer: Writer::Spring,
             route: h("original-consumer-group"),
@@ -232,6 +224,15 @@ impl Letter {
             }),
             redriven: 0,
         }
+    }
+}
+
+/// A Java exception as a reason: `DataException: bad JSON`.
+fn exception(class: Option<&str>, message: Option<String>) -> Option<String> {
+    match (class.map(simple_name), message) {
+        (Some(class), Some(msg)) => Some(format!("{class}: {msg}")),
+        (Some(class), None) => Some(class.to_string()),
+        (None, msg) => msg,
     }
 }
 

@@ -24,7 +24,6 @@ pub(crate) use letter::{Letter, Record, names};
 pub(crate) use read::{Reader, Span};
 pub(crate) use redrive::{Redrive, Target as RedriveTarget};
 pub(crate) use select::{Select, view};
-pub(crate) use stats::time;
 
 use crate::client::KafkaOpts;
 use crate::output::outln;

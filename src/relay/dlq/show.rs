@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::letter::{Letter, Record, Writer, names};
 use super::select::{text_or_base64, value_of, view};
-use super::stats::time;
+use crate::time_spec::show_ms_to_second;
 
 /// One dead letter as `--json` prints it: the record as `--where` sees it,
 /// with `letter`, what its headers say.
@@ -24,7 +24,9 @@ pub(crate) fn as_text(record: &Record, letter: &Letter) -> String {
         record.topic,
         record.partition,
         record.offset,
-        record.timestamp_ms.map_or_else(|| "-".into(), time),
+        record
+            .timestamp_ms
+            .map_or_else(|| "-".into(), show_ms_to_second),
         record
             .key
             .as_deref()

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::letter::{Letter, Record, Writer};
 use super::reason;
 use crate::output::{align_right, opt, outln, print_json, print_table, table};
+use crate::time_spec::show_ms_to_second;
 
 /// One group of dead letters that share a route, stage, reason class,
 /// status and original topic.
@@ -119,16 +120,16 @@ impl Stats {
             .map(|(key, t)| Group {
                 key,
                 count: t.count,
-                oldest: t.oldest.map(time),
-                newest: t.newest.map(time),
+                oldest: t.oldest.map(show_ms_to_second),
+                newest: t.newest.map(show_ms_to_second),
                 example: t.example,
                 redriven: t.redriven,
             })
             .collect();
         groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
         self.groups = groups;
-        self.oldest = self.span.0.map(time);
-        self.newest = self.span.1.map(time);
+        self.oldest = self.span.0.map(show_ms_to_second);
+        self.newest = self.span.1.map(show_ms_to_second);
         self
     }
 
@@ -188,13 +189,6 @@ fn max(a: Option<i64>, b: Option<i64>) -> Option<i64> {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
-}
-
-/// Epoch milliseconds as RFC 3339, to the second.
-pub(crate) fn time(ms: i64) -> String {
-    jiff::Timestamp::from_second(ms.div_euclid(1000))
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
 }
 
 #[cfg(test)]

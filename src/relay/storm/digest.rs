@@ -110,9 +110,10 @@ pub(crate) async fn fold(shared: &Shared, job: &Job, tag: &Tag) -> Result<bool, 
         );
     } else {
         shared.totals().storm_grouped(route);
-        let due = group.meta.due.map_or("-".to_string(), |d| {
-            jiff::Timestamp::from_millisecond(d).map_or_else(|_| d.to_string(), |t| t.to_string())
-        });
+        let due = group
+            .meta
+            .due
+            .map_or("-".to_string(), crate::time_spec::show_ms);
         shared.absorbed(
             &job.origin,
             route,

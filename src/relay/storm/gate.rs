@@ -97,8 +97,7 @@ pub(crate) async fn through(
                         "held",
                         format!(
                             "hold_resolved: the recovery is held until {} (sent then unless the alert fires again)",
-                            jiff::Timestamp::from_millisecond(until)
-                                .map_or_else(|_| until.to_string(), |t| t.to_string())
+                            crate::time_spec::show_ms(until)
                         ),
                     );
                 }

@@ -16,6 +16,7 @@ use super::group::Group;
 use super::memory::{self, Delivered, Memory, Policy, Seen, Verdict};
 use crate::relay::live_route::LiveRoute;
 use crate::relay::route::{Event, RouteDecision};
+use crate::time_spec::show_ms;
 
 /// One route's replay: its memory, in event time.
 #[derive(Default)]
@@ -41,10 +42,6 @@ fn bodies_json(bodies: &[Bytes]) -> Vec<Value> {
         .iter()
         .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
         .collect()
-}
-
-fn at(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
 impl Replay {
@@ -102,7 +99,7 @@ impl Replay {
         memory.delivered = Some(Delivered { state, at: now });
         let (line, bodies) = self.held.remove(key).unwrap_or_default();
         json!({
-            "line": line, "route": &**route.name(), "outcome": "released", "at": at(now),
+            "line": line, "route": &**route.name(), "outcome": "released", "at": show_ms(now),
             "key": key, "bodies": bodies_json(&bodies),
         })
     }
@@ -126,7 +123,7 @@ impl Replay {
         let body = serde_json::to_vec(&object).unwrap_or_default();
         let event = Event::of_bytes(&body, body.len());
         let mut v = json!({
-            "route": &**route.name(), "outcome": "digest", "at": at(now), "group": key,
+            "route": &**route.name(), "outcome": "digest", "at": show_ms(now), "group": key,
             "lines": lines,
         });
         match route.route.map_group(&event) {
@@ -194,7 +191,7 @@ impl Replay {
                 );
             }
             self.lines.entry(group.clone()).or_default().push(line);
-            let due = g.meta.due.map(at);
+            let due = g.meta.due.map(show_ms);
             return with(
                 base,
                 json!({"outcome": "grouped", "group": group, "due": due}),
@@ -236,7 +233,7 @@ impl Replay {
                     value: String::new(),
                 });
                 self.held.insert(key.to_string(), (line, bodies.to_vec()));
-                with(base, json!({"outcome": "held", "until": at(until)}))
+                with(base, json!({"outcome": "held", "until": show_ms(until)}))
             }
             Verdict::Skip(why) => with(
                 base,
